@@ -1,0 +1,126 @@
+//! KPI arithmetic: what each event adds to its unit's day bucket, and how ratios
+//! are formed from summed numerators and denominators at read time (never by
+//! averaging stored ratios), so units roll up to groups and the province exactly.
+//!
+//! Definitions (docs/KPIS.md has the references):
+//! - online share (tỷ lệ hồ sơ trực tuyến mức độ 3, 4) = dossiers received through the
+//!   online channel at service level 3 or 4 / dossiers received.
+//! - postal intake (tiếp nhận qua bưu chính công ích) = dossiers received by post / dossiers received.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Channel, DossierEvent, DossierEventKind};
+
+/// The province's target for the online share (letter 301/UBND-NC, 2019): at least 30%.
+pub const ONLINE_SHARE_TARGET: f64 = 0.30;
+
+/// Counts of one unit on one local day. Counts only: ratios are formed when read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DossierDayCounts {
+    /// Dossiers received (đã tiếp nhận) this day.
+    pub received: u64,
+    /// Of those, received online at service level 3 or 4.
+    pub received_online: u64,
+    /// Of those, received through the public postal service.
+    pub received_postal: u64,
+}
+
+impl DossierDayCounts {
+    /// Adds one event's contribution. Returns whether the bucket changed.
+    pub fn apply(&mut self, event: &DossierEvent) -> bool {
+        if event.kind != DossierEventKind::Received {
+            return false;
+        }
+        self.received += 1;
+        if counts_as_online(event) {
+            self.received_online += 1;
+        }
+        if event.channel == Channel::Postal {
+            self.received_postal += 1;
+        }
+        true
+    }
+
+    pub fn add(&mut self, other: &DossierDayCounts) {
+        self.received += other.received;
+        self.received_online += other.received_online;
+        self.received_postal += other.received_postal;
+    }
+
+    pub fn online_share(&self) -> Option<f64> {
+        ratio(self.received_online, self.received)
+    }
+
+    pub fn postal_intake_share(&self) -> Option<f64> {
+        ratio(self.received_postal, self.received)
+    }
+}
+
+/// A dossier counts toward the online share when it came in online at level 3 or 4.
+pub fn counts_as_online(event: &DossierEvent) -> bool {
+    event.channel == Channel::Online && event.online_level >= 3
+}
+
+/// numerator / denominator, or `None` when nothing was counted (no value beats a fake 0%).
+pub fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: DossierEventKind, channel: Channel, level: i32) -> DossierEvent {
+        DossierEvent {
+            event_id: "6f1c1f2e-3a52-4d3e-9a51-8f1a6c0f2b11".into(),
+            agency_code: "SNV".into(),
+            occurred_at: 0,
+            recorded_at: 0,
+            source: "test".into(),
+            dossier_id: "D".into(),
+            procedure_code: "P".into(),
+            kind,
+            channel,
+            online_level: level,
+            result_channel: None,
+            due_at: None,
+            legal_max_days: None,
+            fee_bearing: false,
+            digitized: false,
+        }
+    }
+
+    #[test]
+    fn only_received_events_count() {
+        let mut day = DossierDayCounts::default();
+        assert!(!day.apply(&event(DossierEventKind::Submitted, Channel::Online, 4)));
+        assert!(!day.apply(&event(DossierEventKind::Processed, Channel::Online, 4)));
+        assert_eq!(day, DossierDayCounts::default());
+    }
+
+    #[test]
+    fn online_share_counts_level_three_and_four_online_receptions() {
+        let mut day = DossierDayCounts::default();
+        day.apply(&event(DossierEventKind::Received, Channel::Online, 4));
+        day.apply(&event(DossierEventKind::Received, Channel::Online, 3));
+        day.apply(&event(DossierEventKind::Received, Channel::InPerson, 4));
+        day.apply(&event(DossierEventKind::Received, Channel::Postal, 2));
+        assert_eq!(day, DossierDayCounts { received: 4, received_online: 2, received_postal: 1 });
+        assert_eq!(day.online_share(), Some(0.5));
+        assert_eq!(day.postal_intake_share(), Some(0.25));
+    }
+
+    #[test]
+    fn no_dossiers_means_no_ratio_rather_than_zero() {
+        assert_eq!(DossierDayCounts::default().online_share(), None);
+    }
+
+    #[test]
+    fn roll_up_sums_counts_not_ratios() {
+        // 1/1 and 0/3 average to 50%, but the province's share is 1/4.
+        let a = DossierDayCounts { received: 1, received_online: 1, received_postal: 0 };
+        let mut total = DossierDayCounts { received: 3, received_online: 0, received_postal: 0 };
+        total.add(&a);
+        assert_eq!(total.online_share(), Some(0.25));
+    }
+}

@@ -1,0 +1,19 @@
+//! parpulse-core: the domain of provincial public-administration reform (PAR)
+//! reporting, without any I/O.
+//!
+//! Everything the ingestors, aggregators and exporter must agree on lives here:
+//! the event types and their Avro wire format ([`event`], [`avro`]), the agency
+//! registry ([`agency`]), the validation gate every source passes ([`validate`]),
+//! local reporting days ([`time`]) and KPI arithmetic ([`kpi`]).
+
+pub mod agency;
+pub mod avro;
+pub mod event;
+pub mod kpi;
+pub mod time;
+pub mod topics;
+pub mod validate;
+
+pub use agency::{Agency, AgencyCode, AgencyGroup, AgencyRegistry};
+pub use event::{Channel, DossierEvent, DossierEventKind};
+pub use time::LocalDay;

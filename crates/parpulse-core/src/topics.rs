@@ -1,0 +1,24 @@
+//! Kafka topic names. A prefix (empty in production) lets tests and benchmarks
+//! run side by side on one broker without seeing each other's events.
+
+/// The topics of one parpulse deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub dossier: String,
+    pub deadletter: String,
+}
+
+impl Topics {
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            dossier: format!("{prefix}par.dossier.v1"),
+            deadletter: format!("{prefix}par.deadletter.v1"),
+        }
+    }
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self::with_prefix("")
+    }
+}
