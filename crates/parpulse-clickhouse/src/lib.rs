@@ -1,1 +1,31 @@
-//! placeholder
+//! parpulse-clickhouse: everything parpulse stores in ClickHouse, in one place.
+//!
+//! [`connect`] opens a client suited to the server's version, [`migrate`] applies
+//! the versioned DDL of `schemas/clickhouse/`, and [`dossier_day`] / [`checkpoint`]
+//! hold the row types and the queries the aggregator writes with and the exporter
+//! reads with. All SQL takes values through bound parameters, never by pasting input.
+
+pub mod checkpoint;
+pub mod connect;
+pub mod dossier_day;
+pub mod migrate;
+
+pub use connect::{ClickHouseConfig, Store};
+
+/// Errors talking to ClickHouse, with the statement's purpose for context.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("ClickHouse at {url} failed while {doing}: {source}")]
+    Query {
+        url: String,
+        doing: &'static str,
+        #[source]
+        source: clickhouse::error::Error,
+    },
+    #[error("migration {name} was applied with checksum {applied} but the file now has {current}; migrations are immutable, add a new file instead")]
+    MigrationChanged { name: String, applied: String, current: String },
+    #[error("database name {0:?} is not allowed: use letters, digits and _")]
+    BadDatabaseName(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;

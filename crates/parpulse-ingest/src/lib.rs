@@ -1,1 +1,15 @@
-//! placeholder
+//! parpulse-ingest: everything that brings events into Kafka.
+//!
+//! Sources produce [`parpulse_core::DossierEvent`]s; [`gate`] validates and
+//! encodes them (pure); [`kafka`] produces accepted events keyed by agency and
+//! sends rejected ones to the dead-letter topic with their reason. The
+//! [`simulator`] is the first source: a deterministic, realistic province.
+
+pub mod gate;
+pub mod kafka;
+pub mod ndjson;
+pub mod simulator;
+
+pub use gate::{Gate, Verdict};
+pub use kafka::{KafkaConfig, KafkaSink, SendSummary};
+pub use simulator::{Simulator, SimulatorConfig};

@@ -1,1 +1,62 @@
-fn main(){}
+//! `parpulse`: the command line. Thin wiring only: configuration comes from
+//! flags and `PARPULSE_*` environment variables ([`config`]), the work is done
+//! by the library crates.
+
+mod config;
+mod demo;
+mod serve;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::config::{AggregateArgs, Common, ExportArgs, SimulateArgs};
+
+#[derive(Parser)]
+#[command(name = "parpulse", version, about = "Live KPIs of public-administration reform (cải cách hành chính): Kafka -> ClickHouse -> Prometheus")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the Kafka topics and apply ClickHouse migrations (idempotent).
+    Migrate,
+    /// Bring events into Kafka.
+    #[command(subcommand)]
+    Ingest(IngestCommand),
+    /// Consume dossier events and maintain KPI day buckets in ClickHouse.
+    Aggregate(AggregateArgs),
+    /// Serve KPIs from ClickHouse as Prometheus metrics.
+    Export(ExportArgs),
+    /// Local services up, a simulated province through the pipeline, KPIs on screen and on /metrics.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum IngestCommand {
+    /// Generate a realistic province deterministically (to Kafka and/or an NDJSON file).
+    Simulate(SimulateArgs),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PARPULSE_LOG").unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Migrate => serve::migrate(&cli.common).await,
+            Command::Ingest(IngestCommand::Simulate(args)) => serve::simulate(&cli.common, &args).await.map(|_| ()),
+            Command::Aggregate(args) => serve::aggregate(&cli.common, &args).await,
+            Command::Export(args) => serve::export(&cli.common, &args).await,
+            Command::Demo(args) => demo::run(&cli.common, &args).await,
+        }
+    })
+}

@@ -1,0 +1,66 @@
+//! The aggregator's own health metrics (Prometheus conventions).
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct AggregatorMetrics {
+    pub registry: Registry,
+    pub events: IntCounter,
+    pub undecodable: IntCounter,
+    pub checkpoints: IntCounter,
+    pub checkpoint_seconds: Histogram,
+    pub clickhouse_errors: IntCounter,
+    pub consumer_lag: IntGaugeVec,
+    pub newest_event_time: IntGauge,
+}
+
+impl Default for AggregatorMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AggregatorMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let events = IntCounter::new("parpulse_aggregator_events_total", "Dossier events applied to KPI state").expect("valid metric");
+        let undecodable = IntCounter::new(
+            "parpulse_aggregator_undecodable_total",
+            "Kafka messages skipped because they do not decode as a known event",
+        )
+        .expect("valid metric");
+        let checkpoints = IntCounter::new("parpulse_aggregator_checkpoints_total", "Checkpoints written to ClickHouse").expect("valid metric");
+        let checkpoint_seconds = Histogram::with_opts(
+            HistogramOpts::new("parpulse_aggregator_checkpoint_duration_seconds", "Time to write one checkpoint (buckets and offsets)")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+        )
+        .expect("valid metric");
+        let clickhouse_errors = IntCounter::new(
+            "parpulse_aggregator_clickhouse_errors_total",
+            "Failed checkpoint attempts (retried with backoff; consumption pauses meanwhile)",
+        )
+        .expect("valid metric");
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new("parpulse_aggregator_consumer_lag_messages", "High watermark minus the next offset to apply, per partition"),
+            &["topic", "partition"],
+        )
+        .expect("valid metric");
+        let newest_event_time = IntGauge::new(
+            "parpulse_aggregator_newest_event_time_seconds",
+            "Event time of the newest event applied, Unix seconds (freshness = time() - this)",
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(undecodable.clone()),
+            Box::new(checkpoints.clone()),
+            Box::new(checkpoint_seconds.clone()),
+            Box::new(clickhouse_errors.clone()),
+            Box::new(consumer_lag.clone()),
+            Box::new(newest_event_time.clone()),
+        ] {
+            registry.register(collector).expect("metric names are unique");
+        }
+        Self { registry, events, undecodable, checkpoints, checkpoint_seconds, clickhouse_errors, consumer_lag, newest_event_time }
+    }
+}

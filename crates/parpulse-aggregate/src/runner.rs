@@ -1,0 +1,273 @@
+//! The aggregator loop: consume -> apply -> checkpoint -> commit.
+//!
+//! The aggregator takes every partition of the dossier topic (manual assignment)
+//! and positions each at its newest checkpoint in ClickHouse. A checkpoint is
+//! written every `checkpoint_interval` or `checkpoint_max_events`, whichever comes
+//! first: bucket rows first, then the checkpoint rows, then (for lag monitoring
+//! only) a Kafka offset commit. While ClickHouse refuses a checkpoint, nothing
+//! more is consumed (bounded memory) and the write is retried with backoff.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use parpulse_clickhouse::checkpoint::{self, CheckpointRow};
+use parpulse_clickhouse::{dossier_day, Store, StoreError};
+use parpulse_core::avro::AvroCodec;
+use parpulse_core::time::now_micros;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::metrics::AggregatorMetrics;
+use crate::state::PartitionState;
+
+#[derive(Debug, Clone)]
+pub struct AggregatorConfig {
+    pub brokers: String,
+    pub consumer_group: String,
+    pub topic: String,
+    pub checkpoint_interval: Duration,
+    pub checkpoint_max_events: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    #[error("Kafka at {brokers}: {doing}: {source}")]
+    Kafka {
+        brokers: String,
+        doing: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("topic {0} does not exist; run `parpulse migrate` to create it")]
+    NoSuchTopic(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Runs until `shutdown` completes, then writes a final checkpoint.
+pub async fn run(
+    config: AggregatorConfig,
+    store: Store,
+    metrics: AggregatorMetrics,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AggregateError> {
+    let kafka_err = |doing| {
+        let brokers = config.brokers.clone();
+        move |source| AggregateError::Kafka { brokers, doing, source }
+    };
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.consumer_group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .map_err(kafka_err("creating a consumer"))?;
+
+    let partitions = partition_ids(&consumer, &config.topic).await?;
+    let mut states = load_states(&store, &config, &partitions).await?;
+    let mut assignment = TopicPartitionList::new();
+    for state in states.values() {
+        assignment
+            .add_partition_offset(&config.topic, state.partition() as i32, Offset::Offset(state.next_offset()))
+            .map_err(kafka_err("building the assignment"))?;
+    }
+    consumer.assign(&assignment).map_err(kafka_err("assigning partitions"))?;
+    tracing::info!(topic = %config.topic, partitions = partitions.len(), group = %config.consumer_group, "aggregator assigned");
+
+    let codec = AvroCodec::new();
+    let mut since_checkpoint: u64 = 0;
+    let mut ticker = tokio::time::interval(config.checkpoint_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            _ = ticker.tick() => {
+                checkpoint_with_retry(&store, &config, &consumer, &mut states, &metrics).await;
+                since_checkpoint = 0;
+            }
+            message = consumer.recv() => {
+                let message = message.map_err(kafka_err("receiving"))?;
+                let partition = message.partition() as u32;
+                let Some(state) = states.get_mut(&partition) else { continue };
+                match message.payload().map(|bytes| codec.decode_dossier(bytes)) {
+                    Some(Ok(event)) => {
+                        state.apply(message.offset(), &event);
+                        metrics.events.inc();
+                        metrics.newest_event_time.set(metrics.newest_event_time.get().max(event.occurred_at / 1_000_000));
+                    }
+                    other => {
+                        let reason = match other { Some(Err(e)) => e.to_string(), _ => "empty payload".to_owned() };
+                        tracing::warn!(partition, offset = message.offset(), %reason, "skipping undecodable message");
+                        state.skip(message.offset());
+                        metrics.undecodable.inc();
+                    }
+                }
+                since_checkpoint += 1;
+                if since_checkpoint >= config.checkpoint_max_events {
+                    checkpoint_with_retry(&store, &config, &consumer, &mut states, &metrics).await;
+                    since_checkpoint = 0;
+                }
+            }
+        }
+    }
+    checkpoint_with_retry(&store, &config, &consumer, &mut states, &metrics).await;
+    tracing::info!("aggregator stopped after a final checkpoint");
+    Ok(())
+}
+
+async fn partition_ids(consumer: &StreamConsumer, topic: &str) -> Result<Vec<u32>, AggregateError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|source| AggregateError::Kafka { brokers: String::new(), doing: "reading topic metadata", source })?;
+    let partitions: Vec<u32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id() as u32))
+        .collect();
+    if partitions.is_empty() {
+        return Err(AggregateError::NoSuchTopic(topic.to_owned()));
+    }
+    Ok(partitions)
+}
+
+async fn load_states(
+    store: &Store,
+    config: &AggregatorConfig,
+    partitions: &[u32],
+) -> Result<BTreeMap<u32, PartitionState>, AggregateError> {
+    let committed = checkpoint::committed(store, &config.consumer_group, &config.topic).await?;
+    let mut states = BTreeMap::new();
+    for &partition in partitions {
+        let next_offset = committed.iter().find(|c| c.kafka_partition == partition).map_or(0, |c| c.next_offset);
+        let rows = dossier_day::load_partition(store, partition).await?;
+        tracing::info!(partition, next_offset, buckets = rows.len(), "loaded partition state");
+        states.insert(partition, PartitionState::load(partition, next_offset, &rows));
+    }
+    Ok(states)
+}
+
+/// Writes a checkpoint, retrying with backoff until ClickHouse takes it. Consumption
+/// waits meanwhile: that is the backpressure.
+async fn checkpoint_with_retry(
+    store: &Store,
+    config: &AggregatorConfig,
+    consumer: &StreamConsumer,
+    states: &mut BTreeMap<u32, PartitionState>,
+    metrics: &AggregatorMetrics,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match checkpoint(store, config, consumer, states, metrics).await {
+            Ok(()) => return,
+            Err(error) => {
+                metrics.clickhouse_errors.inc();
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "checkpoint failed; consumption paused");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn checkpoint(
+    store: &Store,
+    config: &AggregatorConfig,
+    consumer: &StreamConsumer,
+    states: &mut BTreeMap<u32, PartitionState>,
+    metrics: &AggregatorMetrics,
+) -> Result<(), StoreError> {
+    update_lag(consumer, &config.topic, states, metrics);
+    let progressed: Vec<u32> = states.values().filter(|s| s.has_progress()).map(|s| s.partition()).collect();
+    if progressed.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let rows: Vec<_> = progressed.iter().flat_map(|p| states[p].pending_rows()).collect();
+    dossier_day::write(store, &rows).await?;
+    let written_at = u32::try_from(now_micros() / 1_000_000).unwrap_or(u32::MAX);
+    let checkpoints: Vec<_> = progressed
+        .iter()
+        .map(|p| CheckpointRow {
+            consumer_group: config.consumer_group.clone(),
+            topic: config.topic.clone(),
+            kafka_partition: *p,
+            next_offset: states[p].next_offset(),
+            written_at,
+        })
+        .collect();
+    checkpoint::write(store, &checkpoints).await?;
+    let mut commit = TopicPartitionList::new();
+    for c in &checkpoints {
+        states.get_mut(&c.kafka_partition).expect("progressed partition").checkpoint_written(c.next_offset);
+        let _ = commit.add_partition_offset(&config.topic, c.kafka_partition as i32, Offset::Offset(c.next_offset));
+    }
+    // For lag monitoring only: ClickHouse holds the offsets that count.
+    if let Err(error) = consumer.commit(&commit, CommitMode::Async) {
+        tracing::debug!(%error, "Kafka offset commit failed (monitoring only)");
+    }
+    metrics.checkpoints.inc();
+    metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
+    tracing::debug!(rows = rows.len(), partitions = progressed.len(), "checkpoint written");
+    Ok(())
+}
+
+/// Refreshes the lag gauge (a broker round trip per partition, once per checkpoint).
+fn update_lag(consumer: &StreamConsumer, topic: &str, states: &BTreeMap<u32, PartitionState>, metrics: &AggregatorMetrics) {
+    for state in states.values() {
+        let watermarks = tokio::task::block_in_place(|| {
+            consumer.fetch_watermarks(topic, state.partition() as i32, Duration::from_millis(500))
+        });
+        if let Ok((_, high)) = watermarks {
+            if high >= 0 {
+                metrics
+                    .consumer_lag
+                    .with_label_values(&[topic, &state.partition().to_string()])
+                    .set((high - state.next_offset()).max(0));
+            }
+        }
+    }
+}
+
+/// Whether the checkpoints of `consumer_group` have reached the end of every
+/// partition of `topic` (used by `parpulse demo` and the tests to wait for the
+/// aggregator, never to decide what it counts).
+pub async fn caught_up(store: &Store, brokers: &str, consumer_group: &str, topic: &str) -> Result<bool, AggregateError> {
+    let kafka_err = |doing| {
+        let brokers = brokers.to_owned();
+        move |source| AggregateError::Kafka { brokers, doing, source }
+    };
+    let probe: rdkafka::consumer::BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().map_err(kafka_err("creating a probe consumer"))?;
+    let committed = checkpoint::committed(store, consumer_group, topic).await?;
+    let topic_owned = topic.to_owned();
+    let highs = tokio::task::spawn_blocking(move || -> Result<Vec<(u32, i64)>, KafkaError> {
+        let metadata = probe.fetch_metadata(Some(&topic_owned), Duration::from_secs(10))?;
+        let mut highs = Vec::new();
+        for t in metadata.topics().iter().filter(|t| t.name() == topic_owned) {
+            for p in t.partitions() {
+                let (_, high) = probe.fetch_watermarks(&topic_owned, p.id(), Duration::from_secs(10))?;
+                highs.push((p.id() as u32, high));
+            }
+        }
+        Ok(highs)
+    })
+    .await
+    .expect("watermark probe does not panic")
+    .map_err(kafka_err("reading watermarks"))?;
+    if highs.is_empty() {
+        return Err(AggregateError::NoSuchTopic(topic.to_owned()));
+    }
+    Ok(highs.iter().all(|&(partition, high)| {
+        high == 0 || committed.iter().any(|c| c.kafka_partition == partition && c.next_offset >= high)
+    }))
+}

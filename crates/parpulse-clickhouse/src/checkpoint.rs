@@ -1,0 +1,56 @@
+//! The `checkpoints` table: where each Kafka partition's aggregation stands.
+//!
+//! ClickHouse, not Kafka's committed offsets, is the source of truth: a
+//! checkpoint row is written after the bucket rows it covers, and on assignment
+//! the aggregator seeks to the newest checkpoint's `next_offset`.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct CheckpointRow {
+    pub consumer_group: String,
+    pub topic: String,
+    pub kafka_partition: u32,
+    pub next_offset: i64,
+    /// Unix seconds.
+    pub written_at: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct PartitionOffset {
+    pub kafka_partition: u32,
+    pub next_offset: i64,
+}
+
+pub async fn write(store: &Store, rows: &[CheckpointRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut insert = store
+        .client()
+        .insert::<CheckpointRow>("checkpoints")
+        .await
+        .map_err(store.error("starting a checkpoint insert"))?;
+    for row in rows {
+        insert.write(row).await.map_err(store.error("writing checkpoints"))?;
+    }
+    insert.end().await.map_err(store.error("finishing a checkpoint insert"))
+}
+
+/// The newest checkpoint of every partition of `topic` for `consumer_group`.
+pub async fn committed(store: &Store, consumer_group: &str, topic: &str) -> Result<Vec<PartitionOffset>> {
+    store
+        .client()
+        .query(
+            "SELECT kafka_partition, max(next_offset) AS next_offset FROM checkpoints \
+             WHERE consumer_group = ? AND topic = ? GROUP BY kafka_partition ORDER BY kafka_partition",
+        )
+        .bind(consumer_group)
+        .bind(topic)
+        .fetch_all()
+        .await
+        .map_err(store.error("reading checkpoints"))
+}

@@ -1,0 +1,139 @@
+//! Connecting to ClickHouse, adapted to the server's version.
+//!
+//! The `clickhouse` crate validates rows with the `RowBinaryWithNamesAndTypes`
+//! format by default; ClickHouse 18.16 (Debian's package) predates it, so
+//! validation is switched off for servers older than [`VALIDATION_MIN_MAJOR`].
+
+use clickhouse::Client;
+
+use crate::{Result, StoreError};
+
+/// First ClickHouse major version on which the client's schema validation is used.
+pub const VALIDATION_MIN_MAJOR: u32 = 24;
+
+/// Where and as whom to connect. The password never appears in logs or `Debug`.
+#[derive(Clone)]
+pub struct ClickHouseConfig {
+    pub url: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A connected client, for one database.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    url: String,
+    server_version: String,
+}
+
+fn valid_database_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
+/// Parses "18.16.1" / "26.3.1.2" into the major number.
+pub fn major_version(version: &str) -> Option<u32> {
+    version.split('.').next()?.parse().ok()
+}
+
+fn base_client(config: &ClickHouseConfig) -> Client {
+    let mut client = Client::default().with_url(&config.url).with_validation(false);
+    if let Some(user) = &config.user {
+        client = client.with_user(user);
+    }
+    if let Some(password) = &config.password {
+        client = client.with_password(password);
+    }
+    client
+}
+
+impl Store {
+    /// Connects, creates the database if needed, and reads the server version.
+    pub async fn connect(config: &ClickHouseConfig) -> Result<Store> {
+        if !valid_database_name(&config.database) {
+            return Err(StoreError::BadDatabaseName(config.database.clone()));
+        }
+        let bare = base_client(config);
+        let err = |doing| {
+            let url = config.url.clone();
+            move |source| StoreError::Query { url, doing, source }
+        };
+        let server_version: String =
+            bare.query("SELECT version()").fetch_one().await.map_err(err("reading the server version"))?;
+        // The name was checked above: identifiers cannot be bound as values in 18.16.
+        bare.query(&format!("CREATE DATABASE IF NOT EXISTS {}", config.database))
+            .execute()
+            .await
+            .map_err(err("creating the database"))?;
+        let validation = major_version(&server_version).is_some_and(|major| major >= VALIDATION_MIN_MAJOR);
+        let client = bare.with_database(&config.database).with_validation(validation);
+        tracing::info!(url = %config.url, database = %config.database, server_version = %server_version, validation, "connected to ClickHouse");
+        Ok(Store { client, url: config.url.clone(), server_version })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn server_version(&self) -> &str {
+        &self.server_version
+    }
+
+    /// Wraps a client error with what was being done.
+    pub(crate) fn error(&self, doing: &'static str) -> impl FnOnce(clickhouse::error::Error) -> StoreError + '_ {
+        move |source| StoreError::Query { url: self.url.clone(), doing, source }
+    }
+
+    /// Cheap liveness probe used by readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        let _: u8 = self.client.query("SELECT 1").fetch_one().await.map_err(self.error("pinging"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_to_their_major() {
+        assert_eq!(major_version("18.16.1"), Some(18));
+        assert_eq!(major_version("26.3.1.2"), Some(26));
+        assert_eq!(major_version("garbage"), None);
+    }
+
+    #[test]
+    fn only_plain_identifiers_are_database_names() {
+        assert!(valid_database_name("parpulse"));
+        assert!(valid_database_name("parpulse_test_1"));
+        for bad in ["", "1abc", "a;DROP", "a b", "a`b", "sở"] {
+            assert!(!valid_database_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let config = ClickHouseConfig {
+            url: "http://127.0.0.1:8123".into(),
+            database: "parpulse".into(),
+            user: Some("writer".into()),
+            password: Some("hunter2".into()),
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

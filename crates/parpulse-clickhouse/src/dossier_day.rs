@@ -1,0 +1,114 @@
+//! The `dossier_day` table: dossier counts per unit and local day.
+//!
+//! Rows are versioned by the Kafka offset they are complete up to; a reader takes
+//! the highest version of each (unit, day, partition), then sums partitions.
+
+use clickhouse::Row;
+use parpulse_core::kpi::DossierDayCounts;
+use parpulse_core::LocalDay;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, Store};
+
+/// One bucket as stored. `day` is a ClickHouse `Date` (days since 1970-01-01).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct DossierDayRow {
+    pub kafka_partition: u32,
+    pub agency_code: String,
+    pub day: u16,
+    pub received: u64,
+    pub received_online: u64,
+    pub received_postal: u64,
+    pub version: u64,
+}
+
+impl DossierDayRow {
+    pub fn counts(&self) -> DossierDayCounts {
+        DossierDayCounts {
+            received: self.received,
+            received_online: self.received_online,
+            received_postal: self.received_postal,
+        }
+    }
+}
+
+/// Latest counts of one unit on one day, all partitions summed.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct UnitDay {
+    pub agency_code: String,
+    pub day: u16,
+    pub received: u64,
+    pub received_online: u64,
+    pub received_postal: u64,
+}
+
+impl UnitDay {
+    pub fn day(&self) -> LocalDay {
+        LocalDay(self.day)
+    }
+
+    pub fn counts(&self) -> DossierDayCounts {
+        DossierDayCounts {
+            received: self.received,
+            received_online: self.received_online,
+            received_postal: self.received_postal,
+        }
+    }
+}
+
+/// Inserts bucket rows in one statement.
+pub async fn write(store: &Store, rows: &[DossierDayRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut insert = store
+        .client()
+        .insert::<DossierDayRow>("dossier_day")
+        .await
+        .map_err(store.error("starting a dossier_day insert"))?;
+    for row in rows {
+        insert.write(row).await.map_err(store.error("writing dossier_day rows"))?;
+    }
+    insert.end().await.map_err(store.error("finishing a dossier_day insert"))
+}
+
+/// The newest version of every bucket of one Kafka partition (the aggregator's state on assignment).
+pub async fn load_partition(store: &Store, kafka_partition: u32) -> Result<Vec<DossierDayRow>> {
+    store
+        .client()
+        .query(
+            "SELECT kafka_partition, agency_code, day, \
+                    argMax(received, version) AS received, \
+                    argMax(received_online, version) AS received_online, \
+                    argMax(received_postal, version) AS received_postal, \
+                    max(version) AS version \
+             FROM dossier_day WHERE kafka_partition = ? \
+             GROUP BY kafka_partition, agency_code, day",
+        )
+        .bind(kafka_partition)
+        .fetch_all()
+        .await
+        .map_err(store.error("loading a partition's dossier_day buckets"))
+}
+
+/// Latest counts per unit and day for days in `[from, to]`, partitions summed.
+pub async fn read_days(store: &Store, from: LocalDay, to: LocalDay) -> Result<Vec<UnitDay>> {
+    store
+        .client()
+        .query(
+            "SELECT agency_code, day, sum(r) AS received, sum(o) AS received_online, sum(p) AS received_postal \
+             FROM ( \
+                 SELECT agency_code, day, kafka_partition, \
+                        argMax(received, version) AS r, \
+                        argMax(received_online, version) AS o, \
+                        argMax(received_postal, version) AS p \
+                 FROM dossier_day WHERE day >= toDate(?) AND day <= toDate(?) \
+                 GROUP BY agency_code, day, kafka_partition \
+             ) GROUP BY agency_code, day ORDER BY agency_code, day",
+        )
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all()
+        .await
+        .map_err(store.error("reading dossier_day"))
+}

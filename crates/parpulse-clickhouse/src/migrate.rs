@@ -1,0 +1,140 @@
+//! Versioned migrations from `schemas/clickhouse/`, applied in name order.
+//!
+//! Each applied file is recorded with its SHA-256 in `schema_migrations`;
+//! re-running is harmless, and a file changed after it was applied stops the
+//! run with an error (add a new migration instead of editing an old one).
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Result, Store, StoreError};
+
+/// The migrations, in the order they apply. File names are their identity.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_dossier_day_and_checkpoints.sql",
+    include_str!("../../../schemas/clickhouse/0001_dossier_day_and_checkpoints.sql"),
+)];
+
+#[derive(Debug, Row, Serialize, Deserialize)]
+struct AppliedMigration {
+    name: String,
+    checksum: String,
+    applied_at: u32,
+}
+
+pub fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Splits a migration file into statements: each ends with `;` at the end of a line.
+pub fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        current.push_str(line);
+        current.push('\n');
+        if line.trim_end().ends_with(';') {
+            push_statement(&mut out, &current);
+            current.clear();
+        }
+    }
+    push_statement(&mut out, &current);
+    out
+}
+
+fn push_statement(out: &mut Vec<String>, text: &str) {
+    let has_code = text.lines().any(|l| {
+        let l = l.trim();
+        !l.is_empty() && !l.starts_with("--")
+    });
+    if has_code {
+        out.push(text.trim().trim_end_matches(';').to_owned());
+    }
+}
+
+/// What a migration run did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub applied: Vec<String>,
+    pub already_applied: Vec<String>,
+}
+
+pub async fn migrate(store: &Store) -> Result<MigrationReport> {
+    let client = store.client();
+    client
+        .query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations \
+             (name String, checksum String, applied_at DateTime) ENGINE = MergeTree ORDER BY name",
+        )
+        .execute()
+        .await
+        .map_err(store.error("creating schema_migrations"))?;
+    let applied: Vec<AppliedMigration> = client
+        .query("SELECT ?fields FROM schema_migrations")
+        .fetch_all()
+        .await
+        .map_err(store.error("reading schema_migrations"))?;
+
+    let mut report = MigrationReport::default();
+    for (name, sql) in MIGRATIONS {
+        let current = checksum(sql);
+        if let Some(done) = applied.iter().find(|m| m.name == *name) {
+            if done.checksum != current {
+                return Err(StoreError::MigrationChanged {
+                    name: (*name).to_owned(),
+                    applied: done.checksum.clone(),
+                    current,
+                });
+            }
+            report.already_applied.push((*name).to_owned());
+            continue;
+        }
+        for statement in statements(sql) {
+            client.query(&statement).execute().await.map_err(store.error("applying a migration"))?;
+        }
+        let mut insert = client
+            .insert::<AppliedMigration>("schema_migrations")
+            .await
+            .map_err(store.error("recording a migration"))?;
+        let applied_at = u32::try_from(parpulse_core::time::now_micros() / 1_000_000).unwrap_or(u32::MAX);
+        insert
+            .write(&AppliedMigration { name: (*name).to_owned(), checksum: current, applied_at })
+            .await
+            .map_err(store.error("recording a migration"))?;
+        insert.end().await.map_err(store.error("recording a migration"))?;
+        tracing::info!(migration = name, "applied migration");
+        report.applied.push((*name).to_owned());
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_at_semicolons_ending_lines_and_skip_comments() {
+        let sql = "-- header\n\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n-- between\nCREATE TABLE b\n(y String) ENGINE = Memory;\n-- trailing\n";
+        assert_eq!(
+            statements(sql),
+            vec!["-- between\nCREATE TABLE b\n(y String) ENGINE = Memory".to_owned(), "-- header\n\nCREATE TABLE a (x UInt8) ENGINE = Memory".to_owned()]
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn every_shipped_migration_has_statements() {
+        for (name, sql) in MIGRATIONS {
+            assert!(!statements(sql).is_empty(), "{name} is empty");
+        }
+    }
+
+    #[test]
+    fn checksum_changes_with_the_text() {
+        assert_ne!(checksum("a"), checksum("b"));
+        assert_eq!(checksum("a").len(), 64);
+    }
+}

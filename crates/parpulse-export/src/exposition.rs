@@ -1,0 +1,207 @@
+//! Rendering a [`Snapshot`]: Prometheus text for `/metrics`, and a table for
+//! people at a terminal. Pure functions.
+//!
+//! Series and labels (docs/METRICS.md): every KPI gauge carries
+//! `scope` (unit | group | province), `unit` (agency code, group name or
+//! province code), `group` (department | district, empty for the province) and
+//! `window` (day | 7d | 30d | mtd | ytd). With the demo registry that is
+//! (31 units + 2 groups + 1 province) x 5 windows = 170 series per KPI.
+
+use parpulse_core::kpi::{DossierDayCounts, ONLINE_SHARE_TARGET};
+use parpulse_core::{AgencyRegistry, LocalDay};
+use prometheus::{Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
+
+use crate::snapshot::{Scope, Snapshot, Window};
+
+const KPI_LABELS: [&str; 4] = ["scope", "unit", "group", "window"];
+
+struct KpiGauges {
+    received: GaugeVec,
+    received_online: GaugeVec,
+    received_postal: GaugeVec,
+    online_share: GaugeVec,
+    postal_share: GaugeVec,
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let vec = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(vec.clone())).expect("unique metric");
+    vec
+}
+
+impl KpiGauges {
+    fn register(registry: &Registry) -> Self {
+        Self {
+            received: gauge_vec(registry, "parpulse_dossiers_received", "Dossiers received (hồ sơ tiếp nhận) in the window", &KPI_LABELS),
+            received_online: gauge_vec(
+                registry,
+                "parpulse_dossiers_received_online",
+                "Dossiers received online at service level 3/4 (hồ sơ trực tuyến mức độ 3, 4) in the window",
+                &KPI_LABELS,
+            ),
+            received_postal: gauge_vec(
+                registry,
+                "parpulse_dossiers_received_postal",
+                "Dossiers received through the public postal service (bưu chính công ích) in the window",
+                &KPI_LABELS,
+            ),
+            online_share: gauge_vec(
+                registry,
+                "parpulse_online_share_ratio",
+                "Online share (tỷ lệ hồ sơ trực tuyến): received online at level 3/4 / received; absent when nothing was received",
+                &KPI_LABELS,
+            ),
+            postal_share: gauge_vec(
+                registry,
+                "parpulse_postal_intake_ratio",
+                "Postal intake share (tỷ lệ tiếp nhận qua bưu chính): received by post / received; absent when nothing was received",
+                &KPI_LABELS,
+            ),
+        }
+    }
+
+    fn set(&self, labels: &[&str; 4], counts: &DossierDayCounts) {
+        self.received.with_label_values(labels).set(counts.received as f64);
+        self.received_online.with_label_values(labels).set(counts.received_online as f64);
+        self.received_postal.with_label_values(labels).set(counts.received_postal as f64);
+        if let Some(share) = counts.online_share() {
+            self.online_share.with_label_values(labels).set(share);
+        }
+        if let Some(share) = counts.postal_intake_share() {
+            self.postal_share.with_label_values(labels).set(share);
+        }
+    }
+}
+
+/// The `unit` and `group` label values of a scope.
+pub fn scope_labels<'a>(scope: &'a Scope, province_code: &'a str) -> (&'static str, &'a str, &'static str) {
+    match scope {
+        Scope::Unit { code, group } => ("unit", code.as_str(), group.as_str()),
+        Scope::Group(group) => ("group", group.as_str(), group.as_str()),
+        Scope::Province => ("province", province_code, ""),
+    }
+}
+
+/// Prometheus text exposition of a snapshot, with unit names and targets.
+pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> String {
+    let prom = Registry::new();
+    let gauges = KpiGauges::register(&prom);
+    let province = registry.province().code.as_str();
+    for ((scope, window), counts) in &snapshot.counts {
+        let (scope_label, unit, group) = scope_labels(scope, province);
+        gauges.set(&[scope_label, unit, group, window.label()], counts);
+    }
+    let info = gauge_vec(
+        &prom,
+        "parpulse_unit_info",
+        "Reporting units: code, Vietnamese name and group (join on `unit` for dashboards)",
+        &["unit", "name", "group", "group_name"],
+    );
+    for agency in registry.iter() {
+        info.with_label_values(&[agency.code.as_str(), &agency.name, agency.group.as_str(), agency.group.name_vi()]).set(1.0);
+    }
+    info.with_label_values(&[province, &registry.province().name, "", ""]).set(1.0);
+    let target = Gauge::new("parpulse_online_share_target_ratio", "Province target for the online share (letter 301/UBND-NC, 2019)")
+        .expect("valid metric");
+    target.set(ONLINE_SHARE_TARGET);
+    prom.register(Box::new(target)).expect("unique metric");
+    encode(&prom)
+}
+
+/// Text-encodes a registry (also used for each process's own health metrics).
+pub fn encode(registry: &Registry) -> String {
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&registry.gather(), &mut out).expect("text encoding into memory cannot fail");
+    String::from_utf8(out).expect("the text format is UTF-8")
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "—".to_owned(), |v| format!("{:.1}%", v * 100.0))
+}
+
+/// A per-unit table of one window, for the terminal (Vietnamese names, UTF-8).
+pub fn render_table(snapshot: &Snapshot, registry: &AgencyRegistry, window: Window) -> String {
+    let today = snapshot.today.map_or_else(|| "?".to_owned(), |d: LocalDay| d.to_string());
+    let mut out = format!(
+        "Tỷ lệ hồ sơ trực tuyến mức độ 3, 4 (online share), window {} ending {}; target >= {:.0}%\n",
+        window.label(),
+        today,
+        ONLINE_SHARE_TARGET * 100.0
+    );
+    out.push_str(&format!(
+        "{:<10} {:<40} {:>9} {:>9} {:>8} {:>8}  {}\n",
+        "unit", "đơn vị", "received", "online", "share", "postal", "status"
+    ));
+    let mut line = |code: &str, name: &str, counts: &DossierDayCounts| {
+        let status = match counts.online_share() {
+            None => "no data",
+            Some(s) if s < ONLINE_SHARE_TARGET => "BELOW 30%",
+            Some(_) => "ok",
+        };
+        let name: String = name.chars().take(40).collect();
+        out.push_str(&format!(
+            "{:<10} {:<40} {:>9} {:>9} {:>8} {:>8}  {}\n",
+            code,
+            name,
+            counts.received,
+            counts.received_online,
+            percent(counts.online_share()),
+            percent(counts.postal_intake_share()),
+            status
+        ));
+    };
+    for agency in registry.iter() {
+        let scope = Scope::Unit { code: agency.code.to_string(), group: agency.group };
+        if let Some(counts) = snapshot.get(&scope, window) {
+            line(agency.code.as_str(), &agency.name, counts);
+        }
+    }
+    for group in parpulse_core::AgencyGroup::ALL {
+        if let Some(counts) = snapshot.get(&Scope::Group(group), window) {
+            line(group.as_str(), group.name_vi(), counts);
+        }
+    }
+    if let Some(counts) = snapshot.get(&Scope::Province, window) {
+        line(&registry.province().code, &registry.province().name, counts);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parpulse_clickhouse::dossier_day::UnitDay;
+
+    fn snapshot() -> Snapshot {
+        let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
+        let rows = [UnitDay { agency_code: "SNV".into(), day: today.0, received: 8, received_online: 2, received_postal: 1 }];
+        Snapshot::build(&rows, &AgencyRegistry::demo(), today)
+    }
+
+    #[test]
+    fn online_share_is_exposed_per_unit_and_window() {
+        let text = render_prometheus(&snapshot(), &AgencyRegistry::demo());
+        assert!(text.contains(r#"parpulse_online_share_ratio{group="department",scope="unit",unit="SNV",window="day"} 0.25"#), "{text}");
+        assert!(text.contains(r#"parpulse_dossiers_received{group="",scope="province",unit="HY",window="30d"} 8"#));
+    }
+
+    #[test]
+    fn units_without_dossiers_have_counts_but_no_ratio() {
+        let text = render_prometheus(&snapshot(), &AgencyRegistry::demo());
+        assert!(text.contains(r#"parpulse_dossiers_received{group="department",scope="unit",unit="STP",window="day"} 0"#));
+        assert!(!text.contains(r#"parpulse_online_share_ratio{group="department",scope="unit",unit="STP""#));
+    }
+
+    #[test]
+    fn unit_names_are_vietnamese_utf8() {
+        let text = render_prometheus(&snapshot(), &AgencyRegistry::demo());
+        assert!(text.contains(r#"name="UBND huyện Khoái Châu""#));
+    }
+
+    #[test]
+    fn table_flags_units_below_target() {
+        let table = render_table(&snapshot(), &AgencyRegistry::demo(), Window::Day);
+        let snv = table.lines().find(|l| l.starts_with("SNV ")).unwrap();
+        assert!(snv.contains("25.0%") && snv.contains("BELOW 30%"), "{snv}");
+    }
+}

@@ -1,0 +1,67 @@
+//! HTTP endpoints every parpulse process serves for operators:
+//! `/metrics` (Prometheus text), `/healthz` (the process runs) and `/readyz`
+//! (it can do its job: for the exporter, values are fresh).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus::Registry;
+use tokio::net::TcpListener;
+
+/// What `/metrics` shows and `/readyz` asks.
+pub trait MetricsSource: Send + Sync + 'static {
+    fn render(&self) -> String;
+    fn ready(&self) -> bool;
+}
+
+/// A plain registry (e.g. the aggregator's health metrics): always ready.
+pub struct RegistrySource(pub Registry);
+
+impl MetricsSource for RegistrySource {
+    fn render(&self) -> String {
+        crate::exposition::encode(&self.0)
+    }
+
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+async fn metrics(State(source): State<Arc<dyn MetricsSource>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], source.render())
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(source): State<Arc<dyn MetricsSource>>) -> (StatusCode, &'static str) {
+    if source.ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+pub fn router(source: Arc<dyn MetricsSource>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(source)
+}
+
+/// Serves the endpoints on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    source: Arc<dyn MetricsSource>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(source)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,149 @@
+//! Configuration: flags, each with a `PARPULSE_*` environment variable.
+//! The ClickHouse password is read from the environment only, never from a
+//! flag, so it does not show in process listings or shell history.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use parpulse_clickhouse::{ClickHouseConfig, Store};
+use parpulse_core::topics::Topics;
+use parpulse_core::AgencyRegistry;
+use parpulse_ingest::KafkaConfig;
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "PARPULSE_KAFKA_BROKERS", default_value = "127.0.0.1:9092", global = true)]
+    pub kafka_brokers: String,
+    /// Prefix for topic names (par.dossier.v1, par.deadletter.v1).
+    #[arg(long, env = "PARPULSE_TOPIC_PREFIX", default_value = "", global = true)]
+    pub topic_prefix: String,
+    /// Partitions of the dossier topic when `migrate` creates it.
+    #[arg(long, env = "PARPULSE_PARTITIONS", default_value_t = 4, global = true)]
+    pub partitions: i32,
+    /// ClickHouse HTTP URL.
+    #[arg(long, env = "PARPULSE_CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123", global = true)]
+    pub clickhouse_url: String,
+    /// ClickHouse database (created if missing).
+    #[arg(long, env = "PARPULSE_CLICKHOUSE_DATABASE", default_value = "parpulse", global = true)]
+    pub clickhouse_database: String,
+    /// ClickHouse user; the password comes from PARPULSE_CLICKHOUSE_PASSWORD only.
+    #[arg(long, env = "PARPULSE_CLICKHOUSE_USER", global = true)]
+    pub clickhouse_user: Option<String>,
+    /// Agency registry TOML (default: the demo province built in, deploy/agencies.toml).
+    #[arg(long, env = "PARPULSE_AGENCIES", global = true)]
+    pub agencies: Option<PathBuf>,
+    /// Aggregator consumer group (the exporter and demo read its checkpoints).
+    #[arg(long, env = "PARPULSE_CONSUMER_GROUP", default_value = "parpulse-aggregator", global = true)]
+    pub consumer_group: String,
+}
+
+impl Common {
+    pub fn topics(&self) -> Topics {
+        Topics::with_prefix(&self.topic_prefix)
+    }
+
+    pub fn kafka(&self) -> KafkaConfig {
+        KafkaConfig { brokers: self.kafka_brokers.clone(), topics: self.topics(), partitions: self.partitions }
+    }
+
+    pub fn registry(&self) -> Result<AgencyRegistry> {
+        match &self.agencies {
+            None => Ok(AgencyRegistry::demo()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading agency registry {}", path.display()))?;
+                AgencyRegistry::from_toml(&text).with_context(|| format!("agency registry {}", path.display()))
+            }
+        }
+    }
+
+    pub fn clickhouse(&self) -> ClickHouseConfig {
+        ClickHouseConfig {
+            url: self.clickhouse_url.clone(),
+            database: self.clickhouse_database.clone(),
+            user: self.clickhouse_user.clone(),
+            password: std::env::var("PARPULSE_CLICKHOUSE_PASSWORD").ok().filter(|p| !p.is_empty()),
+        }
+    }
+
+    pub async fn store(&self) -> Result<Store> {
+        Store::connect(&self.clickhouse()).await.with_context(|| {
+            format!(
+                "cannot use ClickHouse at {}: is it running? (`make up` starts a local one; PARPULSE_CLICKHOUSE_URL points elsewhere)",
+                self.clickhouse_url
+            )
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// Seed: the same seed gives the same events.
+    #[arg(long, default_value_t = 2019)]
+    pub seed: u64,
+    /// Days simulated, ending now.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Mean dossiers received per unit per working day.
+    #[arg(long, default_value_t = 20)]
+    pub dossiers_per_unit_day: u32,
+    /// Also write the events as NDJSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Do not send to Kafka (with --out: generate a file only).
+    #[arg(long)]
+    pub no_kafka: bool,
+    /// Events per Kafka send batch.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AggregateArgs {
+    /// Where the aggregator's own /metrics, /healthz and /readyz listen.
+    #[arg(long, env = "PARPULSE_AGGREGATOR_LISTEN", default_value = "127.0.0.1:9465")]
+    pub listen: SocketAddr,
+    /// Checkpoint at least this often (milliseconds).
+    #[arg(long, env = "PARPULSE_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
+    pub checkpoint_interval_ms: u64,
+    /// Checkpoint after this many events, if sooner.
+    #[arg(long, env = "PARPULSE_CHECKPOINT_MAX_EVENTS", default_value_t = 50_000)]
+    pub checkpoint_max_events: u64,
+}
+
+impl AggregateArgs {
+    pub fn config(&self, common: &Common) -> parpulse_aggregate::AggregatorConfig {
+        parpulse_aggregate::AggregatorConfig {
+            brokers: common.kafka_brokers.clone(),
+            consumer_group: common.consumer_group.clone(),
+            topic: common.topics().dossier,
+            checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
+            checkpoint_max_events: self.checkpoint_max_events,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// Where /metrics, /healthz and /readyz listen.
+    #[arg(long, env = "PARPULSE_EXPORTER_LISTEN", default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+    /// Seconds between refreshes from ClickHouse.
+    #[arg(long, env = "PARPULSE_EXPORTER_REFRESH_SECS", default_value_t = 5)]
+    pub refresh_secs: u64,
+    /// Seconds without a successful refresh after which values are stale and /readyz fails.
+    #[arg(long, env = "PARPULSE_EXPORTER_STALE_SECS", default_value_t = 60)]
+    pub stale_secs: u64,
+}
+
+impl ExportArgs {
+    pub fn config(&self) -> parpulse_export::ExporterConfig {
+        parpulse_export::ExporterConfig {
+            refresh_interval: Duration::from_secs(self.refresh_secs.max(1)),
+            stale_after: Duration::from_secs(self.stale_secs),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `parpulse demo`: a simulated province through the whole pipeline in one
+//! process (migrate, simulate into Kafka, aggregate into ClickHouse, export),
+//! then the KPI table on screen and /metrics served until Ctrl-C.
+//! `make demo` starts the local services first.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use parpulse_aggregate::AggregatorMetrics;
+use parpulse_export::exposition::render_table;
+use parpulse_export::http::RegistrySource;
+use parpulse_export::Window;
+
+use crate::config::{AggregateArgs, Common, ExportArgs, SimulateArgs};
+use crate::serve;
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    simulate: SimulateArgs,
+    #[command(flatten)]
+    export: ExportArgs,
+    /// Where the aggregator's own metrics listen.
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    aggregator_listen: std::net::SocketAddr,
+    /// Print the table and exit instead of serving until Ctrl-C.
+    #[arg(long)]
+    exit_after_report: bool,
+}
+
+pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
+    serve::migrate(common).await?;
+    let started = Instant::now();
+    let sent = serve::simulate(common, &args.simulate).await?;
+    println!("simulated province: {} events accepted into Kafka, {} rejected", sent.accepted, sent.rejected);
+
+    let aggregate = AggregateArgs { listen: args.aggregator_listen, checkpoint_interval_ms: 500, checkpoint_max_events: 50_000 };
+    let store = common.store().await?;
+    let metrics = AggregatorMetrics::new();
+    serve::spawn_http(aggregate.listen, Arc::new(RegistrySource(metrics.registry.clone()))).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let aggregator = tokio::spawn(parpulse_aggregate::run(aggregate.config(common), store.clone(), metrics, async {
+        tokio::select! {
+            _ = stop_rx => {},
+            _ = serve::shutdown_signal() => {},
+        }
+    }));
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let topic = common.topics().dossier;
+    while !parpulse_aggregate::caught_up(&store, &common.kafka_brokers, &common.consumer_group, &topic).await? {
+        if aggregator.is_finished() || Instant::now() > deadline {
+            bail!("the aggregator did not catch up with {topic} within 5 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!("aggregated into ClickHouse in {:.1} s", started.elapsed().as_secs_f64());
+
+    let (exporter, bound) = serve::start_exporter(common, &args.export).await?;
+    let snapshot = exporter.refresh().await.context("reading KPIs from ClickHouse")?;
+    println!();
+    println!("{}", render_table(&snapshot, exporter.registry(), Window::Days30));
+    println!("Prometheus metrics: http://{bound}/metrics   (aggregator health: http://{}/metrics)", args.aggregator_listen);
+
+    if !args.exit_after_report {
+        println!("Serving until Ctrl-C.");
+        serve::shutdown_signal().await;
+    }
+    let _ = stop_tx.send(());
+    aggregator.await.context("aggregator task")??;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! The long-running and one-shot commands: migrate, simulate, aggregate, export.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use parpulse_aggregate::AggregatorMetrics;
+use parpulse_export::http::{MetricsSource, RegistrySource};
+use parpulse_export::Exporter;
+use parpulse_ingest::gate::Gate;
+use parpulse_ingest::{KafkaSink, SendSummary, Simulator, SimulatorConfig};
+use tokio::net::TcpListener;
+
+use crate::config::{AggregateArgs, Common, ExportArgs, SimulateArgs};
+
+/// Completes on Ctrl-C or SIGTERM: the one shutdown signal every task shares.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+pub async fn migrate(common: &Common) -> Result<()> {
+    parpulse_ingest::kafka::ensure_topics(&common.kafka()).await.with_context(|| {
+        format!("cannot create Kafka topics at {}: is Kafka running? (`make up`)", common.kafka_brokers)
+    })?;
+    let store = common.store().await?;
+    let report = parpulse_clickhouse::migrate::migrate(&store).await.context("applying ClickHouse migrations")?;
+    println!(
+        "migrations: {} applied, {} already applied (ClickHouse {} at {}, database {})",
+        report.applied.len(),
+        report.already_applied.len(),
+        store.server_version(),
+        common.clickhouse_url,
+        common.clickhouse_database
+    );
+    Ok(())
+}
+
+pub async fn simulate(common: &Common, args: &SimulateArgs) -> Result<SendSummary> {
+    let registry = common.registry()?;
+    let config = SimulatorConfig::recent(args.seed, args.days, args.dossiers_per_unit_day);
+    let simulator = Simulator::new(config, &registry);
+    let sink = if args.no_kafka {
+        None
+    } else {
+        Some(KafkaSink::new(common.kafka(), Gate::new(registry.clone(), Default::default()))?)
+    };
+    let mut out = match &args.out {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut total = SendSummary::default();
+    let mut batch = Vec::with_capacity(args.batch);
+    let mut events = simulator.peekable();
+    while events.peek().is_some() {
+        batch.clear();
+        batch.extend(events.by_ref().take(args.batch.max(1)));
+        if let Some(out) = out.as_mut() {
+            parpulse_ingest::ndjson::write_events(out, &batch)?;
+        }
+        if let Some(sink) = &sink {
+            let summary = sink
+                .send(&batch, "simulator")
+                .await
+                .with_context(|| format!("sending to Kafka at {}: is it running? (`make up`)", common.kafka_brokers))?;
+            total.accepted += summary.accepted;
+            total.rejected += summary.rejected;
+        } else {
+            total.accepted += batch.len() as u64;
+        }
+    }
+    if let Some(mut out) = out {
+        out.flush()?;
+    }
+    tracing::info!(accepted = total.accepted, rejected = total.rejected, "simulation done");
+    Ok(total)
+}
+
+/// Binds `addr` and serves `source` there until shutdown, in the background.
+pub async fn spawn_http(addr: std::net::SocketAddr, source: Arc<dyn MetricsSource>) -> Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(error) = parpulse_export::http::serve(listener, source, shutdown_signal()).await {
+            tracing::error!(%error, "HTTP server failed");
+        }
+    });
+    Ok(bound)
+}
+
+pub async fn aggregate(common: &Common, args: &AggregateArgs) -> Result<()> {
+    let store = common.store().await?;
+    let metrics = AggregatorMetrics::new();
+    let bound = spawn_http(args.listen, Arc::new(RegistrySource(metrics.registry.clone()))).await?;
+    tracing::info!(%bound, "aggregator metrics on http://{bound}/metrics");
+    parpulse_aggregate::run(args.config(common), store, metrics, shutdown_signal()).await?;
+    Ok(())
+}
+
+pub async fn start_exporter(common: &Common, args: &ExportArgs) -> Result<(Arc<Exporter>, std::net::SocketAddr)> {
+    let store = common.store().await?;
+    let exporter = Arc::new(Exporter::new(store, common.registry()?, args.config()));
+    if let Err(error) = exporter.refresh().await {
+        tracing::warn!(%error, "first KPI refresh failed; /readyz stays unready until one succeeds");
+    }
+    let bound = spawn_http(args.listen, exporter.clone()).await?;
+    tokio::spawn(exporter.clone().run(shutdown_signal()));
+    tracing::info!(%bound, "exporter serving http://{bound}/metrics");
+    Ok((exporter, bound))
+}
+
+pub async fn export(common: &Common, args: &ExportArgs) -> Result<()> {
+    start_exporter(common, args).await?;
+    shutdown_signal().await;
+    Ok(())
+}
