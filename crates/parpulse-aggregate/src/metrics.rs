@@ -64,3 +64,24 @@ impl AggregatorMetrics {
         Self { registry, events, undecodable, checkpoints, checkpoint_seconds, clickhouse_errors, consumer_lag, newest_event_time }
     }
 }
+
+/// librdkafka client context that turns its periodic statistics into the lag
+/// gauge, so lag is measured without extra broker round trips in the hot loop.
+pub struct LagContext {
+    pub consumer_lag: IntGaugeVec,
+}
+
+impl rdkafka::ClientContext for LagContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                // Partition -1 is librdkafka's internal "unassigned" queue.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.consumer_lag.with_label_values(&[topic, &partition.to_string()]).set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for LagContext {}

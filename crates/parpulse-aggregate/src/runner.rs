@@ -16,12 +16,14 @@ use parpulse_clickhouse::{dossier_day, Store, StoreError};
 use parpulse_core::avro::AvroCodec;
 use parpulse_core::time::now_micros;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::metrics::AggregatorMetrics;
+use crate::metrics::{AggregatorMetrics, LagContext};
+
+type Consumer = StreamConsumer<LagContext>;
 use crate::state::PartitionState;
 
 #[derive(Debug, Clone)]
@@ -61,13 +63,14 @@ pub async fn run(
         let brokers = config.brokers.clone();
         move |source| AggregateError::Kafka { brokers, doing, source }
     };
-    let consumer: StreamConsumer = ClientConfig::new()
+    let consumer: Consumer = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.consumer_group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .create()
+        .set("statistics.interval.ms", "1000")
+        .create_with_context(LagContext { consumer_lag: metrics.consumer_lag.clone() })
         .map_err(kafka_err("creating a consumer"))?;
 
     let partitions = partition_ids(&consumer, &config.topic).await?;
@@ -93,6 +96,8 @@ pub async fn run(
             _ = ticker.tick() => {
                 checkpoint_with_retry(&store, &config, &consumer, &mut states, &metrics).await;
                 since_checkpoint = 0;
+                // A full interval of consuming before the next one, however long this took.
+                ticker.reset();
             }
             message = consumer.recv() => {
                 let message = message.map_err(kafka_err("receiving"))?;
@@ -115,6 +120,7 @@ pub async fn run(
                 if since_checkpoint >= config.checkpoint_max_events {
                     checkpoint_with_retry(&store, &config, &consumer, &mut states, &metrics).await;
                     since_checkpoint = 0;
+                    ticker.reset();
                 }
             }
         }
@@ -124,7 +130,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn partition_ids(consumer: &StreamConsumer, topic: &str) -> Result<Vec<u32>, AggregateError> {
+async fn partition_ids(consumer: &Consumer, topic: &str) -> Result<Vec<u32>, AggregateError> {
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(|source| AggregateError::Kafka { brokers: String::new(), doing: "reading topic metadata", source })?;
@@ -161,7 +167,7 @@ async fn load_states(
 async fn checkpoint_with_retry(
     store: &Store,
     config: &AggregatorConfig,
-    consumer: &StreamConsumer,
+    consumer: &Consumer,
     states: &mut BTreeMap<u32, PartitionState>,
     metrics: &AggregatorMetrics,
 ) {
@@ -182,11 +188,10 @@ async fn checkpoint_with_retry(
 async fn checkpoint(
     store: &Store,
     config: &AggregatorConfig,
-    consumer: &StreamConsumer,
+    consumer: &Consumer,
     states: &mut BTreeMap<u32, PartitionState>,
     metrics: &AggregatorMetrics,
 ) -> Result<(), StoreError> {
-    update_lag(consumer, &config.topic, states, metrics);
     let progressed: Vec<u32> = states.values().filter(|s| s.has_progress()).map(|s| s.partition()).collect();
     if progressed.is_empty() {
         return Ok(());
@@ -219,23 +224,6 @@ async fn checkpoint(
     metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
     tracing::debug!(rows = rows.len(), partitions = progressed.len(), "checkpoint written");
     Ok(())
-}
-
-/// Refreshes the lag gauge (a broker round trip per partition, once per checkpoint).
-fn update_lag(consumer: &StreamConsumer, topic: &str, states: &BTreeMap<u32, PartitionState>, metrics: &AggregatorMetrics) {
-    for state in states.values() {
-        let watermarks = tokio::task::block_in_place(|| {
-            consumer.fetch_watermarks(topic, state.partition() as i32, Duration::from_millis(500))
-        });
-        if let Ok((_, high)) = watermarks {
-            if high >= 0 {
-                metrics
-                    .consumer_lag
-                    .with_label_values(&[topic, &state.partition().to_string()])
-                    .set((high - state.next_offset()).max(0));
-            }
-        }
-    }
 }
 
 /// Whether the checkpoints of `consumer_group` have reached the end of every

@@ -77,13 +77,17 @@ pub async fn load_partition(store: &Store, kafka_partition: u32) -> Result<Vec<D
     store
         .client()
         .query(
-            "SELECT kafka_partition, agency_code, day, \
-                    argMax(received, version) AS received, \
-                    argMax(received_online, version) AS received_online, \
-                    argMax(received_postal, version) AS received_postal, \
-                    max(version) AS version \
-             FROM dossier_day WHERE kafka_partition = ? \
-             GROUP BY kafka_partition, agency_code, day",
+            // Inner aliases differ from column names: ClickHouse 18.16 resolves an alias
+            // that shadows a column inside the aggregate that defines it.
+            "SELECT kafka_partition, agency_code, day, r AS received, o AS received_online, \
+                    p AS received_postal, v AS version \
+             FROM ( \
+                 SELECT kafka_partition, agency_code, day, \
+                        argMax(received, version) AS r, argMax(received_online, version) AS o, \
+                        argMax(received_postal, version) AS p, max(version) AS v \
+                 FROM dossier_day WHERE kafka_partition = ? \
+                 GROUP BY kafka_partition, agency_code, day \
+             )",
         )
         .bind(kafka_partition)
         .fetch_all()

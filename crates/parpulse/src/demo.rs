@@ -51,7 +51,11 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let topic = common.topics().dossier;
     while !parpulse_aggregate::caught_up(&store, &common.kafka_brokers, &common.consumer_group, &topic).await? {
-        if aggregator.is_finished() || Instant::now() > deadline {
+        if aggregator.is_finished() {
+            aggregator.await.context("aggregator task")?.context("the aggregator stopped")?;
+            bail!("the aggregator stopped before catching up with {topic}");
+        }
+        if Instant::now() > deadline {
             bail!("the aggregator did not catch up with {topic} within 5 minutes");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
