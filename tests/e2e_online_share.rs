@@ -1,1 +1,130 @@
+//! End to end through real Kafka and ClickHouse: simulator -> Kafka (Avro) ->
+//! aggregator -> ClickHouse -> exporter -> /metrics over HTTP, checked against
+//! an independent recount of the simulator's NDJSON output.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use parpulse_aggregate::AggregatorMetrics;
+use parpulse_core::{AgencyRegistry, DossierEvent, LocalDay};
+use parpulse_export::{Exporter, ExporterConfig, Window};
+use parpulse_ingest::gate::Gate;
+use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
+use parpulse_tests::prom_text::{self, find};
+use parpulse_tests::recount::{self, recount_ndjson};
+use parpulse_tests::TestEnv;
+use tokio::sync::oneshot;
+
+fn simulate(seed: u64, days: u32, per_unit_day: u32) -> (Vec<DossierEvent>, String) {
+    let events: Vec<_> = Simulator::new(SimulatorConfig::recent(seed, days, per_unit_day), &AgencyRegistry::demo()).collect();
+    let mut ndjson = Vec::new();
+    parpulse_ingest::ndjson::write_events(&mut ndjson, &events).expect("writing NDJSON to memory");
+    (events, String::from_utf8(ndjson).expect("UTF-8"))
+}
+
+async fn produce(env: &TestEnv, events: &[DossierEvent]) {
+    let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
+    let summary = sink.send(events, "test").await.expect("Kafka acknowledged the events");
+    assert_eq!(summary.rejected, 0, "simulated events are valid");
+    assert_eq!(summary.accepted, events.len() as u64);
+}
+
+/// Runs an aggregator until it has checkpointed the whole topic, then stops it.
+async fn aggregate_to_end(env: &TestEnv, store: &parpulse_clickhouse::Store) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(parpulse_aggregate::run(env.aggregator_config(), store.clone(), AggregatorMetrics::new(), async {
+        let _ = stopped.await;
+    }));
+    env.wait_caught_up(store, Duration::from_secs(120)).await;
+    stop.send(()).expect("aggregator still running");
+    task.await.expect("aggregator task").expect("aggregator ran without error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_share_on_metrics_equals_a_recount_of_the_events() {
+    let env = TestEnv::new("online_share");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let (events, ndjson) = simulate(42, 12, 8);
+    produce(&env, &events).await;
+    aggregate_to_end(&env, &store).await;
+
+    let registry = AgencyRegistry::demo();
+    let exporter = Arc::new(Exporter::new(store.clone(), registry.clone(), ExporterConfig::default()));
+    let snapshot = exporter.refresh().await.expect("exporter reads ClickHouse");
+    let today = snapshot.today.expect("snapshot has a day");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop_http, http_stopped) = oneshot::channel::<()>();
+    tokio::spawn(parpulse_export::http::serve(listener, exporter.clone(), async {
+        let _ = http_stopped.await;
+    }));
+    let body = reqwest::get(format!("http://{address}/metrics")).await.expect("GET /metrics").text().await.expect("body");
+    let samples = prom_text::parse(&body);
+    let counts = recount_ndjson(&ndjson);
+
+    let mut checked = 0;
+    for window in [Window::Day, Window::Days7, Window::Days30] {
+        let first = i64::from(window.first_day(today).0);
+        let last = i64::from(today.0);
+        let mut scopes: Vec<(Option<&str>, [(&str, &str); 3])> = registry
+            .iter()
+            .map(|a| (Some(a.code.as_str()), [("scope", "unit"), ("unit", a.code.as_str()), ("window", window.label())]))
+            .collect();
+        scopes.push((None, [("scope", "province"), ("unit", "HY"), ("window", window.label())]));
+        for (agency, labels) in scopes {
+            let expected = recount::window(&counts, agency, first, last);
+            let received = find(&samples, "parpulse_dossiers_received", &labels);
+            let online = find(&samples, "parpulse_dossiers_received_online", &labels);
+            let share = find(&samples, "parpulse_online_share_ratio", &labels);
+            assert_eq!(received, Some(expected.received as f64), "received {labels:?}");
+            assert_eq!(online, Some(expected.online as f64), "online {labels:?}");
+            assert_eq!(
+                find(&samples, "parpulse_dossiers_received_postal", &labels),
+                Some(expected.postal as f64),
+                "postal {labels:?}"
+            );
+            if expected.received == 0 {
+                assert_eq!(share, None, "no ratio without dossiers {labels:?}");
+            } else {
+                let want = expected.online as f64 / expected.received as f64;
+                let got = share.unwrap_or_else(|| panic!("online share missing for {labels:?}"));
+                assert!((got - want).abs() < 1e-12, "online share {labels:?}: {got} != {want}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3 * (registry.len() + 1));
+    let month_total = recount::window(&counts, None, i64::from(LocalDay(today.0 - 29).0), i64::from(today.0));
+    assert!(month_total.received > 1_000, "the simulation produced a meaningful volume ({month_total:?})");
+    assert!(month_total.online > 0 && month_total.online < month_total.received);
+    let _ = stop_http.send(());
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregator_restart_continues_from_its_checkpoint_without_double_counting() {
+    let env = TestEnv::new("restart");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let (events, ndjson) = simulate(7, 6, 5);
+    let (first_half, second_half) = events.split_at(events.len() / 2);
+
+    produce(&env, first_half).await;
+    aggregate_to_end(&env, &store).await;
+    produce(&env, second_half).await;
+    aggregate_to_end(&env, &store).await;
+
+    let counts = recount_ndjson(&ndjson);
+    let today = LocalDay::of_micros(parpulse_core::time::now_micros());
+    let rows = parpulse_clickhouse::dossier_day::read_days(&store, LocalDay(today.0 - 40), today).await.expect("read");
+    let stored: recount::DayCounts = rows
+        .iter()
+        .map(|r| {
+            let c = recount::Recount { received: r.received, online: r.received_online, postal: r.received_postal };
+            ((r.agency_code.clone(), i64::from(r.day)), c)
+        })
+        .collect();
+    assert_eq!(stored, counts, "ClickHouse day buckets equal the recount, bucket by bucket");
+    env.cleanup().await;
+}

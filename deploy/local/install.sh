@@ -15,10 +15,9 @@ need promtool prometheus
 need curl curl
 need java openjdk-17-jre-headless
 need mvn maven
-need cmake cmake          # rdkafka builds the bundled librdkafka with cmake
+need make make            # rdkafka builds its bundled librdkafka with make and a C compiler
+need cc gcc
 need c++ g++
-need python3 python3
-need pip3 python3-pip
 
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -86,6 +86,18 @@ impl Store {
         Ok(Store { client, url: config.url.clone(), server_version })
     }
 
+    /// Drops the database and everything in it (demo resets and test clean-up).
+    pub async fn drop_database(config: &ClickHouseConfig) -> Result<()> {
+        if !valid_database_name(&config.database) {
+            return Err(StoreError::BadDatabaseName(config.database.clone()));
+        }
+        base_client(config)
+            .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
+            .execute()
+            .await
+            .map_err(|source| StoreError::Query { url: config.url.clone(), doing: "dropping the database", source })
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }

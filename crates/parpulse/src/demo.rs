@@ -28,9 +28,21 @@ pub struct DemoArgs {
     /// Print the table and exit instead of serving until Ctrl-C.
     #[arg(long)]
     exit_after_report: bool,
+    /// Start from nothing: drop the ClickHouse database and use new topics (named by the time).
+    #[arg(long)]
+    fresh: bool,
 }
 
 pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
+    let mut common = common.clone();
+    if args.fresh {
+        // Bucket versions are Kafka offsets, so a database must never outlive its topics:
+        // a fresh demo gets both new.
+        parpulse_clickhouse::Store::drop_database(&common.clickhouse()).await.context("dropping the demo database")?;
+        common.topic_prefix = format!("{}demo-{}.", common.topic_prefix, parpulse_core::time::now_micros() / 1_000_000);
+        println!("fresh demo: database {} emptied, topics {}*", common.clickhouse_database, common.topic_prefix);
+    }
+    let common = &common;
     serve::migrate(common).await?;
     let started = Instant::now();
     let sent = serve::simulate(common, &args.simulate).await?;

@@ -1,0 +1,56 @@
+# parpulse: two commands on a fresh machine.
+#   make demo   local services up, a simulated province through the pipeline, KPIs on screen and /metrics
+#   make test   local services up, every test (unit, integration, end to end)
+# Services (Kafka KRaft, ClickHouse) run on loopback with data under .parpulse/ (see deploy/local/).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+DEMO_ARGS ?=
+
+.PHONY: all build up down status install demo test test-unit lint fmt clean clean-data
+
+all: build
+
+install:
+	deploy/local/install.sh
+
+build: install
+	$(CARGO) build --workspace --all-targets
+
+up:
+	deploy/local/up.sh
+
+down:
+	deploy/local/down.sh
+
+status:
+	@deploy/local/status.sh
+
+# The demo database is emptied and new topics are used on every run (--fresh), so the
+# numbers on screen are those of this run's simulated province.
+demo: up
+	$(CARGO) build -p parpulse
+	PARPULSE_CLICKHOUSE_DATABASE=$${PARPULSE_CLICKHOUSE_DATABASE:-parpulse_demo} \
+	  target/debug/parpulse demo --fresh $(DEMO_ARGS)
+
+# Unit tests need no services; integration and end-to-end tests need the ones `up` starts,
+# and fail (never skip) when they are unreachable.
+test: up
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace --no-fail-fast
+
+test-unit: install
+	$(CARGO) test --workspace --lib --bins
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+
+clean-data: down
+	rm -rf .parpulse
