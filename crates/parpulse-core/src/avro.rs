@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_avro_fast::ser::SerializerConfig;
 use serde_avro_fast::Schema;
 
-use crate::event::DossierEvent;
+use crate::event::{BudgetEvent, DossierEvent, Event, StaffingEvent};
 
 pub const MAGIC_BYTE: u8 = 0;
 const HEADER_LEN: usize = 5;
@@ -26,17 +26,37 @@ const HEADER_LEN: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     Dossier,
+    Budget,
+    Staffing,
+}
+
+impl EventKind {
+    /// The id new events of this kind are written with.
+    pub fn writer_schema_id(self) -> u32 {
+        match self {
+            EventKind::Dossier => 1,
+            EventKind::Budget => 2,
+            EventKind::Staffing => 3,
+        }
+    }
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Dossier(_) => EventKind::Dossier,
+            Event::Budget(_) => EventKind::Budget,
+            Event::Staffing(_) => EventKind::Staffing,
+        }
+    }
 }
 
 /// Every schema parpulse can read: (id, kind, Avro schema JSON). Ids are never reused.
-pub const SCHEMAS: &[(u32, EventKind, &str)] = &[(
-    1,
-    EventKind::Dossier,
-    include_str!("../../../schemas/avro/dossier_event.v1.avsc"),
-)];
-
-/// The id new dossier events are written with.
-pub const DOSSIER_WRITER_SCHEMA_ID: u32 = 1;
+pub const SCHEMAS: &[(u32, EventKind, &str)] = &[
+    (1, EventKind::Dossier, include_str!("../../../schemas/avro/dossier_event.v1.avsc")),
+    (2, EventKind::Budget, include_str!("../../../schemas/avro/budget_event.v1.avsc")),
+    (3, EventKind::Staffing, include_str!("../../../schemas/avro/staffing_event.v1.avsc")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -115,12 +135,41 @@ impl AvroCodec {
         serde_avro_fast::from_datum_slice(datum, schema).map_err(|e| WireError::Decode { id, message: e.to_string() })
     }
 
+    /// Encodes any event with its kind's current writer schema.
+    pub fn encode_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), WireError> {
+        let id = event.kind().writer_schema_id();
+        match event {
+            Event::Dossier(e) => self.encode(id, EventKind::Dossier, e, out),
+            Event::Budget(e) => self.encode(id, EventKind::Budget, e, out),
+            Event::Staffing(e) => self.encode(id, EventKind::Staffing, e, out),
+        }
+    }
+
     pub fn encode_dossier(&self, event: &DossierEvent, out: &mut Vec<u8>) -> Result<(), WireError> {
-        self.encode(DOSSIER_WRITER_SCHEMA_ID, EventKind::Dossier, event, out)
+        self.encode(EventKind::Dossier.writer_schema_id(), EventKind::Dossier, event, out)
     }
 
     pub fn decode_dossier(&self, message: &[u8]) -> Result<DossierEvent, WireError> {
         self.decode(EventKind::Dossier, message)
+    }
+
+    pub fn decode_budget(&self, message: &[u8]) -> Result<BudgetEvent, WireError> {
+        self.decode(EventKind::Budget, message)
+    }
+
+    pub fn decode_staffing(&self, message: &[u8]) -> Result<StaffingEvent, WireError> {
+        self.decode(EventKind::Staffing, message)
+    }
+
+    /// Decodes a message of any known kind (the header's schema id says which).
+    pub fn decode_event(&self, message: &[u8]) -> Result<Event, WireError> {
+        let (id, _) = split_header(message)?;
+        let known = self.schemas.iter().find(|s| s.id == id).ok_or(WireError::UnknownSchema(id))?;
+        Ok(match known.kind {
+            EventKind::Dossier => Event::Dossier(self.decode(EventKind::Dossier, message)?),
+            EventKind::Budget => Event::Budget(self.decode(EventKind::Budget, message)?),
+            EventKind::Staffing => Event::Staffing(self.decode(EventKind::Staffing, message)?),
+        })
     }
 }
 
@@ -168,6 +217,88 @@ mod tests {
         codec.encode_dossier(&sample(), &mut bytes).unwrap();
         assert_eq!(&bytes[..5], &[0, 0, 0, 0, 1]);
         assert_eq!(codec.decode_dossier(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn budget_and_staffing_events_round_trip() {
+        use crate::event::{BudgetEventKind, Position, StaffingEventKind};
+        let codec = AvroCodec::new();
+        let events = [
+            Event::Budget(BudgetEvent {
+                event_id: "6f1c1f2e-3a52-4d3e-9a51-8f1a6c0f2b12".into(),
+                agency_code: "STC".into(),
+                occurred_at: 1_574_900_000_000_000,
+                recorded_at: 1,
+                source: "test".into(),
+                kind: BudgetEventKind::Disbursed,
+                fiscal_year: 2019,
+                category: "chi_quan_ly_hanh_chinh".into(),
+                amount_vnd: 1_250_000_000,
+            }),
+            Event::Staffing(StaffingEvent {
+                event_id: "6f1c1f2e-3a52-4d3e-9a51-8f1a6c0f2b13".into(),
+                agency_code: "SNV".into(),
+                occurred_at: 1_574_900_000_000_000,
+                recorded_at: 1,
+                source: "test".into(),
+                kind: StaffingEventKind::HeadcountSnapshot,
+                position: Position::Deputy,
+                quota: Some(3),
+                filled: Some(4),
+                baseline_year: Some(2015),
+                baseline_quota: Some(5),
+                count: None,
+            }),
+        ];
+        for event in events {
+            let mut bytes = Vec::new();
+            codec.encode_event(&event, &mut bytes).unwrap();
+            assert_eq!(codec.decode_event(&bytes).unwrap(), event);
+        }
+    }
+
+    /// Schema evolution: a writer schema that added an optional field (id 101)
+    /// is read by today's reader, and today's data is read by a reader that
+    /// knows the new field. Both decode.
+    #[test]
+    fn adding_an_optional_field_is_compatible_both_ways() {
+        let v1 = include_str!("../../../schemas/avro/dossier_event.v1.avsc");
+        let v2 = v1.replacen(
+            r#""fields": ["#,
+            r#""fields": [
+    {"name": "channel_note", "type": ["null", "string"], "default": null},"#,
+            1,
+        );
+        let codec = AvroCodec::with_schemas(&[(1, EventKind::Dossier, v1), (101, EventKind::Dossier, &v2)]);
+
+        // New writer, today's reader: the unknown field is skipped.
+        let mut bytes = Vec::new();
+        let newer = NewWriter { channel_note: Some("qua Zalo"), event: sample() };
+        codec.encode(101, EventKind::Dossier, &newer, &mut bytes).unwrap();
+        assert_eq!(codec.decode_dossier(&bytes).unwrap(), sample());
+
+        // Today's writer, new reader: the missing optional field takes its default.
+        let mut old_bytes = Vec::new();
+        codec.encode_dossier(&sample(), &mut old_bytes).unwrap();
+        let read: NewReader = codec.decode(EventKind::Dossier, &old_bytes).unwrap();
+        assert_eq!(read.channel_note, None);
+        assert_eq!(read.dossier_id, sample().dossier_id);
+    }
+
+    /// A future writer: the new field first (as in its schema), then today's fields.
+    #[derive(serde::Serialize)]
+    struct NewWriter {
+        channel_note: Option<&'static str>,
+        #[serde(flatten)]
+        event: DossierEvent,
+    }
+
+    /// A future reader that knows the new optional field.
+    #[derive(serde::Deserialize)]
+    struct NewReader {
+        #[serde(default)]
+        channel_note: Option<String>,
+        dossier_id: String,
     }
 
     #[test]

@@ -47,8 +47,11 @@ pub struct DossierEvent {
     pub agency_code: String,
     /// Event time, UTC microseconds.
     pub occurred_at: i64,
-    /// Ingestion time, UTC microseconds.
+    /// Ingestion time, UTC microseconds (set by the ingestor).
+    #[serde(default)]
     pub recorded_at: i64,
+    /// The ingestor that admitted the event (set by the ingestor).
+    #[serde(default)]
     pub source: String,
     pub dossier_id: String,
     pub procedure_code: String,
@@ -65,4 +68,116 @@ pub struct DossierEvent {
     pub legal_max_days: Option<i32>,
     pub fee_bearing: bool,
     pub digitized: bool,
+}
+
+/// A budget movement (kinh phí hành chính).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetEventKind {
+    Allocated,
+    Committed,
+    Disbursed,
+    Saved,
+    Disclosed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetEvent {
+    pub event_id: String,
+    pub agency_code: String,
+    pub occurred_at: i64,
+    #[serde(default)]
+    pub recorded_at: i64,
+    #[serde(default)]
+    pub source: String,
+    pub kind: BudgetEventKind,
+    pub fiscal_year: i32,
+    pub category: String,
+    /// Whole đồng; integers only, never floats.
+    pub amount_vnd: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffingEventKind {
+    HeadcountSnapshot,
+    Hired,
+    Departed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    Head,
+    Deputy,
+    Staff,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffingEvent {
+    pub event_id: String,
+    pub agency_code: String,
+    pub occurred_at: i64,
+    #[serde(default)]
+    pub recorded_at: i64,
+    #[serde(default)]
+    pub source: String,
+    pub kind: StaffingEventKind,
+    pub position: Position,
+    #[serde(default)]
+    pub quota: Option<i32>,
+    #[serde(default)]
+    pub filled: Option<i32>,
+    #[serde(default)]
+    pub baseline_year: Option<i32>,
+    #[serde(default)]
+    pub baseline_quota: Option<i32>,
+    #[serde(default)]
+    pub count: Option<i32>,
+}
+
+/// Any event, as agencies submit it in JSON: `{"type": "dossier", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Dossier(DossierEvent),
+    Budget(BudgetEvent),
+    Staffing(StaffingEvent),
+}
+
+impl Event {
+    pub fn event_id(&self) -> &str {
+        match self {
+            Event::Dossier(e) => &e.event_id,
+            Event::Budget(e) => &e.event_id,
+            Event::Staffing(e) => &e.event_id,
+        }
+    }
+
+    pub fn agency_code(&self) -> &str {
+        match self {
+            Event::Dossier(e) => &e.agency_code,
+            Event::Budget(e) => &e.agency_code,
+            Event::Staffing(e) => &e.agency_code,
+        }
+    }
+
+    pub fn occurred_at(&self) -> i64 {
+        match self {
+            Event::Dossier(e) => e.occurred_at,
+            Event::Budget(e) => e.occurred_at,
+            Event::Staffing(e) => e.occurred_at,
+        }
+    }
+
+    /// Stamps the ingestor's name and acceptance time (never trusted from the client).
+    pub fn stamp(&mut self, source: &str, recorded_at: i64) {
+        let (s, r) = match self {
+            Event::Dossier(e) => (&mut e.source, &mut e.recorded_at),
+            Event::Budget(e) => (&mut e.source, &mut e.recorded_at),
+            Event::Staffing(e) => (&mut e.source, &mut e.recorded_at),
+        };
+        source.clone_into(s);
+        *r = recorded_at;
+    }
 }

@@ -15,5 +15,7 @@ pub mod topics;
 pub mod validate;
 
 pub use agency::{Agency, AgencyCode, AgencyGroup, AgencyRegistry};
-pub use event::{Channel, DossierEvent, DossierEventKind};
+pub use event::{
+    BudgetEvent, BudgetEventKind, Channel, DossierEvent, DossierEventKind, Event, Position, StaffingEvent, StaffingEventKind,
+};
 pub use time::LocalDay;

@@ -5,6 +5,8 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     pub dossier: String,
+    pub budget: String,
+    pub staffing: String,
     pub deadletter: String,
 }
 
@@ -12,6 +14,8 @@ impl Topics {
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
             dossier: format!("{prefix}par.dossier.v1"),
+            budget: format!("{prefix}par.budget.v1"),
+            staffing: format!("{prefix}par.staffing.v1"),
             deadletter: format!("{prefix}par.deadletter.v1"),
         }
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::agency::AgencyRegistry;
-use crate::event::{Channel, DossierEvent};
+use crate::event::{BudgetEvent, Channel, DossierEvent, Event, StaffingEvent, StaffingEventKind};
 
 /// 2000-01-01T00:00:00Z in microseconds: nothing older is plausible.
 pub const EARLIEST_EVENT_MICROS: i64 = 946_684_800_000_000;
@@ -23,12 +23,19 @@ pub enum RejectReason {
     ChannelLevelMismatch,
     MissingDeadline,
     BadDeadline,
-    /// The bytes were not a decodable event (used by decoders, not by [`validate_dossier`]).
+    NegativeAmount,
+    BadFiscalYear,
+    BadHeadcount,
+    /// Not valid JSON, or JSON that is not an event of a known type with the right fields.
     Malformed,
+    /// The body is not UTF-8.
+    InvalidUtf8,
+    /// The caller's token does not cover the event's unit.
+    Forbidden,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 15] = [
         RejectReason::MissingField,
         RejectReason::BadEventId,
         RejectReason::UnknownAgency,
@@ -38,7 +45,12 @@ impl RejectReason {
         RejectReason::ChannelLevelMismatch,
         RejectReason::MissingDeadline,
         RejectReason::BadDeadline,
+        RejectReason::NegativeAmount,
+        RejectReason::BadFiscalYear,
+        RejectReason::BadHeadcount,
         RejectReason::Malformed,
+        RejectReason::InvalidUtf8,
+        RejectReason::Forbidden,
     ];
 
     pub fn code(self) -> &'static str {
@@ -52,7 +64,12 @@ impl RejectReason {
             RejectReason::ChannelLevelMismatch => "channel_level_mismatch",
             RejectReason::MissingDeadline => "missing_deadline",
             RejectReason::BadDeadline => "bad_deadline",
+            RejectReason::NegativeAmount => "negative_amount",
+            RejectReason::BadFiscalYear => "bad_fiscal_year",
+            RejectReason::BadHeadcount => "bad_headcount",
             RejectReason::Malformed => "malformed",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::Forbidden => "forbidden",
         }
     }
 }
@@ -90,6 +107,55 @@ fn require(value: &str, field: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Checks any event against the registry and the policy, at time `now_micros`.
+pub fn validate_event(event: &Event, registry: &AgencyRegistry, policy: &ValidationPolicy, now_micros: i64) -> Result<(), Rejection> {
+    match event {
+        Event::Dossier(e) => validate_dossier(e, registry, policy, now_micros),
+        Event::Budget(e) => validate_budget(e, registry, policy, now_micros),
+        Event::Staffing(e) => validate_staffing(e, registry, policy, now_micros),
+    }
+}
+
+/// The rules every kind of event shares: ids, the unit, the event time.
+fn validate_envelope(
+    event_id: &str,
+    agency_code: &str,
+    occurred_at: i64,
+    registry: &AgencyRegistry,
+    policy: &ValidationPolicy,
+    now_micros: i64,
+) -> Result<(), Rejection> {
+    require(event_id, "event_id")?;
+    require(agency_code, "agency_code")?;
+    if uuid::Uuid::parse_str(event_id).is_err() {
+        return Err(Rejection::new(
+            RejectReason::BadEventId,
+            format!("event_id {event_id:?} is not a UUID (e.g. 6f1c1f2e-3a52-4d3e-9a51-8f1a6c0f2b11)"),
+        ));
+    }
+    if registry.get(agency_code).is_none() {
+        return Err(Rejection::new(
+            RejectReason::UnknownAgency,
+            format!("agency_code {agency_code:?} is not in the agency registry"),
+        ));
+    }
+    let skew = i64::try_from(policy.max_clock_skew.as_micros()).unwrap_or(i64::MAX);
+    if occurred_at > now_micros.saturating_add(skew) {
+        return Err(Rejection::new(
+            RejectReason::FutureTime,
+            format!(
+                "occurred_at is {} s in the future (allowed clock skew {} s)",
+                (occurred_at - now_micros) / 1_000_000,
+                policy.max_clock_skew.as_secs()
+            ),
+        ));
+    }
+    if occurred_at < EARLIEST_EVENT_MICROS {
+        return Err(Rejection::new(RejectReason::TooOld, "occurred_at is before 2000-01-01"));
+    }
+    Ok(())
+}
+
 /// Checks a dossier event against the registry and the policy, at time `now_micros`.
 pub fn validate_dossier(
     event: &DossierEvent,
@@ -97,36 +163,9 @@ pub fn validate_dossier(
     policy: &ValidationPolicy,
     now_micros: i64,
 ) -> Result<(), Rejection> {
-    require(&event.event_id, "event_id")?;
-    require(&event.agency_code, "agency_code")?;
     require(&event.dossier_id, "dossier_id")?;
     require(&event.procedure_code, "procedure_code")?;
-    if uuid::Uuid::parse_str(&event.event_id).is_err() {
-        return Err(Rejection::new(
-            RejectReason::BadEventId,
-            format!("event_id {:?} is not a UUID (e.g. 6f1c1f2e-3a52-4d3e-9a51-8f1a6c0f2b11)", event.event_id),
-        ));
-    }
-    if registry.get(&event.agency_code).is_none() {
-        return Err(Rejection::new(
-            RejectReason::UnknownAgency,
-            format!("agency_code {:?} is not in the agency registry", event.agency_code),
-        ));
-    }
-    let skew = i64::try_from(policy.max_clock_skew.as_micros()).unwrap_or(i64::MAX);
-    if event.occurred_at > now_micros.saturating_add(skew) {
-        return Err(Rejection::new(
-            RejectReason::FutureTime,
-            format!(
-                "occurred_at is {} s in the future (allowed clock skew {} s)",
-                (event.occurred_at - now_micros) / 1_000_000,
-                policy.max_clock_skew.as_secs()
-            ),
-        ));
-    }
-    if event.occurred_at < EARLIEST_EVENT_MICROS {
-        return Err(Rejection::new(RejectReason::TooOld, "occurred_at is before 2000-01-01"));
-    }
+    validate_envelope(&event.event_id, &event.agency_code, event.occurred_at, registry, policy, now_micros)?;
     if !(2..=4).contains(&event.online_level) {
         return Err(Rejection::new(
             RejectReason::BadOnlineLevel,
@@ -150,6 +189,63 @@ pub fn validate_dossier(
     }
     if event.legal_max_days.is_some_and(|days| days <= 0) {
         return Err(Rejection::new(RejectReason::BadDeadline, "legal_max_days must be at least 1"));
+    }
+    Ok(())
+}
+
+fn validate_fiscal_year(year: i32, occurred_at: i64) -> Result<(), Rejection> {
+    let event_year = crate::time::LocalDay::of_micros(occurred_at).year();
+    if !(2000..=2100).contains(&year) || (year - event_year).abs() > 1 {
+        return Err(Rejection::new(
+            RejectReason::BadFiscalYear,
+            format!("fiscal_year {year} is not within a year of the event's year {event_year}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a budget event: amounts are whole VND and never negative.
+pub fn validate_budget(event: &BudgetEvent, registry: &AgencyRegistry, policy: &ValidationPolicy, now_micros: i64) -> Result<(), Rejection> {
+    require(&event.category, "category")?;
+    validate_envelope(&event.event_id, &event.agency_code, event.occurred_at, registry, policy, now_micros)?;
+    if event.amount_vnd < 0 {
+        return Err(Rejection::new(
+            RejectReason::NegativeAmount,
+            format!("amount_vnd {} is negative; book a reversal as its own kind, not a negative amount", event.amount_vnd),
+        ));
+    }
+    validate_fiscal_year(event.fiscal_year, event.occurred_at)
+}
+
+/// Checks a staffing event: snapshots carry quota and filled, changes carry a count.
+pub fn validate_staffing(
+    event: &StaffingEvent,
+    registry: &AgencyRegistry,
+    policy: &ValidationPolicy,
+    now_micros: i64,
+) -> Result<(), Rejection> {
+    validate_envelope(&event.event_id, &event.agency_code, event.occurred_at, registry, policy, now_micros)?;
+    let bad = |message: String| Err(Rejection::new(RejectReason::BadHeadcount, message));
+    match event.kind {
+        StaffingEventKind::HeadcountSnapshot => {
+            let (Some(quota), Some(filled)) = (event.quota, event.filled) else {
+                return bad("a headcount_snapshot needs quota and filled".into());
+            };
+            if quota < 0 || filled < 0 {
+                return bad(format!("quota {quota} and filled {filled} must not be negative"));
+            }
+            if event.baseline_quota.is_some_and(|q| q < 0) {
+                return bad("baseline_quota must not be negative".into());
+            }
+            if event.baseline_year.is_some_and(|y| !(2000..=2100).contains(&y)) {
+                return bad("baseline_year must be between 2000 and 2100".into());
+            }
+        }
+        StaffingEventKind::Hired | StaffingEventKind::Departed => {
+            if !event.count.is_some_and(|c| c >= 1) {
+                return bad(format!("a {:?} event needs count >= 1", event.kind));
+            }
+        }
     }
     Ok(())
 }
