@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parpulse_aggregate::AggregatorMetrics;
-use parpulse_core::{AgencyRegistry, DossierEvent, LocalDay};
+use parpulse_core::{AgencyRegistry, Event, LocalDay};
 use parpulse_export::{Exporter, ExporterConfig, Window};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
@@ -15,16 +15,16 @@ use parpulse_tests::recount::{self, recount_ndjson};
 use parpulse_tests::TestEnv;
 use tokio::sync::oneshot;
 
-fn simulate(seed: u64, days: u32, per_unit_day: u32) -> (Vec<DossierEvent>, String) {
+fn simulate(seed: u64, days: u32, per_unit_day: u32) -> (Vec<Event>, String) {
     let events: Vec<_> = Simulator::new(SimulatorConfig::recent(seed, days, per_unit_day), &AgencyRegistry::demo()).collect();
     let mut ndjson = Vec::new();
     parpulse_ingest::ndjson::write_events(&mut ndjson, &events).expect("writing NDJSON to memory");
     (events, String::from_utf8(ndjson).expect("UTF-8"))
 }
 
-async fn produce(env: &TestEnv, events: &[DossierEvent]) {
+async fn produce(env: &TestEnv, events: &[Event]) {
     let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
-    let summary = sink.send(events, "test").await.expect("Kafka acknowledged the events");
+    let summary = sink.send(events.to_vec(), "test").await.expect("Kafka acknowledged the events");
     assert_eq!(summary.rejected, 0, "simulated events are valid");
     assert_eq!(summary.accepted, events.len() as u64);
 }

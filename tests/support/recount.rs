@@ -24,7 +24,7 @@ pub fn recount_ndjson(text: &str) -> DayCounts {
     let mut counts = DayCounts::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let event: serde_json::Value = serde_json::from_str(line).expect("simulator wrote valid JSON");
-        if event["kind"] != "received" {
+        if event["type"] != "dossier" || event["kind"] != "received" {
             continue;
         }
         let agency = event["agency_code"].as_str().expect("agency_code").to_owned();

@@ -26,3 +26,19 @@ impl Default for Topics {
         Self::with_prefix("")
     }
 }
+
+impl Topics {
+    /// The topic events of `kind` go to.
+    pub fn for_kind(&self, kind: crate::avro::EventKind) -> &str {
+        match kind {
+            crate::avro::EventKind::Dossier => &self.dossier,
+            crate::avro::EventKind::Budget => &self.budget,
+            crate::avro::EventKind::Staffing => &self.staffing,
+        }
+    }
+
+    /// The event topics (not the dead-letter one).
+    pub fn event_topics(&self) -> [&str; 3] {
+        [&self.dossier, &self.budget, &self.staffing]
+    }
+}

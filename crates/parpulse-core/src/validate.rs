@@ -342,4 +342,81 @@ mod tests {
             Some(RejectReason::BadDeadline)
         );
     }
+
+    fn budget(amount_vnd: i64, fiscal_year: i32) -> Event {
+        Event::Budget(BudgetEvent {
+            event_id: "6f1c1f2e-3a52-4d3e-9a51-8f1a6c0f2b11".into(),
+            agency_code: "STC".into(),
+            occurred_at: NOW - 1,
+            recorded_at: 0,
+            source: String::new(),
+            kind: crate::event::BudgetEventKind::Allocated,
+            fiscal_year,
+            category: "chi_quan_ly_hanh_chinh".into(),
+            amount_vnd,
+        })
+    }
+
+    fn staffing(kind: StaffingEventKind, quota: Option<i32>, filled: Option<i32>, count: Option<i32>) -> Event {
+        Event::Staffing(StaffingEvent {
+            event_id: "6f1c1f2e-3a52-4d3e-9a51-8f1a6c0f2b11".into(),
+            agency_code: "SNV".into(),
+            occurred_at: NOW - 1,
+            recorded_at: 0,
+            source: String::new(),
+            kind,
+            position: crate::event::Position::Staff,
+            quota,
+            filled,
+            baseline_year: Some(2015),
+            baseline_quota: Some(60),
+            count,
+        })
+    }
+
+    fn reason_of_event(event: Event) -> Option<RejectReason> {
+        validate_event(&event, &AgencyRegistry::demo(), &ValidationPolicy::default(), NOW).err().map(|r| r.reason)
+    }
+
+    #[test]
+    fn budget_amounts_are_whole_vnd_and_never_negative() {
+        assert_eq!(reason_of_event(budget(0, 2023)), None);
+        assert_eq!(reason_of_event(budget(-1, 2023)), Some(RejectReason::NegativeAmount));
+    }
+
+    #[test]
+    fn budget_fiscal_year_must_match_the_event_time() {
+        // NOW is in November 2023.
+        assert_eq!(reason_of_event(budget(5, 2024)), None);
+        assert_eq!(reason_of_event(budget(5, 2019)), Some(RejectReason::BadFiscalYear));
+    }
+
+    #[test]
+    fn staffing_snapshots_need_quota_and_filled() {
+        let snapshot = StaffingEventKind::HeadcountSnapshot;
+        assert_eq!(reason_of_event(staffing(snapshot, Some(50), Some(48), None)), None);
+        assert_eq!(reason_of_event(staffing(snapshot, None, Some(48), None)), Some(RejectReason::BadHeadcount));
+        assert_eq!(reason_of_event(staffing(snapshot, Some(-1), Some(0), None)), Some(RejectReason::BadHeadcount));
+    }
+
+    #[test]
+    fn staffing_changes_need_a_positive_count() {
+        assert_eq!(reason_of_event(staffing(StaffingEventKind::Hired, None, None, Some(2))), None);
+        assert_eq!(reason_of_event(staffing(StaffingEventKind::Departed, None, None, Some(0))), Some(RejectReason::BadHeadcount));
+    }
+
+    #[test]
+    fn every_kind_shares_the_envelope_rules() {
+        let Event::Budget(mut e) = budget(5, 2023) else { unreachable!() };
+        e.agency_code = "NOWHERE".into();
+        assert_eq!(reason_of_event(Event::Budget(e)), Some(RejectReason::UnknownAgency));
+    }
+
+    #[test]
+    fn reason_codes_are_unique() {
+        let mut codes: Vec<_> = RejectReason::ALL.iter().map(|r| r.code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), RejectReason::ALL.len());
+    }
 }

@@ -1,18 +1,34 @@
-//! The gate between a source and Kafka: validate, then encode (no I/O).
+//! The gate between a source and Kafka: stamp, validate, encode. No I/O.
+//!
+//! Every source (HTTP intake, file import, simulator) hands its events here, so
+//! the rules are the same whatever the door. The result is a list of
+//! [`Outgoing`] records: accepted events for their topic, rejected input for the
+//! dead-letter topic with its reason.
 
-use std::time::Duration;
+use parpulse_core::avro::{AvroCodec, EventKind};
+use parpulse_core::validate::{validate_event, RejectReason, Rejection, ValidationPolicy};
+use parpulse_core::{AgencyRegistry, Event};
 
-use parpulse_core::avro::AvroCodec;
-use parpulse_core::validate::{validate_dossier, Rejection, ValidationPolicy};
-use parpulse_core::{AgencyRegistry, DossierEvent};
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    /// An accepted event: Avro-encoded, keyed by its agency code.
+    Event { kind: EventKind, key: String, value: Vec<u8> },
+    /// Rejected input, kept with its original bytes and the reason.
+    DeadLetter { key: String, original: Vec<u8>, rejection: Rejection, source: String },
+}
 
-/// What happens to one event.
-#[derive(Debug)]
-pub enum Verdict {
-    /// Encoded message value, ready to produce with the agency code as key.
-    Accepted { key: String, value: Vec<u8> },
-    /// Refused: the reason and the event's original JSON (the dead-letter payload).
-    Rejected { rejection: Rejection, original: Vec<u8> },
+impl Outgoing {
+    pub fn dead_letter(key: impl Into<String>, original: impl Into<Vec<u8>>, rejection: Rejection, source: &str) -> Self {
+        Outgoing::DeadLetter { key: key.into(), original: original.into(), rejection, source: source.to_owned() }
+    }
+
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            Outgoing::Event { .. } => None,
+            Outgoing::DeadLetter { rejection, .. } => Some(rejection),
+        }
+    }
 }
 
 pub struct Gate {
@@ -26,44 +42,44 @@ impl Gate {
         Self { registry, policy, codec: AvroCodec::new() }
     }
 
-    pub fn with_clock_skew(registry: AgencyRegistry, max_clock_skew: Duration) -> Self {
-        Self::new(registry, ValidationPolicy { max_clock_skew })
-    }
-
     pub fn registry(&self) -> &AgencyRegistry {
         &self.registry
     }
 
-    /// Judges one event at time `now_micros`.
-    pub fn judge(&self, event: &DossierEvent, now_micros: i64) -> Verdict {
-        let original = || serde_json::to_vec(event).expect("events serialize to JSON");
-        if let Err(rejection) = validate_dossier(event, &self.registry, &self.policy, now_micros) {
-            return Verdict::Rejected { rejection, original: original() };
+    /// Stamps `event` as admitted by `source` at `now_micros`, validates and encodes it.
+    /// `original` is what the source received (kept in the dead-letter topic if refused).
+    pub fn judge(&self, mut event: Event, original: &[u8], source: &str, now_micros: i64) -> Outgoing {
+        event.stamp(source, now_micros);
+        let key = event.agency_code().to_owned();
+        if let Err(rejection) = validate_event(&event, &self.registry, &self.policy, now_micros) {
+            return Outgoing::dead_letter(key, original, rejection, source);
         }
-        let mut value = Vec::with_capacity(160);
-        match self.codec.encode_dossier(event, &mut value) {
-            Ok(()) => Verdict::Accepted { key: event.agency_code.clone(), value },
-            Err(e) => Verdict::Rejected {
-                rejection: Rejection::new(parpulse_core::validate::RejectReason::Malformed, e.to_string()),
-                original: original(),
-            },
+        let mut value = Vec::with_capacity(192);
+        match self.codec.encode_event(&event, &mut value) {
+            Ok(()) => Outgoing::Event { kind: event.kind(), key, value },
+            Err(e) => Outgoing::dead_letter(key, original, Rejection::new(RejectReason::Malformed, e.to_string()), source),
         }
+    }
+
+    /// Judges an event that exists only as a value (the simulator): its JSON is the original.
+    pub fn judge_value(&self, event: Event, source: &str, now_micros: i64) -> Outgoing {
+        let original = serde_json::to_vec(&event).expect("events serialize to JSON");
+        self.judge(event, &original, source, now_micros)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parpulse_core::validate::RejectReason;
-    use parpulse_core::{Channel, DossierEventKind};
+    use parpulse_core::{Channel, DossierEvent, DossierEventKind};
 
-    fn event(agency: &str) -> DossierEvent {
-        DossierEvent {
+    fn event(agency: &str) -> Event {
+        Event::Dossier(DossierEvent {
             event_id: "6f1c1f2e-3a52-4d3e-9a51-8f1a6c0f2b11".into(),
             agency_code: agency.into(),
             occurred_at: 1_574_900_000_000_000,
-            recorded_at: 1_574_900_000_000_000,
-            source: "test".into(),
+            recorded_at: 0,
+            source: String::new(),
             dossier_id: "D-1".into(),
             procedure_code: "1.000001".into(),
             kind: DossierEventKind::Submitted,
@@ -74,29 +90,33 @@ mod tests {
             legal_max_days: None,
             fee_bearing: false,
             digitized: false,
-        }
+        })
     }
 
+    const NOW: i64 = 1_600_000_000_000_000;
+
     #[test]
-    fn accepted_events_are_keyed_by_agency_and_decode_back() {
+    fn accepted_events_are_stamped_keyed_by_agency_and_decode_back() {
         let gate = Gate::new(AgencyRegistry::demo(), ValidationPolicy::default());
-        match gate.judge(&event("SNV"), 1_600_000_000_000_000) {
-            Verdict::Accepted { key, value } => {
-                assert_eq!(key, "SNV");
-                assert_eq!(AvroCodec::new().decode_dossier(&value).unwrap(), event("SNV"));
+        match gate.judge_value(event("SNV"), "http", NOW) {
+            Outgoing::Event { kind, key, value } => {
+                assert_eq!((kind, key.as_str()), (EventKind::Dossier, "SNV"));
+                let decoded = AvroCodec::new().decode_event(&value).unwrap();
+                let mut expected = event("SNV");
+                expected.stamp("http", NOW);
+                assert_eq!(decoded, expected);
             }
             other => panic!("expected acceptance, got {other:?}"),
         }
     }
 
     #[test]
-    fn rejected_events_keep_their_original_json_and_reason() {
+    fn rejected_events_keep_their_original_bytes_and_reason() {
         let gate = Gate::new(AgencyRegistry::demo(), ValidationPolicy::default());
-        match gate.judge(&event("NOWHERE"), 1_600_000_000_000_000) {
-            Verdict::Rejected { rejection, original } => {
+        match gate.judge(event("NOWHERE"), b"{original}", "file", NOW) {
+            Outgoing::DeadLetter { key, original, rejection, source } => {
                 assert_eq!(rejection.reason, RejectReason::UnknownAgency);
-                let back: DossierEvent = serde_json::from_slice(&original).unwrap();
-                assert_eq!(back, event("NOWHERE"));
+                assert_eq!((key.as_str(), original.as_slice(), source.as_str()), ("NOWHERE", &b"{original}"[..], "file"));
             }
             other => panic!("expected rejection, got {other:?}"),
         }

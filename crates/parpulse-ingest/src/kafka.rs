@@ -1,21 +1,23 @@
-//! Producing to Kafka: accepted events to the dossier topic (key = agency code,
-//! acks=all, idempotent producer), rejected ones to the dead-letter topic with
-//! their reason in headers. A send returns only once Kafka has acknowledged
-//! every message, so a successful return means durable.
+//! Producing to Kafka: accepted events to their topic (key = agency code,
+//! acks=all, idempotent producer), rejected input to the dead-letter topic with
+//! `reason`, `message` and `source` headers. [`KafkaSink::deliver`] returns only
+//! once Kafka has acknowledged every record, so success means durable.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use parpulse_core::avro::EventKind;
 use parpulse_core::time::now_micros;
 use parpulse_core::topics::Topics;
-use parpulse_core::DossierEvent;
+use parpulse_core::Event;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
-use crate::gate::{Gate, Verdict};
+use crate::gate::{Gate, Outgoing};
+use crate::metrics::IngestMetrics;
 
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -45,76 +47,122 @@ pub async fn ensure_topics(config: &KafkaConfig) -> Result<(), SinkError> {
         .set("bootstrap.servers", &config.brokers)
         .create()
         .map_err(err("creating an admin client"))?;
-    let topics = [
-        NewTopic::new(&config.topics.dossier, config.partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(&config.topics.deadletter, 1, TopicReplication::Fixed(1)),
-    ];
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))).request_timeout(Some(Duration::from_secs(30)));
-    let results = admin.create_topics(&topics, &options).await.map_err(err("creating topics"))?;
-    for result in results {
+    let mut topics: Vec<NewTopic> = config
+        .topics
+        .event_topics()
+        .into_iter()
+        .map(|name| NewTopic::new(name, config.partitions, TopicReplication::Fixed(1)))
+        .collect();
+    topics.push(NewTopic::new(&config.topics.deadletter, 1, TopicReplication::Fixed(1)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(&topics, &options).await.map_err(err("creating topics"))? {
         match result {
             Ok(topic) => tracing::info!(topic, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(SinkError::Kafka {
-                    brokers: config.brokers.clone(),
-                    doing: "creating topics",
-                    source: KafkaError::AdminOp(code),
-                })
-                .inspect_err(|_| tracing::error!(topic, %code, "topic creation failed"));
+                tracing::error!(topic, %code, "topic creation failed");
+                return Err(err("creating topics")(KafkaError::AdminOp(code)));
             }
         }
     }
     Ok(())
 }
 
-/// Counts of one send.
+/// Counts of one delivery.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SendSummary {
     pub accepted: u64,
     pub rejected: u64,
 }
 
+impl SendSummary {
+    pub fn add(&mut self, other: &SendSummary) {
+        self.accepted += other.accepted;
+        self.rejected += other.rejected;
+    }
+}
+
+/// Producer settings a deployment may tune.
+#[derive(Debug, Clone)]
+pub struct ProducerSettings {
+    /// How long Kafka may take to acknowledge before a delivery counts as failed.
+    pub delivery_timeout: Duration,
+}
+
+impl Default for ProducerSettings {
+    fn default() -> Self {
+        Self { delivery_timeout: Duration::from_secs(30) }
+    }
+}
+
 pub struct KafkaSink {
     producer: FutureProducer,
     config: KafkaConfig,
     gate: Gate,
+    metrics: IngestMetrics,
 }
 
 impl KafkaSink {
     pub fn new(config: KafkaConfig, gate: Gate) -> Result<Self, SinkError> {
+        Self::with_settings(config, gate, IngestMetrics::new(), &ProducerSettings::default())
+    }
+
+    pub fn with_settings(
+        config: KafkaConfig,
+        gate: Gate,
+        metrics: IngestMetrics,
+        settings: &ProducerSettings,
+    ) -> Result<Self, SinkError> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
+            .set("message.timeout.ms", settings.delivery_timeout.as_millis().to_string())
             .create()
             .map_err(|source| SinkError::Kafka { brokers: config.brokers.clone(), doing: "creating a producer", source })?;
-        Ok(Self { producer, config, gate })
+        Ok(Self { producer, config, gate, metrics })
     }
 
-    /// Validates, encodes and produces `events`; returns after Kafka acknowledged all of them.
-    /// `source` names the ingestor in dead-letter headers.
-    pub async fn send(&self, events: &[DossierEvent], source: &str) -> Result<SendSummary, SinkError> {
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    pub fn metrics(&self) -> &IngestMetrics {
+        &self.metrics
+    }
+
+    /// Judges and delivers events that exist only as values (simulator).
+    pub async fn send(&self, events: Vec<Event>, source: &str) -> Result<SendSummary, SinkError> {
         let now = now_micros();
+        let outgoing: Vec<_> = events.into_iter().map(|e| self.gate.judge_value(e, source, now)).collect();
+        self.deliver(&outgoing, source).await
+    }
+
+    /// Produces every record and waits until Kafka acknowledged all of them.
+    /// On error nothing can be assumed stored: the caller retries the whole batch
+    /// (event ids make the retry idempotent downstream).
+    pub async fn deliver(&self, outgoing: &[Outgoing], source: &str) -> Result<SendSummary, SinkError> {
+        let started = Instant::now();
         let mut summary = SendSummary::default();
-        let mut deliveries = Vec::with_capacity(events.len());
-        for event in events {
-            let delivery = match self.gate.judge(event, now) {
-                Verdict::Accepted { key, value } => {
+        let mut deliveries = Vec::with_capacity(outgoing.len());
+        for item in outgoing {
+            let delivery = match item {
+                Outgoing::Event { kind, key, value } => {
                     summary.accepted += 1;
-                    self.enqueue(&self.config.topics.dossier, &key, value, None).await?
+                    self.enqueue(self.config.topics.for_kind(*kind), key, value, None).await?
                 }
-                Verdict::Rejected { rejection, original } => {
+                Outgoing::DeadLetter { key, original, rejection, source } => {
                     summary.rejected += 1;
-                    tracing::warn!(agency = %event.agency_code, reason = rejection.reason.code(), message = %rejection.message, "event rejected");
+                    tracing::warn!(agency = %key, reason = rejection.reason.code(), message = %rejection.message, source = %source, "input rejected");
                     let headers = OwnedHeaders::new()
                         .insert(Header { key: "reason", value: Some(rejection.reason.code()) })
                         .insert(Header { key: "message", value: Some(&rejection.message) })
-                        .insert(Header { key: "source", value: Some(source) });
-                    self.enqueue(&self.config.topics.deadletter, &event.agency_code, original, Some(headers)).await?
+                        .insert(Header { key: "source", value: Some(source.as_str()) });
+                    self.enqueue(&self.config.topics.deadletter, key, original, Some(headers)).await?
                 }
             };
             deliveries.push(delivery);
@@ -126,17 +174,20 @@ impl KafkaSink {
                 Err(_) => return Err(self.error("awaiting delivery", KafkaError::Canceled)),
             }
         }
+        self.metrics.produce_seconds.with_label_values(&[source]).observe(started.elapsed().as_secs_f64());
+        for item in outgoing {
+            match item {
+                Outgoing::Event { kind, .. } => self.metrics.accepted.with_label_values(&[source, kind_label(*kind)]).inc(),
+                Outgoing::DeadLetter { rejection, .. } => {
+                    self.metrics.rejected.with_label_values(&[source, rejection.reason.code()]).inc()
+                }
+            }
+        }
         Ok(summary)
     }
 
-    async fn enqueue(
-        &self,
-        topic: &str,
-        key: &str,
-        value: Vec<u8>,
-        headers: Option<OwnedHeaders>,
-    ) -> Result<rdkafka::producer::DeliveryFuture, SinkError> {
-        let mut record = FutureRecord::to(topic).key(key).payload(&value);
+    async fn enqueue(&self, topic: &str, key: &str, value: &[u8], headers: Option<OwnedHeaders>) -> Result<DeliveryFuture, SinkError> {
+        let mut record = FutureRecord::to(topic).key(key).payload(value);
         if let Some(headers) = headers {
             record = record.headers(headers);
         }
@@ -157,8 +208,19 @@ impl KafkaSink {
         SinkError::Kafka { brokers: self.config.brokers.clone(), doing, source }
     }
 
-    /// Waits for everything in flight.
-    pub fn flush(&self) -> Result<(), SinkError> {
-        self.producer.flush(Duration::from_secs(30)).map_err(|e| self.error("flushing", e))
+    /// Whether a broker answers a metadata request within `timeout`.
+    pub async fn reachable(&self, timeout: Duration) -> bool {
+        let client = self.producer.clone();
+        tokio::task::spawn_blocking(move || client.client().fetch_metadata(None, timeout).is_ok())
+            .await
+            .unwrap_or(false)
+    }
+}
+
+pub fn kind_label(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Dossier => "dossier",
+        EventKind::Budget => "budget",
+        EventKind::Staffing => "staffing",
     }
 }

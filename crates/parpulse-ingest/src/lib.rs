@@ -7,9 +7,11 @@
 
 pub mod gate;
 pub mod kafka;
+pub mod metrics;
 pub mod ndjson;
 pub mod simulator;
 
-pub use gate::{Gate, Verdict};
+pub use gate::{Gate, Outgoing};
+pub use metrics::IngestMetrics;
 pub use kafka::{KafkaConfig, KafkaSink, SendSummary};
 pub use simulator::{Simulator, SimulatorConfig};

@@ -3,10 +3,10 @@
 
 use std::io::{self, Write};
 
-use parpulse_core::DossierEvent;
+use parpulse_core::Event;
 
 /// Writes each event as one JSON line.
-pub fn write_events<W: Write>(out: &mut W, events: &[DossierEvent]) -> io::Result<()> {
+pub fn write_events<W: Write>(out: &mut W, events: &[Event]) -> io::Result<()> {
     for event in events {
         serde_json::to_writer(&mut *out, event)?;
         out.write_all(b"\n")?;

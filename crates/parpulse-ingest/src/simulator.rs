@@ -1,18 +1,29 @@
 //! A deterministic simulated province: dossiers flowing through every unit's
-//! one-stop desk, in local working hours on weekdays.
+//! one-stop desk in local working hours on weekdays, its administrative budget
+//! over the fiscal year, and its staffing month by month.
 //!
 //! Each unit gets its own online share, spread around the province's 30% target
-//! so that some units sit below it; dossiers are received, processed within or
-//! past their appointment date, and returned (some by post). The same seed gives
-//! the same events, byte for byte. Events come out in event-time order, generated
-//! one day at a time, so memory stays flat however long the run.
+//! so that some units sit below it. Dossiers are submitted online or at the desk
+//! or by post, received (or refused), sometimes paused for a supplement,
+//! withdrawn or stopped, processed within or past their appointment date (late
+//! ones mostly with an apology letter), paid online when fee-bearing and fully
+//! online, and returned, some by post. Budgets are allocated, committed,
+//! disbursed, saved and disclosed; staffing snapshots give quotas, filled
+//! positions and deputies (some units above the limit), with hires and departures.
+//!
+//! The same seed gives the same events, byte for byte. Events come out in
+//! event-time order, generated one day at a time, so memory stays flat however
+//! long the run.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use chrono::{Datelike, Weekday};
 use parpulse_core::time::now_micros;
-use parpulse_core::{AgencyRegistry, Channel, DossierEvent, DossierEventKind, LocalDay};
+use parpulse_core::{
+    AgencyGroup, AgencyRegistry, BudgetEvent, BudgetEventKind, Channel, DossierEvent, DossierEventKind, Event, LocalDay, Position,
+    StaffingEvent, StaffingEventKind,
+};
 
 const MICROS_PER_MINUTE: i64 = 60_000_000;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -79,9 +90,14 @@ impl SimulatorConfig {
 #[derive(Debug, Clone)]
 struct UnitProfile {
     code: String,
+    group: AgencyGroup,
     online_share: f64,
     postal_share: f64,
     late_share: f64,
+    /// Annual administrative budget, VND.
+    budget_vnd: i64,
+    staff_quota: i32,
+    deputies: i32,
 }
 
 pub struct Simulator {
@@ -90,9 +106,11 @@ pub struct Simulator {
     units: Vec<UnitProfile>,
     next_day: u32,
     pending: BinaryHeap<Reverse<(i64, u64, usize)>>,
-    slots: Vec<Option<DossierEvent>>,
+    slots: Vec<Option<Event>>,
     free_slots: Vec<usize>,
     sequence: u64,
+    /// Whether the first working day was generated (budgets and staffing open then).
+    opened: bool,
 }
 
 impl Simulator {
@@ -105,11 +123,17 @@ impl Simulator {
             .map(|(i, agency)| {
                 // Spread shares from 12% to 55% over the units, shuffled by the seed's draw.
                 let spread = 0.12 + 0.43 * ((i as f64 + rng.unit()) / count);
+                let deputy_limit = deputy_limit(agency.group);
                 UnitProfile {
                     code: agency.code.to_string(),
+                    group: agency.group,
                     online_share: spread,
                     postal_share: 0.04 + 0.08 * rng.unit(),
                     late_share: 0.02 + 0.10 * rng.unit(),
+                    budget_vnd: rng.range(8, 40) * 1_000_000_000,
+                    staff_quota: rng.range(25, 90) as i32,
+                    // About one unit in five keeps a deputy above the limit.
+                    deputies: deputy_limit + i32::from(rng.chance(0.2)),
                 }
             })
             .collect();
@@ -122,6 +146,7 @@ impl Simulator {
             slots: Vec::new(),
             free_slots: Vec::new(),
             sequence: 0,
+            opened: false,
         }
     }
 
@@ -130,8 +155,8 @@ impl Simulator {
         self.units.iter().map(|u| (u.code.clone(), u.online_share)).collect()
     }
 
-    fn push(&mut self, event: DossierEvent) {
-        if event.occurred_at > self.config.end_micros {
+    fn push(&mut self, event: Event) {
+        if event.occurred_at() > self.config.end_micros {
             return;
         }
         let slot = match self.free_slots.pop() {
@@ -144,7 +169,7 @@ impl Simulator {
                 self.slots.len() - 1
             }
         };
-        let at = self.slots[slot].as_ref().expect("just stored").occurred_at;
+        let at = self.slots[slot].as_ref().expect("just stored").occurred_at();
         self.sequence += 1;
         self.pending.push(Reverse((at, self.sequence, slot)));
     }
@@ -164,6 +189,13 @@ impl Simulator {
         }
         let opening = day.start_micros() + (7 * 60 + 30) * MICROS_PER_MINUTE; // 07:30
         let working_minutes = 9 * 60; // until 16:30
+        let first = !self.opened;
+        self.opened = true;
+        for u in 0..self.units.len() {
+            let unit = self.units[u].clone();
+            self.generate_budget(&unit, day, first, opening);
+            self.generate_staffing(&unit, day, first, opening);
+        }
         for u in 0..self.units.len() {
             let mean = self.config.dossiers_per_unit_day as i64;
             let count = self.rng.range(mean / 2, mean + mean / 2 + 1);
@@ -187,13 +219,8 @@ impl Simulator {
         let online_level = if online { 3 + self.rng.range(0, 2) as i32 } else { 2 + self.rng.range(0, 3) as i32 };
         let legal_max_days = [3, 5, 7, 10, 15, 20][self.rng.range(0, 6) as usize];
         let due_at = received_at + i64::from(legal_max_days) * MICROS_PER_DAY;
-        let late = self.rng.chance(unit.late_share);
-        let processed_at = if late {
-            due_at + self.rng.range(1, 5 * 24 * 60) * MICROS_PER_MINUTE
-        } else {
-            received_at + self.rng.range(60, (legal_max_days as i64 * 24 * 60).max(61)) * MICROS_PER_MINUTE
-        };
         let result_channel = if self.rng.chance(unit.postal_share * 1.5) { Channel::Postal } else { channel };
+        let fee_bearing = self.rng.chance(0.4);
         let template = DossierEvent {
             event_id: String::new(),
             agency_code: unit.code.clone(),
@@ -208,41 +235,183 @@ impl Simulator {
             result_channel: Some(result_channel),
             due_at: Some(due_at),
             legal_max_days: Some(legal_max_days),
-            fee_bearing: self.rng.chance(0.4),
+            fee_bearing,
             digitized: self.rng.chance(0.6),
         };
-        let mut steps = Vec::with_capacity(6);
+        let mut steps = Vec::with_capacity(8);
         if online {
             steps.push((DossierEventKind::Submitted, received_at - self.rng.range(5, 600) * MICROS_PER_MINUTE));
+            if self.rng.chance(0.03) {
+                // Incomplete online submission refused at reception (từ chối tiếp nhận).
+                steps.push((DossierEventKind::Refused, received_at));
+                self.push_steps(&template, steps);
+                return;
+            }
         }
         steps.push((DossierEventKind::Received, received_at));
-        steps.push((DossierEventKind::InProcess, received_at + self.rng.range(10, 240) * MICROS_PER_MINUTE));
-        if late {
-            // The apology letter (thư xin lỗi) goes out before the deadline in most cases.
-            if self.rng.chance(0.7) {
-                steps.push((DossierEventKind::ApologyIssued, due_at - MICROS_PER_DAY));
+        let started = received_at + self.rng.range(10, 240) * MICROS_PER_MINUTE;
+        steps.push((DossierEventKind::InProcess, started));
+        // A supplement request pauses the clock until the citizen completes the file.
+        let mut paused = 0;
+        if self.rng.chance(0.08) {
+            let requested = started + self.rng.range(60, 2 * 24 * 60) * MICROS_PER_MINUTE;
+            paused = self.rng.range(1, 5) * MICROS_PER_DAY;
+            steps.push((DossierEventKind::SupplementRequested, requested));
+            steps.push((DossierEventKind::SupplementReceived, requested + paused));
+        }
+        if self.rng.chance(0.01) {
+            steps.push((DossierEventKind::Withdrawn, started + self.rng.range(60, 24 * 60) * MICROS_PER_MINUTE + paused));
+            self.push_steps(&template, steps);
+            return;
+        }
+        let late = self.rng.chance(unit.late_share);
+        let processed_at = paused
+            + if late {
+                due_at + self.rng.range(1, 5 * 24 * 60) * MICROS_PER_MINUTE
+            } else {
+                received_at + self.rng.range(60, (legal_max_days as i64 * 24 * 60).max(61)) * MICROS_PER_MINUTE
+            };
+        if late && self.rng.chance(0.7) {
+            // The apology letter (thư xin lỗi) goes out a day before the deadline in most cases.
+            steps.push((DossierEventKind::ApologyIssued, due_at + paused - MICROS_PER_DAY));
+        }
+        if fee_bearing {
+            steps.push((DossierEventKind::AwaitingPayment, processed_at - 30 * MICROS_PER_MINUTE));
+            if online_level == 4 && online {
+                steps.push((DossierEventKind::PaidOnline, processed_at - 10 * MICROS_PER_MINUTE));
             }
         }
         steps.push((DossierEventKind::Processed, processed_at));
         steps.push((DossierEventKind::ResultReturned, processed_at + self.rng.range(30, 2 * 24 * 60) * MICROS_PER_MINUTE));
+        self.push_steps(&template, steps);
+    }
+
+    fn push_steps(&mut self, template: &DossierEvent, steps: Vec<(DossierEventKind, i64)>) {
         for (kind, at) in steps {
             let event = DossierEvent {
                 event_id: self.event_id(),
                 kind,
                 occurred_at: at,
                 recorded_at: at,
-                due_at: if kind == DossierEventKind::Submitted { None } else { template.due_at },
+                due_at: if kind == DossierEventKind::Submitted || kind == DossierEventKind::Refused { None } else { template.due_at },
                 ..template.clone()
             };
-            self.push(event);
+            self.push(Event::Dossier(event));
+        }
+    }
+
+    /// The fiscal year runs January to December: allocation when the year (or the
+    /// simulation) opens, commitments mid-month, disbursements and savings at the
+    /// start of each month, disclosure each quarter.
+    fn generate_budget(&mut self, unit: &UnitProfile, day: LocalDay, first: bool, opening: i64) {
+        let date = day.date();
+        let year = date.year();
+        let monthly = unit.budget_vnd / 12;
+        let at = opening + self.rng.range(0, 8 * 60) * MICROS_PER_MINUTE;
+        if first || (date.month() == 1 && date.day() == first_weekday_of_month(day)) {
+            self.push_budget(unit, BudgetEventKind::Allocated, year, unit.budget_vnd, at);
+        }
+        if date.day() == first_weekday_of_month(day) {
+            let disbursed = monthly * self.rng.range(70, 105) / 100;
+            self.push_budget(unit, BudgetEventKind::Disbursed, year, disbursed, at + MICROS_PER_MINUTE);
+            if self.rng.chance(0.5) {
+                let saved = monthly * self.rng.range(1, 8) / 100;
+                self.push_budget(unit, BudgetEventKind::Saved, year, saved, at + 2 * MICROS_PER_MINUTE);
+            }
+            if matches!(date.month(), 1 | 4 | 7 | 10) && self.rng.chance(0.8) {
+                self.push_budget(unit, BudgetEventKind::Disclosed, year, unit.budget_vnd, at + 3 * MICROS_PER_MINUTE);
+            }
+        }
+        if date.day() == 15 {
+            let committed = monthly * self.rng.range(80, 110) / 100;
+            self.push_budget(unit, BudgetEventKind::Committed, year, committed, at);
+        }
+    }
+
+    fn push_budget(&mut self, unit: &UnitProfile, kind: BudgetEventKind, fiscal_year: i32, amount_vnd: i64, at: i64) {
+        let event = BudgetEvent {
+            event_id: self.event_id(),
+            agency_code: unit.code.clone(),
+            occurred_at: at,
+            recorded_at: at,
+            source: "simulator".into(),
+            kind,
+            fiscal_year,
+            category: "chi_quan_ly_hanh_chinh".into(),
+            amount_vnd,
+        };
+        self.push(Event::Budget(event));
+    }
+
+    /// A headcount snapshot per position on the first working day of each month
+    /// (and when the simulation starts), with hires and departures in between.
+    fn generate_staffing(&mut self, unit: &UnitProfile, day: LocalDay, first: bool, opening: i64) {
+        let at = opening + self.rng.range(0, 8 * 60) * MICROS_PER_MINUTE;
+        let base = StaffingEvent {
+            event_id: String::new(),
+            agency_code: unit.code.clone(),
+            occurred_at: at,
+            recorded_at: at,
+            source: "simulator".into(),
+            kind: StaffingEventKind::HeadcountSnapshot,
+            position: Position::Staff,
+            quota: None,
+            filled: None,
+            baseline_year: None,
+            baseline_quota: None,
+            count: None,
+        };
+        if first || day.date().day() == first_weekday_of_month(day) {
+            let limit = deputy_limit(unit.group);
+            let filled_staff = unit.staff_quota - self.rng.range(0, 4) as i32;
+            for (position, quota, filled, baseline) in [
+                (Position::Head, 1, 1, 1),
+                (Position::Deputy, limit, unit.deputies, limit + 1),
+                // The 2015 baseline is about 10% above today's quota (tinh giản biên chế).
+                (Position::Staff, unit.staff_quota, filled_staff, unit.staff_quota * 110 / 100),
+            ] {
+                let event = StaffingEvent {
+                    event_id: self.event_id(),
+                    position,
+                    quota: Some(quota),
+                    filled: Some(filled),
+                    baseline_year: Some(2015),
+                    baseline_quota: Some(baseline),
+                    ..base.clone()
+                };
+                self.push(Event::Staffing(event));
+            }
+        } else if self.rng.chance(0.02) {
+            let kind = if self.rng.chance(0.5) { StaffingEventKind::Hired } else { StaffingEventKind::Departed };
+            let event = StaffingEvent { event_id: self.event_id(), kind, count: Some(1), ..base };
+            self.push(Event::Staffing(event));
         }
     }
 }
 
-impl Iterator for Simulator {
-    type Item = DossierEvent;
+/// The deputy limit: on average 3 deputy directors per department, 2 deputy heads
+/// per district office (DOMAIN.md).
+fn deputy_limit(group: AgencyGroup) -> i32 {
+    match group {
+        AgencyGroup::Department => 3,
+        AgencyGroup::District => 2,
+    }
+}
 
-    fn next(&mut self) -> Option<DossierEvent> {
+/// Day of month of the first Monday-to-Friday day of `day`'s month.
+fn first_weekday_of_month(day: LocalDay) -> u32 {
+    let date = day.date();
+    (1..=7)
+        .find(|d| {
+            date.with_day(*d).is_some_and(|x| !matches!(x.weekday(), Weekday::Sat | Weekday::Sun))
+        })
+        .unwrap_or(1)
+}
+
+impl Iterator for Simulator {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
         loop {
             // Dossiers generated for a day have no event earlier than the previous day
             // (an online submission precedes reception by at most 10 hours), so pending
@@ -295,8 +464,8 @@ mod tests {
     #[test]
     fn events_come_out_in_event_time_order_and_before_the_end() {
         let events: Vec<_> = Simulator::new(config(), &AgencyRegistry::demo()).collect();
-        assert!(events.windows(2).all(|w| w[0].occurred_at <= w[1].occurred_at));
-        assert!(events.iter().all(|e| e.occurred_at <= config().end_micros));
+        assert!(events.windows(2).all(|w| w[0].occurred_at() <= w[1].occurred_at()));
+        assert!(events.iter().all(|e| e.occurred_at() <= config().end_micros));
     }
 
     #[test]
@@ -304,7 +473,7 @@ mod tests {
         let registry = AgencyRegistry::demo();
         let policy = parpulse_core::validate::ValidationPolicy::default();
         for event in Simulator::new(config(), &registry) {
-            parpulse_core::validate::validate_dossier(&event, &registry, &policy, config().end_micros)
+            parpulse_core::validate::validate_event(&event, &registry, &policy, config().end_micros)
                 .unwrap_or_else(|r| panic!("{r} for {event:?}"));
         }
     }
@@ -320,10 +489,44 @@ mod tests {
     #[test]
     fn no_dossier_is_received_on_a_weekend() {
         for event in Simulator::new(config(), &AgencyRegistry::demo()) {
+            let Event::Dossier(event) = event else { continue };
             if event.kind == DossierEventKind::Received {
                 let weekday = LocalDay::of_micros(event.occurred_at).date().weekday();
                 assert!(!matches!(weekday, Weekday::Sat | Weekday::Sun), "{event:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_province_has_every_kind_of_event() {
+        use std::collections::HashSet;
+        let events: Vec<_> = Simulator::new(config(), &AgencyRegistry::demo()).collect();
+        let mut dossier_kinds = HashSet::new();
+        let mut budget_kinds = HashSet::new();
+        let mut staffing_kinds = HashSet::new();
+        for event in &events {
+            match event {
+                Event::Dossier(e) => dossier_kinds.insert(format!("{:?}", e.kind)),
+                Event::Budget(e) => budget_kinds.insert(format!("{:?}", e.kind)),
+                Event::Staffing(e) => staffing_kinds.insert(format!("{:?}", e.kind)),
+            };
+        }
+        for kind in ["Submitted", "Received", "Refused", "InProcess", "SupplementRequested", "SupplementReceived",
+                     "AwaitingPayment", "Processed", "ResultReturned", "ApologyIssued", "PaidOnline"] {
+            assert!(dossier_kinds.contains(kind), "no {kind} dossier event");
+        }
+        // Committed is booked on the 15th, so a 10-day run from the 1st may lack it.
+        for kind in ["Allocated", "Disbursed"] {
+            assert!(budget_kinds.contains(kind), "no {kind} budget event");
+        }
+        assert!(staffing_kinds.contains("HeadcountSnapshot"));
+    }
+
+    #[test]
+    fn some_units_have_more_deputies_than_the_limit() {
+        let events: Vec<_> = Simulator::new(SimulatorConfig { seed: 3, ..config() }, &AgencyRegistry::demo()).collect();
+        let over = events.iter().any(|e| matches!(e, Event::Staffing(s)
+            if s.position == Position::Deputy && s.filled > s.quota));
+        assert!(over);
     }
 }

@@ -70,13 +70,14 @@ pub async fn simulate(common: &Common, args: &SimulateArgs) -> Result<SendSummar
     let mut events = simulator.peekable();
     while events.peek().is_some() {
         batch.clear();
+        batch.reserve(args.batch);
         batch.extend(events.by_ref().take(args.batch.max(1)));
         if let Some(out) = out.as_mut() {
             parpulse_ingest::ndjson::write_events(out, &batch)?;
         }
         if let Some(sink) = &sink {
             let summary = sink
-                .send(&batch, "simulator")
+                .send(std::mem::take(&mut batch), "simulator")
                 .await
                 .with_context(|| format!("sending to Kafka at {}: is it running? (`make up`)", common.kafka_brokers))?;
             total.accepted += summary.accepted;
