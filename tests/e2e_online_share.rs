@@ -56,7 +56,7 @@ async fn online_share_on_metrics_equals_a_recount_of_the_events() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let (stop_http, http_stopped) = oneshot::channel::<()>();
-    tokio::spawn(parpulse_export::http::serve(listener, exporter.clone(), async {
+    tokio::spawn(parpulse_http::serve(listener, exporter.clone(), async {
         let _ = http_stopped.await;
     }));
     let body = reqwest::get(format!("http://{address}/metrics")).await.expect("GET /metrics").text().await.expect("body");

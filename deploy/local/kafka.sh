@@ -5,7 +5,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KAFKA_HOME="$PARPULSE_HOME/kafka"
-KAFKA_LIBS="$KAFKA_HOME/libs"
+# Jars may be shared between homes (tests start a second broker with its own data).
+KAFKA_LIBS="${PARPULSE_KAFKA_LIBS:-$KAFKA_HOME/libs}"
 KAFKA_PID="$KAFKA_HOME/kafka.pid"
 KAFKA_LOG="$KAFKA_HOME/kafka.log"
 KAFKA_HEAP="${PARPULSE_LOCAL_KAFKA_HEAP:-768m}"

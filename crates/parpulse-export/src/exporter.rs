@@ -12,7 +12,7 @@ use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{IntCounter, IntGauge, Registry};
 
 use crate::exposition::{encode, render_prometheus};
-use crate::http::MetricsSource;
+use parpulse_http::MetricsSource;
 use crate::snapshot::{Snapshot, Window};
 
 #[derive(Debug, Clone)]

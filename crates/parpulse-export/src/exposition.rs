@@ -9,7 +9,9 @@
 
 use parpulse_core::kpi::{DossierDayCounts, ONLINE_SHARE_TARGET};
 use parpulse_core::{AgencyRegistry, LocalDay};
-use prometheus::{Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Gauge, GaugeVec, Opts, Registry};
+
+pub use parpulse_http::encode;
 
 use crate::snapshot::{Scope, Snapshot, Window};
 
@@ -106,13 +108,6 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
     target.set(ONLINE_SHARE_TARGET);
     prom.register(Box::new(target)).expect("unique metric");
     encode(&prom)
-}
-
-/// Text-encodes a registry (also used for each process's own health metrics).
-pub fn encode(registry: &Registry) -> String {
-    let mut out = Vec::new();
-    TextEncoder::new().encode(&registry.gather(), &mut out).expect("text encoding into memory cannot fail");
-    String::from_utf8(out).expect("the text format is UTF-8")
 }
 
 fn percent(value: Option<f64>) -> String {

@@ -5,7 +5,9 @@
 //! sends rejected ones to the dead-letter topic with their reason. The
 //! [`simulator`] is the first source: a deterministic, realistic province.
 
+pub mod file_import;
 pub mod gate;
+pub mod intake;
 pub mod kafka;
 pub mod metrics;
 pub mod ndjson;

@@ -147,3 +147,44 @@ impl ExportArgs {
         }
     }
 }
+
+#[derive(Args, Debug, Clone)]
+pub struct IntakeArgs {
+    /// Where POST /v1/events, /metrics, /healthz and /readyz listen.
+    #[arg(long, env = "PARPULSE_INTAKE_LISTEN", default_value = "127.0.0.1:9466")]
+    pub listen: SocketAddr,
+    /// Token file: `[[token]] agency = "SNV" sha256 = "<hex>"` (see `parpulse ingest token`).
+    #[arg(long, env = "PARPULSE_INTAKE_TOKENS")]
+    pub tokens: PathBuf,
+    /// Largest accepted request body, bytes.
+    #[arg(long, env = "PARPULSE_INTAKE_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
+    pub body_limit: usize,
+    /// How long Kafka may take to acknowledge before the request gets 503.
+    #[arg(long, env = "PARPULSE_DELIVERY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub delivery_timeout_ms: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FileArgs {
+    /// NDJSON (.ndjson, .jsonl, .json) or CSV (.csv) files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Where refused rows go (NDJSON); default: <first file>.rejects.ndjson.
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TokenArgs {
+    /// The unit (or the province code, for all units) the new token speaks for.
+    #[arg(long)]
+    pub agency: String,
+}
+
+impl Common {
+    pub fn sink(&self, source_metrics: parpulse_ingest::IngestMetrics, delivery_timeout: Duration) -> Result<parpulse_ingest::KafkaSink> {
+        let gate = parpulse_ingest::Gate::new(self.registry()?, Default::default());
+        let settings = parpulse_ingest::kafka::ProducerSettings { delivery_timeout };
+        Ok(parpulse_ingest::KafkaSink::with_settings(self.kafka(), gate, source_metrics, &settings)?)
+    }
+}

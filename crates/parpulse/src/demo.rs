@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use parpulse_aggregate::AggregatorMetrics;
 use parpulse_export::exposition::render_table;
-use parpulse_export::http::RegistrySource;
+use parpulse_http::RegistrySource;
 use parpulse_export::Window;
 
 use crate::config::{AggregateArgs, Common, ExportArgs, SimulateArgs};

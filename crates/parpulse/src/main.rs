@@ -9,7 +9,7 @@ mod serve;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::config::{AggregateArgs, Common, ExportArgs, SimulateArgs};
+use crate::config::{AggregateArgs, Common, ExportArgs, FileArgs, IntakeArgs, SimulateArgs, TokenArgs};
 
 #[derive(Parser)]
 #[command(name = "parpulse", version, about = "Live KPIs of public-administration reform (cải cách hành chính): Kafka -> ClickHouse -> Prometheus")]
@@ -39,6 +39,12 @@ enum Command {
 enum IngestCommand {
     /// Generate a realistic province deterministically (to Kafka and/or an NDJSON file).
     Simulate(SimulateArgs),
+    /// Serve the HTTP intake: agencies POST events with their bearer token.
+    Http(IntakeArgs),
+    /// Import NDJSON or CSV exports of one-stop software.
+    File(FileArgs),
+    /// Create a token for a unit: prints the token (give it to the unit) and its token-file entry.
+    Token(TokenArgs),
 }
 
 fn main() -> Result<()> {
@@ -54,6 +60,9 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Migrate => serve::migrate(&cli.common).await,
             Command::Ingest(IngestCommand::Simulate(args)) => serve::simulate(&cli.common, &args).await.map(|_| ()),
+            Command::Ingest(IngestCommand::Http(args)) => serve::intake(&cli.common, &args).await,
+            Command::Ingest(IngestCommand::File(args)) => serve::import(&cli.common, &args).await,
+            Command::Ingest(IngestCommand::Token(args)) => serve::new_token(&cli.common, &args),
             Command::Aggregate(args) => serve::aggregate(&cli.common, &args).await,
             Command::Export(args) => serve::export(&cli.common, &args).await,
             Command::Demo(args) => demo::run(&cli.common, &args).await,

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use parpulse_aggregate::AggregatorMetrics;
-use parpulse_export::http::{MetricsSource, RegistrySource};
+use parpulse_http::{MetricsSource, RegistrySource};
 use parpulse_export::Exporter;
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, SendSummary, Simulator, SimulatorConfig};
 use tokio::net::TcpListener;
 
-use crate::config::{AggregateArgs, Common, ExportArgs, SimulateArgs};
+use crate::config::{AggregateArgs, Common, ExportArgs, FileArgs, IntakeArgs, SimulateArgs, TokenArgs};
 
 /// Completes on Ctrl-C or SIGTERM: the one shutdown signal every task shares.
 pub async fn shutdown_signal() {
@@ -98,7 +98,7 @@ pub async fn spawn_http(addr: std::net::SocketAddr, source: Arc<dyn MetricsSourc
     let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(error) = parpulse_export::http::serve(listener, source, shutdown_signal()).await {
+        if let Err(error) = parpulse_http::serve(listener, source, shutdown_signal()).await {
             tracing::error!(%error, "HTTP server failed");
         }
     });
@@ -129,5 +129,65 @@ pub async fn start_exporter(common: &Common, args: &ExportArgs) -> Result<(Arc<E
 pub async fn export(common: &Common, args: &ExportArgs) -> Result<()> {
     start_exporter(common, args).await?;
     shutdown_signal().await;
+    Ok(())
+}
+
+pub async fn intake(common: &Common, args: &IntakeArgs) -> Result<()> {
+    use parpulse_ingest::intake::{auth::TokenStore, Intake, IntakeConfig};
+    let registry = common.registry()?;
+    let text = std::fs::read_to_string(&args.tokens).with_context(|| format!("reading token file {}", args.tokens.display()))?;
+    let tokens = TokenStore::from_toml(&text, &registry).with_context(|| format!("token file {}", args.tokens.display()))?;
+    if tokens.is_empty() {
+        anyhow::bail!("token file {} lists no token: create one with `parpulse ingest token --agency CODE`", args.tokens.display());
+    }
+    let sink = common.sink(parpulse_ingest::IngestMetrics::new(), std::time::Duration::from_millis(args.delivery_timeout_ms))?;
+    let intake = Arc::new(Intake::new(sink, tokens, IntakeConfig { body_limit_bytes: args.body_limit }));
+    tokio::spawn(intake.clone().watch_kafka(std::time::Duration::from_secs(5), shutdown_signal()));
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(listen = %args.listen, "HTTP intake serving POST /v1/events");
+    parpulse_http::serve_router(listener, intake.router(), shutdown_signal()).await?;
+    Ok(())
+}
+
+pub async fn import(common: &Common, args: &FileArgs) -> Result<()> {
+    let sink = common.sink(parpulse_ingest::IngestMetrics::new(), std::time::Duration::from_secs(30))?;
+    let rejects_path = args.rejects.clone().unwrap_or_else(|| {
+        let mut name = args.paths[0].clone().into_os_string();
+        name.push(".rejects.ndjson");
+        name.into()
+    });
+    let mut rejects = std::io::BufWriter::new(
+        std::fs::File::create(&rejects_path).with_context(|| format!("creating {}", rejects_path.display()))?,
+    );
+    let mut total = parpulse_ingest::file_import::ImportSummary::default();
+    for path in &args.paths {
+        let summary = parpulse_ingest::file_import::import_file(&sink, path, &mut rejects)
+            .await
+            .with_context(|| format!("importing {}", path.display()))?;
+        println!("{}: {summary}", path.display());
+        total.read += summary.read;
+        total.accepted += summary.accepted;
+        for (reason, n) in summary.rejected_by_reason {
+            *total.rejected_by_reason.entry(reason).or_default() += n;
+        }
+    }
+    rejects.flush()?;
+    println!("total: {total}");
+    if total.rejected() > 0 {
+        println!("rejected rows: {} (also in the dead-letter topic {})", rejects_path.display(), common.topics().deadletter);
+    }
+    Ok(())
+}
+
+pub fn new_token(common: &Common, args: &TokenArgs) -> Result<()> {
+    let registry = common.registry()?;
+    if args.agency != registry.province().code && registry.get(&args.agency).is_none() {
+        anyhow::bail!("{} is neither the province ({}) nor a unit of the registry", args.agency, registry.province().code);
+    }
+    let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    println!("token (give it to {}; it is not stored anywhere): {token}", args.agency);
+    println!();
+    println!("add to the token file:");
+    println!("[[token]]\nagency = \"{}\"\nsha256 = \"{}\"", args.agency, parpulse_ingest::intake::auth::sha256_hex(&token));
     Ok(())
 }

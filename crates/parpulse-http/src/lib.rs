@@ -1,6 +1,7 @@
-//! HTTP endpoints every parpulse process serves for operators:
+//! parpulse-http: the endpoints every parpulse process serves for operators:
 //! `/metrics` (Prometheus text), `/healthz` (the process runs) and `/readyz`
-//! (it can do its job: for the exporter, values are fresh).
+//! (it can do its job: for the exporter, values are fresh; for the intake,
+//! Kafka answers). A process adds its own routes with [`router`]'s `merge`.
 
 use std::sync::Arc;
 
@@ -23,12 +24,20 @@ pub struct RegistrySource(pub Registry);
 
 impl MetricsSource for RegistrySource {
     fn render(&self) -> String {
-        crate::exposition::encode(&self.0)
+        encode(&self.0)
     }
 
     fn ready(&self) -> bool {
         true
     }
+}
+
+/// Text-encodes a registry in the Prometheus exposition format.
+pub fn encode(registry: &Registry) -> String {
+    use prometheus::Encoder;
+    let mut out = Vec::new();
+    prometheus::TextEncoder::new().encode(&registry.gather(), &mut out).expect("text encoding into memory cannot fail");
+    String::from_utf8(out).expect("the text format is UTF-8")
 }
 
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -63,5 +72,14 @@ pub async fn serve(
     source: Arc<dyn MetricsSource>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(source)).with_graceful_shutdown(shutdown).await
+    serve_router(listener, router(source), shutdown).await
+}
+
+/// Serves any router (operator endpoints merged with a process's own) until `shutdown`.
+pub async fn serve_router(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
