@@ -6,6 +6,8 @@
 //! (default: the local ones `make up` starts). A test that cannot reach them
 //! fails with a message saying so; it never skips.
 
+pub mod broker;
+pub mod kafka_read;
 pub mod prom_text;
 pub mod recount;
 
@@ -111,4 +113,53 @@ impl TestEnv {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Tokens the intake tests use: one for SNV (Sở Nội vụ), one for the province.
+pub const SNV_TOKEN: &str = "test-token-snv-0123456789abcdef";
+pub const PROVINCE_TOKEN: &str = "test-token-province-fedcba9876543210";
+
+/// A running in-process HTTP intake.
+pub struct RunningIntake {
+    pub address: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RunningIntake {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+}
+
+impl Drop for RunningIntake {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts the HTTP intake on a free port, producing to `brokers` with the test's topics.
+pub async fn start_intake(env: &TestEnv, brokers: &str, body_limit_bytes: usize, delivery_timeout: Duration) -> RunningIntake {
+    use parpulse_ingest::intake::{auth, Intake, IntakeConfig};
+    let registry = parpulse_core::AgencyRegistry::demo();
+    let tokens = format!(
+        "[[token]]\nagency = \"SNV\"\nsha256 = \"{}\"\n[[token]]\nagency = \"HY\"\nsha256 = \"{}\"\n",
+        auth::sha256_hex(SNV_TOKEN),
+        auth::sha256_hex(PROVINCE_TOKEN)
+    );
+    let tokens = auth::TokenStore::from_toml(&tokens, &registry).expect("test tokens");
+    let kafka = KafkaConfig { brokers: brokers.to_owned(), ..env.kafka() };
+    let gate = parpulse_ingest::Gate::new(registry, Default::default());
+    let settings = parpulse_ingest::kafka::ProducerSettings { delivery_timeout };
+    let sink = parpulse_ingest::KafkaSink::with_settings(kafka, gate, parpulse_ingest::IngestMetrics::new(), &settings)
+        .expect("producer");
+    let intake = std::sync::Arc::new(Intake::new(sink, tokens, IntakeConfig { body_limit_bytes }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(parpulse_http::serve_router(listener, intake.router(), async {
+        let _ = stopped.await;
+    }));
+    RunningIntake { address, stop: Some(stop) }
 }
