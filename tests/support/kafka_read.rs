@@ -16,9 +16,9 @@ pub struct Record {
     pub headers: BTreeMap<String, String>,
 }
 
-/// Reads every record of `topic` until `expected` were read (then a little longer,
-/// to catch extras) or `timeout` passes. Returns what was read.
-pub fn read_topic(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {
+/// Reads every record of `topic` up to its high watermarks as they are now
+/// (everything acknowledged before the call), failing if `timeout` passes first.
+pub fn read_topic(brokers: &str, topic: &str, timeout: Duration) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("parpulse-test-reader-{}", uuid::Uuid::new_v4()))
@@ -27,16 +27,21 @@ pub fn read_topic(brokers: &str, topic: &str, expected: usize, timeout: Duration
         .expect("test consumer");
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("topic metadata");
     let mut assignment = TopicPartitionList::new();
+    let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
     for t in metadata.topics() {
         for p in t.partitions() {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("watermarks");
+            if high > low {
+                remaining.insert(p.id(), high);
+            }
             assignment.add_partition_offset(topic, p.id(), Offset::Beginning).expect("assignment");
         }
     }
     consumer.assign(&assignment).expect("assign");
     let mut records = Vec::new();
     let deadline = Instant::now() + timeout;
-    let mut settle_until: Option<Instant> = None;
-    while Instant::now() < deadline && settle_until.is_none_or(|t| Instant::now() < t) {
+    while !remaining.is_empty() {
+        assert!(Instant::now() < deadline, "reading {topic}: not at the end within {timeout:?} ({remaining:?} left)");
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => {
                 let headers = message
@@ -47,6 +52,9 @@ pub fn read_topic(brokers: &str, topic: &str, expected: usize, timeout: Duration
                             .collect()
                     })
                     .unwrap_or_default();
+                if remaining.get(&message.partition()).is_some_and(|high| message.offset() + 1 >= *high) {
+                    remaining.remove(&message.partition());
+                }
                 records.push(Record {
                     partition: message.partition(),
                     offset: message.offset(),
@@ -54,9 +62,6 @@ pub fn read_topic(brokers: &str, topic: &str, expected: usize, timeout: Duration
                     payload: message.payload().unwrap_or_default().to_vec(),
                     headers,
                 });
-                if records.len() >= expected && settle_until.is_none() {
-                    settle_until = Some(Instant::now() + Duration::from_millis(1500));
-                }
             }
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             None => {}
