@@ -104,6 +104,11 @@ async fn a_million_row_import_shows_progress_and_a_true_summary_and_reimports_th
     stored.dedup();
     ids.sort();
     assert_eq!(stored, ids, "the re-import carries exactly the ids of the first import");
+
+    // Downstream, the re-import adds nothing: the KPIs equal a recount of the file, once.
+    env.aggregate_to_end(&store, Duration::from_secs(600)).await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(parpulse_tests::stored_day_counts(&store).await, parpulse_tests::recount::recount_ndjson(&text));
     std::fs::remove_dir_all(&dir).ok();
     env.cleanup().await;
 }

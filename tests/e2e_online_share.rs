@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parpulse_aggregate::AggregatorMetrics;
 use parpulse_core::{AgencyRegistry, Event, LocalDay};
 use parpulse_export::{Exporter, ExporterConfig, Window};
 use parpulse_ingest::gate::Gate;
@@ -14,6 +13,7 @@ use parpulse_tests::prom_text::{self, find};
 use parpulse_tests::recount::{self, recount_ndjson};
 use parpulse_tests::TestEnv;
 use tokio::sync::oneshot;
+
 
 fn simulate(seed: u64, days: u32, per_unit_day: u32) -> (Vec<Event>, String) {
     let events: Vec<_> = Simulator::new(SimulatorConfig::recent(seed, days, per_unit_day), &AgencyRegistry::demo()).collect();
@@ -29,15 +29,12 @@ async fn produce(env: &TestEnv, events: &[Event]) {
     assert_eq!(summary.accepted, events.len() as u64);
 }
 
-/// Runs an aggregator until it has checkpointed the whole topic, then stops it.
 async fn aggregate_to_end(env: &TestEnv, store: &parpulse_clickhouse::Store) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(parpulse_aggregate::run(env.aggregator_config(), store.clone(), AggregatorMetrics::new(), async {
-        let _ = stopped.await;
-    }));
-    env.wait_caught_up(store, Duration::from_secs(120)).await;
-    stop.send(()).expect("aggregator still running");
-    task.await.expect("aggregator task").expect("aggregator ran without error");
+    env.aggregate_to_end(store, Duration::from_secs(120)).await;
+}
+
+async fn stored_day_counts(store: &parpulse_clickhouse::Store) -> recount::DayCounts {
+    parpulse_tests::stored_day_counts(store).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,16 +112,21 @@ async fn aggregator_restart_continues_from_its_checkpoint_without_double_countin
     produce(&env, second_half).await;
     aggregate_to_end(&env, &store).await;
 
-    let counts = recount_ndjson(&ndjson);
-    let today = LocalDay::of_micros(parpulse_core::time::now_micros());
-    let rows = parpulse_clickhouse::dossier_day::read_days(&store, LocalDay(today.0 - 40), today).await.expect("read");
-    let stored: recount::DayCounts = rows
-        .iter()
-        .map(|r| {
-            let c = recount::Recount { received: r.received, online: r.received_online, postal: r.received_postal };
-            ((r.agency_code.clone(), i64::from(r.day)), c)
-        })
-        .collect();
-    assert_eq!(stored, counts, "ClickHouse day buckets equal the recount, bucket by bucket");
+    assert_eq!(stored_day_counts(&store).await, recount_ndjson(&ndjson), "ClickHouse day buckets equal the recount, bucket by bucket");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_events_produced_twice_change_nothing() {
+    let env = TestEnv::new("duplicates");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let (events, ndjson) = simulate(9, 5, 5);
+    produce(&env, &events).await;
+    aggregate_to_end(&env, &store).await;
+    produce(&env, &events).await; // a producer retry or a re-import: same ids, new offsets
+    aggregate_to_end(&env, &store).await;
+
+    assert_eq!(stored_day_counts(&store).await, recount_ndjson(&ndjson), "every dossier counted once");
     env.cleanup().await;
 }

@@ -99,6 +99,22 @@ impl TestEnv {
         }
     }
 
+    /// Runs an aggregator until it has checkpointed the whole dossier topic, then stops it.
+    pub async fn aggregate_to_end(&self, store: &Store, within: Duration) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(parpulse_aggregate::run(
+            self.aggregator_config(),
+            store.clone(),
+            parpulse_aggregate::AggregatorMetrics::new(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        self.wait_caught_up(store, within).await;
+        stop.send(()).expect("aggregator still running");
+        task.await.expect("aggregator task").expect("aggregator ran without error");
+    }
+
     /// Waits until the aggregator's checkpoints reach the end of the topic.
     pub async fn wait_caught_up(&self, store: &Store, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
@@ -162,4 +178,18 @@ pub async fn start_intake(env: &TestEnv, brokers: &str, body_limit_bytes: usize,
         let _ = stopped.await;
     }));
     RunningIntake { address, stop: Some(stop) }
+}
+
+/// Every stored (unit, day) bucket of the last 400 days, in the recount's shape.
+pub async fn stored_day_counts(store: &Store) -> recount::DayCounts {
+    let today = parpulse_core::LocalDay::of_micros(parpulse_core::time::now_micros());
+    let rows = parpulse_clickhouse::dossier_day::read_days(store, parpulse_core::LocalDay(today.0 - 400), today)
+        .await
+        .expect("reading dossier_day");
+    rows.iter()
+        .map(|r| {
+            let c = recount::Recount { received: r.received, online: r.received_online, postal: r.received_postal };
+            ((r.agency_code.clone(), i64::from(r.day)), c)
+        })
+        .collect()
 }

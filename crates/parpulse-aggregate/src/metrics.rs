@@ -7,6 +7,7 @@ pub struct AggregatorMetrics {
     pub registry: Registry,
     pub events: IntCounter,
     pub undecodable: IntCounter,
+    pub duplicate_receptions: IntCounter,
     pub checkpoints: IntCounter,
     pub checkpoint_seconds: Histogram,
     pub clickhouse_errors: IntCounter,
@@ -27,6 +28,11 @@ impl AggregatorMetrics {
         let undecodable = IntCounter::new(
             "parpulse_aggregator_undecodable_total",
             "Kafka messages skipped because they do not decode as a known event",
+        )
+        .expect("valid metric");
+        let duplicate_receptions = IntCounter::new(
+            "parpulse_aggregator_duplicate_receptions_total",
+            "received events not counted because their dossier was already received (redelivery, re-import)",
         )
         .expect("valid metric");
         let checkpoints = IntCounter::new("parpulse_aggregator_checkpoints_total", "Checkpoints written to ClickHouse").expect("valid metric");
@@ -53,6 +59,7 @@ impl AggregatorMetrics {
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(undecodable.clone()),
+            Box::new(duplicate_receptions.clone()),
             Box::new(checkpoints.clone()),
             Box::new(checkpoint_seconds.clone()),
             Box::new(clickhouse_errors.clone()),
@@ -61,7 +68,7 @@ impl AggregatorMetrics {
         ] {
             registry.register(collector).expect("metric names are unique");
         }
-        Self { registry, events, undecodable, checkpoints, checkpoint_seconds, clickhouse_errors, consumer_lag, newest_event_time }
+        Self { registry, events, undecodable, duplicate_receptions, checkpoints, checkpoint_seconds, clickhouse_errors, consumer_lag, newest_event_time }
     }
 }
 

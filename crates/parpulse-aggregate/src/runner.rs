@@ -12,7 +12,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use parpulse_clickhouse::checkpoint::{self, CheckpointRow};
-use parpulse_clickhouse::{dossier_day, Store, StoreError};
+use parpulse_clickhouse::{dossier_day, dossier_state, Store, StoreError};
 use parpulse_core::avro::AvroCodec;
 use parpulse_core::time::now_micros;
 use rdkafka::config::ClientConfig;
@@ -105,7 +105,9 @@ pub async fn run(
                 let Some(state) = states.get_mut(&partition) else { continue };
                 match message.payload().map(|bytes| codec.decode_dossier(bytes)) {
                     Some(Ok(event)) => {
+                        let duplicates = state.duplicates();
                         state.apply(message.offset(), &event);
+                        metrics.duplicate_receptions.inc_by(state.duplicates() - duplicates);
                         metrics.events.inc();
                         metrics.newest_event_time.set(metrics.newest_event_time.get().max(event.occurred_at / 1_000_000));
                     }
@@ -156,8 +158,9 @@ async fn load_states(
     for &partition in partitions {
         let next_offset = committed.iter().find(|c| c.kafka_partition == partition).map_or(0, |c| c.next_offset);
         let rows = dossier_day::load_partition(store, partition).await?;
-        tracing::info!(partition, next_offset, buckets = rows.len(), "loaded partition state");
-        states.insert(partition, PartitionState::load(partition, next_offset, &rows));
+        let dossiers = dossier_state::load_partition(store, partition).await?;
+        tracing::info!(partition, next_offset, buckets = rows.len(), dossiers = dossiers.len(), "loaded partition state");
+        states.insert(partition, PartitionState::load(partition, next_offset, &rows, &dossiers));
     }
     Ok(states)
 }
@@ -197,6 +200,9 @@ async fn checkpoint(
         return Ok(());
     }
     let started = Instant::now();
+    // Any order of these two inserts is safe: each row carries its own version (state.rs).
+    let dossiers: Vec<_> = progressed.iter().flat_map(|p| states[p].pending_dossier_rows()).collect();
+    dossier_state::write(store, &dossiers).await?;
     let rows: Vec<_> = progressed.iter().flat_map(|p| states[p].pending_rows()).collect();
     dossier_day::write(store, &rows).await?;
     let written_at = u32::try_from(now_micros() / 1_000_000).unwrap_or(u32::MAX);

@@ -2,16 +2,23 @@
 //! partition carries (the message key is the agency, so a unit lives in one
 //! partition).
 //!
-//! Every bucket remembers the offset it is complete up to (`version`, exclusive).
-//! After a restart, events the bucket already counts are skipped: that is what
-//! makes replay from the checkpoint exact even if some bucket rows were written
-//! past the checkpoint before a crash.
+//! Every stored row (day bucket, dossier) remembers the offset it is complete up
+//! to (`version`, exclusive). After a restart, an event is applied only to the
+//! rows that do not reflect it yet: that is what makes replay from the checkpoint
+//! exact even if some rows were written past the checkpoint before a crash.
+//!
+//! A dossier is counted as received once: its state keeps the offset of the
+//! first `received` event, and any other `received` event for it (the same
+//! event delivered or imported again, or a repeated report) is a duplicate.
+//! Because the offset itself is kept, a reloaded dossier that is ahead of its
+//! bucket still tells whether a replayed event was the counted one.
 
 use std::collections::{HashMap, HashSet};
 
 use parpulse_clickhouse::dossier_day::DossierDayRow;
+use parpulse_clickhouse::dossier_state::DossierStateRow;
 use parpulse_core::kpi::DossierDayCounts;
-use parpulse_core::{DossierEvent, LocalDay};
+use parpulse_core::{DossierEvent, DossierEventKind, LocalDay};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BucketKey {
@@ -26,18 +33,35 @@ struct Bucket {
     complete_through: i64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DossierKey {
+    pub agency_code: String,
+    pub dossier_id: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Dossier {
+    /// Offset of the first `received` event, the one counted.
+    received_offset: Option<i64>,
+    received_day: LocalDay,
+    complete_through: i64,
+}
+
 #[derive(Debug)]
 pub struct PartitionState {
     partition: u32,
     buckets: HashMap<BucketKey, Bucket>,
     dirty: HashSet<BucketKey>,
+    dossiers: HashMap<DossierKey, Dossier>,
+    dirty_dossiers: HashSet<DossierKey>,
+    duplicates: u64,
     next_offset: i64,
     checkpointed_offset: i64,
 }
 
 impl PartitionState {
-    /// State as stored: the checkpoint's next offset and the newest bucket rows.
-    pub fn load(partition: u32, next_offset: i64, rows: &[DossierDayRow]) -> Self {
+    /// State as stored: the checkpoint's next offset and the newest bucket and dossier rows.
+    pub fn load(partition: u32, next_offset: i64, rows: &[DossierDayRow], dossier_rows: &[DossierStateRow]) -> Self {
         let buckets = rows
             .iter()
             .map(|row| {
@@ -46,7 +70,28 @@ impl PartitionState {
                 (key, Bucket { counts: row.counts(), complete_through })
             })
             .collect();
-        Self { partition, buckets, dirty: HashSet::new(), next_offset, checkpointed_offset: next_offset }
+        let dossiers = dossier_rows
+            .iter()
+            .map(|row| {
+                let key = DossierKey { agency_code: row.agency_code.clone(), dossier_id: row.dossier_id.clone() };
+                let dossier = Dossier {
+                    received_offset: (row.received_offset >= 0).then_some(row.received_offset),
+                    received_day: LocalDay(row.received_day),
+                    complete_through: i64::try_from(row.version).unwrap_or(i64::MAX),
+                };
+                (key, dossier)
+            })
+            .collect();
+        Self {
+            partition,
+            buckets,
+            dirty: HashSet::new(),
+            dossiers,
+            dirty_dossiers: HashSet::new(),
+            duplicates: 0,
+            next_offset,
+            checkpointed_offset: next_offset,
+        }
     }
 
     pub fn partition(&self) -> u32 {
@@ -66,7 +111,14 @@ impl PartitionState {
     /// Applies the event at `offset`. Offsets must come in increasing order.
     pub fn apply(&mut self, offset: i64, event: &DossierEvent) {
         self.skip(offset);
-        let key = BucketKey { agency_code: event.agency_code.clone(), day: LocalDay::of_micros(event.occurred_at) };
+        if event.kind != DossierEventKind::Received {
+            return; // the stored KPIs count receptions only, so far
+        }
+        let day = LocalDay::of_micros(event.occurred_at);
+        if !self.first_reception(offset, event, day) {
+            return;
+        }
+        let key = BucketKey { agency_code: event.agency_code.clone(), day };
         let bucket = self.buckets.entry(key.clone()).or_default();
         if offset < bucket.complete_through {
             return; // already counted before a restart
@@ -74,6 +126,49 @@ impl PartitionState {
         if bucket.counts.apply(event) {
             self.dirty.insert(key);
         }
+    }
+
+    /// Whether the `received` event at `offset` is the dossier's counted reception.
+    fn first_reception(&mut self, offset: i64, event: &DossierEvent, day: LocalDay) -> bool {
+        let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
+        let dossier = self.dossiers.entry(key.clone()).or_insert(Dossier { received_offset: None, received_day: day, complete_through: 0 });
+        if offset < dossier.complete_through {
+            // The stored dossier already reflects this event: it was counted iff it set the reception.
+            return dossier.received_offset == Some(offset);
+        }
+        if dossier.received_offset.is_some() {
+            self.duplicates += 1;
+            return false;
+        }
+        dossier.received_offset = Some(offset);
+        dossier.received_day = day;
+        self.dirty_dossiers.insert(key);
+        true
+    }
+
+    /// Receptions not counted because the dossier was already received.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// Dossier rows for the changed dossiers, versioned with the current next offset.
+    pub fn pending_dossier_rows(&self) -> Vec<DossierStateRow> {
+        let version = u64::try_from(self.next_offset).unwrap_or(0);
+        let mut keys: Vec<_> = self.dirty_dossiers.iter().collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|key| {
+                let dossier = self.dossiers[key];
+                DossierStateRow {
+                    kafka_partition: self.partition,
+                    agency_code: key.agency_code.clone(),
+                    dossier_id: key.dossier_id.clone(),
+                    received_offset: dossier.received_offset.unwrap_or(-1),
+                    received_day: dossier.received_day.0,
+                    version,
+                }
+            })
+            .collect()
     }
 
     /// Moves past an offset without counting anything (undecodable messages).
@@ -106,6 +201,7 @@ impl PartitionState {
     /// Marks everything up to `next_offset` as stored.
     pub fn checkpoint_written(&mut self, next_offset: i64) {
         self.dirty.clear();
+        self.dirty_dossiers.clear();
         self.checkpointed_offset = next_offset;
     }
 
@@ -126,13 +222,17 @@ mod tests {
     const DAY: LocalDay = LocalDay(18228);
 
     fn received(agency: &str, channel: Channel) -> DossierEvent {
+        reception(agency, "D", channel)
+    }
+
+    fn reception(agency: &str, dossier: &str, channel: Channel) -> DossierEvent {
         DossierEvent {
             event_id: "6f1c1f2e-3a52-4d3e-9a51-8f1a6c0f2b11".into(),
             agency_code: agency.into(),
             occurred_at: DAY.start_micros() + 3_600_000_000,
             recorded_at: 0,
             source: "test".into(),
-            dossier_id: "D".into(),
+            dossier_id: dossier.into(),
             procedure_code: "P".into(),
             kind: DossierEventKind::Received,
             channel,
@@ -147,9 +247,9 @@ mod tests {
 
     #[test]
     fn received_events_land_in_their_local_day_bucket() {
-        let mut state = PartitionState::load(0, 0, &[]);
-        state.apply(0, &received("SNV", Channel::Online));
-        state.apply(1, &received("SNV", Channel::InPerson));
+        let mut state = PartitionState::load(0, 0, &[], &[]);
+        state.apply(0, &reception("SNV", "D1", Channel::Online));
+        state.apply(1, &reception("SNV", "D2", Channel::InPerson));
         let counts = state.counts("SNV", DAY).unwrap();
         assert_eq!((counts.received, counts.received_online), (2, 1));
         assert_eq!(state.next_offset(), 2);
@@ -157,7 +257,7 @@ mod tests {
 
     #[test]
     fn pending_rows_carry_the_next_offset_as_version_and_clear_after_checkpoint() {
-        let mut state = PartitionState::load(3, 0, &[]);
+        let mut state = PartitionState::load(3, 0, &[], &[]);
         state.apply(0, &received("SNV", Channel::Online));
         let rows = state.pending_rows();
         assert_eq!(rows.len(), 1);
@@ -171,22 +271,57 @@ mod tests {
     fn replay_after_restart_skips_events_a_bucket_already_counts() {
         // Before the crash: offsets 0..4 applied and the bucket row written at version 4,
         // but the checkpoint that would say "next offset 4" was only at 2.
-        let mut before = PartitionState::load(0, 0, &[]);
+        let mut before = PartitionState::load(0, 0, &[], &[]);
         for offset in 0..4 {
-            before.apply(offset, &received("SNV", Channel::Online));
+            before.apply(offset, &reception("SNV", &format!("D{offset}"), Channel::Online));
         }
         let rows = before.pending_rows();
+        let dossiers = before.pending_dossier_rows();
         // After the restart, replay from the checkpoint at offset 2.
-        let mut after = PartitionState::load(0, 2, &rows);
+        let mut after = PartitionState::load(0, 2, &rows, &dossiers);
         for offset in 2..6 {
-            after.apply(offset, &received("SNV", Channel::Online));
+            after.apply(offset, &reception("SNV", &format!("D{offset}"), Channel::Online));
         }
         assert_eq!(after.counts("SNV", DAY).unwrap().received, 6);
     }
 
     #[test]
+    fn a_dossier_received_twice_counts_once() {
+        let mut state = PartitionState::load(0, 0, &[], &[]);
+        state.apply(0, &reception("SNV", "D1", Channel::Online));
+        state.apply(1, &reception("SNV", "D1", Channel::Online));
+        assert_eq!(state.counts("SNV", DAY).unwrap().received, 1);
+        assert_eq!(state.duplicates(), 1);
+    }
+
+    /// Crash between the bucket insert and the dossier insert: buckets ahead, dossiers behind.
+    #[test]
+    fn replay_is_exact_when_buckets_were_stored_ahead_of_dossiers() {
+        let mut before = PartitionState::load(0, 0, &[], &[]);
+        before.apply(0, &reception("SNV", "D1", Channel::Online));
+        let buckets = before.pending_rows(); // version 1, holds D1
+        let mut after = PartitionState::load(0, 0, &buckets, &[]);
+        after.apply(0, &reception("SNV", "D1", Channel::Online));
+        after.apply(1, &reception("SNV", "D1", Channel::Online)); // a duplicate delivery
+        assert_eq!(after.counts("SNV", DAY).unwrap().received, 1);
+    }
+
+    /// Crash between the dossier insert and the bucket insert: dossiers ahead, buckets behind.
+    #[test]
+    fn replay_is_exact_when_dossiers_were_stored_ahead_of_buckets() {
+        let mut before = PartitionState::load(0, 0, &[], &[]);
+        before.apply(0, &reception("SNV", "D1", Channel::Online));
+        before.apply(1, &reception("SNV", "D1", Channel::Online));
+        let dossiers = before.pending_dossier_rows(); // version 2, counted offset 0
+        let mut after = PartitionState::load(0, 0, &[], &dossiers);
+        after.apply(0, &reception("SNV", "D1", Channel::Online));
+        after.apply(1, &reception("SNV", "D1", Channel::Online));
+        assert_eq!(after.counts("SNV", DAY).unwrap().received, 1);
+    }
+
+    #[test]
     fn skipped_offsets_still_advance_the_position() {
-        let mut state = PartitionState::load(0, 10, &[]);
+        let mut state = PartitionState::load(0, 10, &[], &[]);
         state.skip(10);
         assert_eq!(state.next_offset(), 11);
         assert!(state.has_progress());

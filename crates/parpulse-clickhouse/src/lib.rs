@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod connect;
 pub mod dossier_day;
+pub mod dossier_state;
 pub mod migrate;
 
 pub use connect::{ClickHouseConfig, Store};

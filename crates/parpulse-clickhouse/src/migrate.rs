@@ -11,10 +11,13 @@ use sha2::{Digest, Sha256};
 use crate::{Result, Store, StoreError};
 
 /// The migrations, in the order they apply. File names are their identity.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_dossier_day_and_checkpoints.sql",
-    include_str!("../../../schemas/clickhouse/0001_dossier_day_and_checkpoints.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_dossier_day_and_checkpoints.sql",
+        include_str!("../../../schemas/clickhouse/0001_dossier_day_and_checkpoints.sql"),
+    ),
+    ("0002_dossier_state.sql", include_str!("../../../schemas/clickhouse/0002_dossier_state.sql")),
+];
 
 #[derive(Debug, Row, Serialize, Deserialize)]
 struct AppliedMigration {
