@@ -117,12 +117,16 @@ impl Simulator {
     pub fn new(config: SimulatorConfig, registry: &AgencyRegistry) -> Self {
         let mut rng = SplitMix64::new(config.seed);
         let count = registry.len().max(1) as f64;
+        // Spread shares from 12% to 55% over the units, in an order drawn from the seed.
+        let mut rank: Vec<usize> = (0..registry.len()).collect();
+        for i in (1..rank.len()).rev() {
+            rank.swap(i, rng.range(0, i as i64 + 1) as usize);
+        }
         let units = registry
             .iter()
-            .enumerate()
-            .map(|(i, agency)| {
-                // Spread shares from 12% to 55% over the units, shuffled by the seed's draw.
-                let spread = 0.12 + 0.43 * ((i as f64 + rng.unit()) / count);
+            .zip(rank)
+            .map(|(agency, rank)| {
+                let spread = 0.12 + 0.43 * ((rank as f64 + rng.unit()) / count);
                 let deputy_limit = deputy_limit(agency.group);
                 UnitProfile {
                     code: agency.code.to_string(),
