@@ -37,6 +37,16 @@ fn rules_and_config_pass_promtool_checks_and_rule_unit_tests() {
     assert!(report.contains("SUCCESS"), "{report}");
 }
 
+#[test]
+fn the_alertmanager_example_passes_amtool() {
+    let output = Command::new("amtool")
+        .args(["check-config", "deploy/prometheus/alertmanager.yml"])
+        .current_dir(repo())
+        .output()
+        .expect("amtool not found: `make up` installs the prometheus-alertmanager package, which has it");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+}
+
 /// A Prometheus server of its own, killed when dropped.
 struct Prometheus {
     child: Child,

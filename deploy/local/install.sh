@@ -12,6 +12,7 @@ need clickhouse-server clickhouse-server
 need clickhouse-client clickhouse-client
 need prometheus prometheus
 need promtool prometheus
+need amtool prometheus-alertmanager
 need curl curl
 need java openjdk-17-jre-headless
 need mvn maven
