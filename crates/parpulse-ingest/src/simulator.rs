@@ -74,15 +74,14 @@ pub struct SimulatorConfig {
 impl SimulatorConfig {
     /// The last `days` days up to today, ending now.
     pub fn recent(seed: u64, days: u32, dossiers_per_unit_day: u32) -> Self {
-        let now = now_micros();
-        let today = LocalDay::of_micros(now);
-        Self {
-            seed,
-            first_day: LocalDay(today.0 - days as u16 + 1),
-            days,
-            dossiers_per_unit_day,
-            end_micros: now,
-        }
+        Self::ending_at(seed, days, dossiers_per_unit_day, now_micros())
+    }
+
+    /// `days` days ending at the instant `end_micros`: the same arguments always
+    /// give the same events (`recent` moves with the clock).
+    pub fn ending_at(seed: u64, days: u32, dossiers_per_unit_day: u32, end_micros: i64) -> Self {
+        let last_day = LocalDay::of_micros(end_micros);
+        Self { seed, first_day: LocalDay(last_day.0 - days as u16 + 1), days, dossiers_per_unit_day, end_micros }
     }
 }
 

@@ -90,6 +90,10 @@ pub struct SimulateArgs {
     /// Mean dossiers received per unit per working day.
     #[arg(long, default_value_t = 20)]
     pub dossiers_per_unit_day: u32,
+    /// Simulate up to the end of this local day (YYYY-MM-DD) instead of up to now:
+    /// with a fixed --seed, the output is then identical on every run.
+    #[arg(long)]
+    pub until: Option<chrono::NaiveDate>,
     /// Also write the events as NDJSON to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -112,6 +116,21 @@ pub struct AggregateArgs {
     /// Checkpoint after this many events, if sooner.
     #[arg(long, env = "PARPULSE_CHECKPOINT_MAX_EVENTS", default_value_t = 50_000)]
     pub checkpoint_max_events: u64,
+}
+
+impl SimulateArgs {
+    pub fn simulator_config(&self) -> Result<parpulse_ingest::SimulatorConfig> {
+        use chrono::Datelike;
+        match self.until {
+            None => Ok(parpulse_ingest::SimulatorConfig::recent(self.seed, self.days, self.dossiers_per_unit_day)),
+            Some(date) => {
+                let day = parpulse_core::LocalDay::from_ymd(date.year(), date.month(), date.day())
+                    .with_context(|| format!("--until {date} is out of range"))?;
+                let end = parpulse_core::LocalDay(day.0 + 1).start_micros() - 1;
+                Ok(parpulse_ingest::SimulatorConfig::ending_at(self.seed, self.days, self.dossiers_per_unit_day, end))
+            }
+        }
+    }
 }
 
 impl AggregateArgs {

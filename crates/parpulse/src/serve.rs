@@ -8,7 +8,7 @@ use parpulse_aggregate::AggregatorMetrics;
 use parpulse_http::{MetricsSource, RegistrySource};
 use parpulse_export::Exporter;
 use parpulse_ingest::gate::Gate;
-use parpulse_ingest::{KafkaSink, SendSummary, Simulator, SimulatorConfig};
+use parpulse_ingest::{KafkaSink, SendSummary, Simulator};
 use tokio::net::TcpListener;
 
 use crate::config::{AggregateArgs, Common, ExportArgs, FileArgs, IntakeArgs, SimulateArgs, TokenArgs};
@@ -52,8 +52,7 @@ pub async fn migrate(common: &Common) -> Result<()> {
 
 pub async fn simulate(common: &Common, args: &SimulateArgs) -> Result<SendSummary> {
     let registry = common.registry()?;
-    let config = SimulatorConfig::recent(args.seed, args.days, args.dossiers_per_unit_day);
-    let simulator = Simulator::new(config, &registry);
+    let simulator = Simulator::new(args.simulator_config()?, &registry);
     let sink = if args.no_kafka {
         None
     } else {
