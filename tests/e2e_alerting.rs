@@ -2,8 +2,7 @@
 //! Prometheus (Debian's package) scraping a live exporter raises the online
 //! share alert for the one unit below 30%, and for no other.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,11 +11,9 @@ use parpulse_core::{AgencyRegistry, Channel, DossierEvent, DossierEventKind, Eve
 use parpulse_export::{Exporter, ExporterConfig};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::KafkaSink;
+use parpulse_tests::prometheus::{repo, Prometheus};
 use parpulse_tests::TestEnv;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn promtool(args: &[&str]) -> String {
     let output = Command::new("promtool")
@@ -45,49 +42,6 @@ fn the_alertmanager_example_passes_amtool() {
         .output()
         .expect("amtool not found: `make up` installs the prometheus-alertmanager package, which has it");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
-}
-
-/// A Prometheus server of its own, killed when dropped.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start_prometheus(exporter: std::net::SocketAddr) -> Prometheus {
-    let dir = std::env::temp_dir().join(format!("parpulse-prometheus-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(dir.join("rules")).unwrap();
-    std::fs::copy(repo().join("deploy/prometheus/rules/parpulse.yml"), dir.join("rules/parpulse.yml")).unwrap();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - rules/*.yml\n\
-             scrape_configs:\n  - job_name: parpulse-exporter\n    static_configs:\n      - targets: [\"{exporter}\"]\n"
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-        .spawn()
-        .expect("prometheus not found: `make up` installs the prometheus package");
-    Prometheus { child, port, dir }
 }
 
 fn received(agency: &str, n: usize, online: bool) -> Event {
@@ -138,8 +92,8 @@ async fn a_real_prometheus_raises_the_online_share_alert_for_the_unit_below_thir
         let _ = stopped.await;
     }));
 
-    let prometheus = start_prometheus(address);
-    let api = format!("http://127.0.0.1:{}/api/v1/alerts", prometheus.port);
+    let prometheus = Prometheus::start(&[("parpulse-exporter", address)]).await;
+    let api = prometheus.url("/api/v1/alerts");
     let deadline = Instant::now() + Duration::from_secs(60);
     let alerting_units = loop {
         let units: Vec<(String, String)> = match reqwest::get(&api).await {
@@ -174,7 +128,7 @@ async fn a_real_prometheus_raises_the_online_share_alert_for_the_unit_below_thir
         assert!(
             Instant::now() < deadline,
             "no alert within 60 s; Prometheus log: {}",
-            std::fs::read_to_string(prometheus.dir.join("prometheus.log")).unwrap_or_default()
+            prometheus.log()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };

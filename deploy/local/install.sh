@@ -13,6 +13,7 @@ need clickhouse-client clickhouse-client
 need prometheus prometheus
 need promtool prometheus
 need amtool prometheus-alertmanager
+need chromium chromium      # headless, for the scorecard test
 need curl curl
 need java openjdk-17-jre-headless
 need mvn maven

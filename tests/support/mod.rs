@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod kafka_read;
 pub mod prom_text;
+pub mod prometheus;
 pub mod recount;
 
 use std::time::Duration;

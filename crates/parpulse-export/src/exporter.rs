@@ -140,6 +140,34 @@ impl Exporter {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct ReportQuery {
+    window: Option<String>,
+}
+
+async fn report(
+    axum::extract::State(exporter): axum::extract::State<Arc<Exporter>>,
+    axum::extract::Query(query): axum::extract::Query<ReportQuery>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let label = query.window.as_deref().unwrap_or("30d");
+    let Some(window) = Window::ALL.into_iter().find(|w| w.label() == label) else {
+        return (axum::http::StatusCode::BAD_REQUEST, format!("window {label:?}: use day, 7d, 30d, mtd or ytd\n")).into_response();
+    };
+    let html = crate::scorecard::render_html(&exporter.snapshot(), &exporter.registry, window);
+    ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+impl Exporter {
+    /// `/report` (the scorecard, `?window=30d`) plus `/metrics`, `/healthz`, `/readyz`.
+    pub fn router(self: Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route("/report", axum::routing::get(report))
+            .with_state(self.clone())
+            .merge(parpulse_http::router(self))
+    }
+}
+
 impl MetricsSource for Exporter {
     fn render(&self) -> String {
         self.health.stale.set(i64::from(!self.is_fresh()));

@@ -8,6 +8,7 @@
 
 pub mod exporter;
 pub mod exposition;
+pub mod scorecard;
 pub mod snapshot;
 
 pub use exporter::{Exporter, ExporterConfig};

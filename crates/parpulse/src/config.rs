@@ -207,3 +207,13 @@ impl Common {
         Ok(parpulse_ingest::KafkaSink::with_settings(self.kafka(), gate, source_metrics, &settings)?)
     }
 }
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Where to write the HTML scorecard.
+    #[arg(long)]
+    pub html: PathBuf,
+    /// Window: day, 7d, 30d, mtd or ytd.
+    #[arg(long, default_value = "30d")]
+    pub window: String,
+}

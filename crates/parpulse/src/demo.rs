@@ -79,6 +79,7 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     println!();
     println!("{}", render_table(&snapshot, exporter.registry(), Window::Days30));
     println!("Prometheus metrics: http://{bound}/metrics   (aggregator health: http://{}/metrics)", args.aggregator_listen);
+    println!("Leadership scorecard: http://{bound}/report?window=30d");
 
     if !args.exit_after_report {
         println!("Serving until Ctrl-C.");

@@ -9,7 +9,7 @@ mod serve;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::config::{AggregateArgs, Common, ExportArgs, FileArgs, IntakeArgs, SimulateArgs, TokenArgs};
+use crate::config::{AggregateArgs, Common, ExportArgs, FileArgs, IntakeArgs, ReportArgs, SimulateArgs, TokenArgs};
 
 #[derive(Parser)]
 #[command(name = "parpulse", version, about = "Live KPIs of public-administration reform (cải cách hành chính): Kafka -> ClickHouse -> Prometheus")]
@@ -31,6 +31,8 @@ enum Command {
     Aggregate(AggregateArgs),
     /// Serve KPIs from ClickHouse as Prometheus metrics.
     Export(ExportArgs),
+    /// Write the leadership scorecard (HTML, printable) from ClickHouse.
+    Report(ReportArgs),
     /// Local services up, a simulated province through the pipeline, KPIs on screen and on /metrics.
     Demo(demo::DemoArgs),
 }
@@ -65,6 +67,7 @@ fn main() -> Result<()> {
             Command::Ingest(IngestCommand::Token(args)) => serve::new_token(&cli.common, &args),
             Command::Aggregate(args) => serve::aggregate(&cli.common, &args).await,
             Command::Export(args) => serve::export(&cli.common, &args).await,
+            Command::Report(args) => serve::report(&cli.common, &args).await,
             Command::Demo(args) => demo::run(&cli.common, &args).await,
         }
     })

@@ -119,7 +119,14 @@ pub async fn start_exporter(common: &Common, args: &ExportArgs) -> Result<(Arc<E
     if let Err(error) = exporter.refresh().await {
         tracing::warn!(%error, "first KPI refresh failed; /readyz stays unready until one succeeds");
     }
-    let bound = spawn_http(args.listen, exporter.clone()).await?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    let app = exporter.clone().router();
+    tokio::spawn(async move {
+        if let Err(error) = parpulse_http::serve_router(listener, app, shutdown_signal()).await {
+            tracing::error!(%error, "exporter HTTP server failed");
+        }
+    });
     tokio::spawn(exporter.clone().run(shutdown_signal()));
     tracing::info!(%bound, "exporter serving http://{bound}/metrics");
     Ok((exporter, bound))
@@ -188,5 +195,19 @@ pub fn new_token(common: &Common, args: &TokenArgs) -> Result<()> {
     println!();
     println!("add to the token file:");
     println!("[[token]]\nagency = \"{}\"\nsha256 = \"{}\"", args.agency, parpulse_ingest::intake::auth::sha256_hex(&token));
+    Ok(())
+}
+
+pub async fn report(common: &Common, args: &crate::config::ReportArgs) -> Result<()> {
+    let store = common.store().await?;
+    let exporter = Exporter::new(store, common.registry()?, Default::default());
+    let snapshot = exporter.refresh().await.context("reading KPIs from ClickHouse")?;
+    let window = parpulse_export::Window::ALL
+        .into_iter()
+        .find(|w| w.label() == args.window)
+        .with_context(|| format!("--window {}: use day, 7d, 30d, mtd or ytd", args.window))?;
+    let html = parpulse_export::scorecard::render_html(&snapshot, exporter.registry(), window);
+    std::fs::write(&args.html, html).with_context(|| format!("writing {}", args.html.display()))?;
+    println!("scorecard written to {}", args.html.display());
     Ok(())
 }

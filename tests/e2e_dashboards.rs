@@ -1,0 +1,198 @@
+//! Grafana cannot run here, so the dashboards are tested as data: every JSON
+//! parses, uses provisioned datasource uids, and every PromQL expression names
+//! only metrics the live processes serve and is accepted by a real Prometheus.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parpulse_aggregate::AggregatorMetrics;
+use parpulse_core::AgencyRegistry;
+use parpulse_export::{Exporter, ExporterConfig};
+use parpulse_http::RegistrySource;
+use parpulse_tests::prometheus::{read_repo_file, repo, Prometheus};
+use parpulse_tests::{prom_text, start_intake, TestEnv, SNV_TOKEN};
+use serde_json::Value;
+
+const DASHBOARDS: [&str; 2] = ["deploy/grafana/dashboards/leadership.json", "deploy/grafana/dashboards/it-operations.json"];
+
+/// Datasource uids declared in the provisioning file.
+fn provisioned_uids() -> BTreeSet<String> {
+    read_repo_file("deploy/grafana/provisioning/datasources/parpulse.yml")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("uid:").map(|u| u.trim().to_owned()))
+        .collect()
+}
+
+/// (dashboard, panel title, expression) for every query of every panel.
+fn expressions() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for path in DASHBOARDS {
+        let dashboard: Value = serde_json::from_str(&read_repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().unwrap_or_else(|| panic!("{path}: a target without expr"));
+                out.push((path.to_owned(), panel["title"].as_str().unwrap_or("").to_owned(), expr.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Grafana variables replaced by values Prometheus understands.
+fn concrete(expr: &str) -> String {
+    expr.replace("$window", "30d").replace("$__rate_interval", "5m")
+}
+
+/// The parpulse metric names an expression uses.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = expr[i..].find("parpulse_") {
+        let start = i + pos;
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        names.insert(expr[start..end].to_owned());
+        i = end;
+    }
+    names
+}
+
+#[test]
+fn dashboards_parse_and_use_only_provisioned_datasources() {
+    let uids = provisioned_uids();
+    assert!(uids.contains("parpulse-prometheus"), "{uids:?}");
+    for path in DASHBOARDS {
+        let dashboard: Value = serde_json::from_str(&read_repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(dashboard["uid"].as_str().is_some_and(|u| u.starts_with("parpulse-")), "{path}: uid");
+        let panels = dashboard["panels"].as_array().expect("panels");
+        assert!(panels.len() >= 5, "{path}: only {} panels", panels.len());
+        for panel in panels {
+            let title = panel["title"].as_str().unwrap_or("");
+            assert!(!title.is_empty(), "{path}: a panel without title");
+            let uid = panel["datasource"]["uid"].as_str().unwrap_or_else(|| panic!("{path} / {title}: no datasource uid"));
+            assert!(uids.contains(uid), "{path} / {title}: datasource {uid} is not provisioned");
+            for target in panel["targets"].as_array().expect("targets") {
+                let uid = target["datasource"]["uid"].as_str().unwrap_or(uid);
+                assert!(uids.contains(uid), "{path} / {title}: target datasource {uid} is not provisioned");
+            }
+        }
+    }
+    // Vietnamese titles, UTF-8: the leadership dashboard speaks the province's language.
+    assert!(read_repo_file(DASHBOARDS[0]).contains("Tỷ lệ hồ sơ trực tuyến"));
+    assert!(repo().join("deploy/grafana/provisioning/dashboards/parpulse.yml").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() {
+    let env = TestEnv::new("dashboards");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+
+    // The three processes, in-process: intake (one accepted, one rejected event), aggregator, exporter.
+    let intake = start_intake(&env, &env.brokers, 1 << 20, Duration::from_secs(10)).await;
+    let now = parpulse_core::time::now_micros();
+    let event = serde_json::json!({
+        "type": "dossier", "event_id": uuid::Uuid::new_v4().to_string(), "agency_code": "SNV", "occurred_at": now - 60_000_000,
+        "dossier_id": "HS-1", "procedure_code": "1.000001", "kind": "received", "channel": "online", "online_level": 4,
+        "due_at": now + 86_400_000_000i64, "fee_bearing": false, "digitized": true});
+    let bad = serde_json::json!({"type": "dossier", "event_id": "nope"});
+    let response = reqwest::Client::new()
+        .post(intake.url("/v1/events"))
+        .bearer_auth(SNV_TOKEN)
+        .json(&serde_json::json!([event, bad]))
+        .send()
+        .await
+        .expect("intake");
+    assert_eq!(response.status().as_u16(), 207);
+
+    let metrics = AggregatorMetrics::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let aggregator = tokio::spawn(parpulse_aggregate::run(env.aggregator_config(), store.clone(), metrics.clone(), async {
+        let _ = stopped.await;
+    }));
+    env.wait_caught_up(&store, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // one librdkafka statistics round: the lag gauge
+    let serve = |source: Arc<dyn parpulse_http::MetricsSource>| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(parpulse_http::serve(listener, source, std::future::pending()));
+        address
+    };
+    let aggregator_address = serve(Arc::new(RegistrySource(metrics.registry.clone()))).await;
+    let exporter = Arc::new(Exporter::new(store.clone(), AgencyRegistry::demo(), ExporterConfig::default()));
+    exporter.refresh().await.expect("exporter refresh");
+    let exporter_address = serve(exporter.clone()).await;
+
+    let mut served = BTreeSet::new();
+    for address in [intake.address, aggregator_address, exporter_address] {
+        let text = reqwest::get(format!("http://{address}/metrics")).await.unwrap().text().await.unwrap();
+        served.extend(prom_text::parse(&text).into_iter().map(|s| s.name));
+    }
+
+    let prometheus = Prometheus::start(&[
+        ("parpulse-intake", intake.address),
+        ("parpulse-aggregator", aggregator_address),
+        ("parpulse-exporter", exporter_address),
+    ])
+    .await;
+    let expressions = expressions();
+    assert!(expressions.len() >= 15, "only {} queries", expressions.len());
+    for (path, title, expr) in &expressions {
+        for name in metric_names(expr) {
+            assert!(served.contains(&name), "{path} / {title}: {name} is not served by any parpulse process (served: {served:?})");
+        }
+        if let Err(error) = prometheus.query(&concrete(expr)).await {
+            panic!("{path} / {title}: Prometheus refuses {expr:?}: {error}");
+        }
+    }
+    // And the data flows: once scraped, the province's online share query returns a value.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let data = prometheus.query("parpulse_online_share_ratio{scope=\"unit\",unit=\"SNV\",window=\"30d\"}").await.unwrap();
+        if data["result"].as_array().is_some_and(|r| !r.is_empty()) {
+            assert_eq!(data["result"][0]["value"][1], "1");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Prometheus never scraped the exporter: {}", prometheus.log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = stop.send(());
+    aggregator.await.unwrap().unwrap();
+    drop(prometheus);
+    drop(intake);
+    env.cleanup().await;
+}
+
+#[test]
+fn metric_names_are_found_in_expressions() {
+    let names = metric_names("histogram_quantile(0.99, sum by (le) (rate(parpulse_a_bucket[5m]))) / parpulse_b");
+    assert_eq!(names, ["parpulse_a_bucket".to_owned(), "parpulse_b".to_owned()].into_iter().collect());
+}
+
+/// docker-compose cannot run here (no Docker engine); at least every file it mounts
+/// or builds from exists, and it uses the ports of the local scripts.
+#[test]
+fn docker_compose_mounts_files_that_exist_and_uses_the_local_ports() {
+    let compose = read_repo_file("deploy/docker-compose.yml");
+    for line in compose.lines() {
+        let line = line.trim().trim_start_matches("- ");
+        if let Some(source) = line.strip_prefix("./") {
+            let path = source.split(':').next().unwrap();
+            if path != "intake-tokens.toml" {
+                assert!(repo().join("deploy").join(path).exists(), "docker-compose mounts deploy/{path}, which does not exist");
+            }
+        }
+    }
+    assert!(repo().join("deploy/Dockerfile").exists());
+    for address in ["127.0.0.1:9092", "http://127.0.0.1:8123"] {
+        assert!(compose.contains(address), "docker-compose does not use {address}");
+    }
+    let prometheus = read_repo_file("deploy/prometheus/prometheus.yml");
+    for port in ["9464", "9465", "9466"] {
+        assert!(prometheus.contains(&format!("127.0.0.1:{port}")), "prometheus.yml does not scrape :{port}");
+    }
+}
