@@ -36,6 +36,8 @@ demo: up
 # Unit tests need no services; integration and end-to-end tests need the ones `up` starts,
 # and fail (never skip) when they are unreachable.
 test: up
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
 

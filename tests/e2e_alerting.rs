@@ -14,7 +14,6 @@ use parpulse_ingest::KafkaSink;
 use parpulse_tests::prometheus::{repo, Prometheus};
 use parpulse_tests::TestEnv;
 
-
 fn promtool(args: &[&str]) -> String {
     let output = Command::new("promtool")
         .args(args)
@@ -105,7 +104,12 @@ async fn a_real_prometheus_raises_the_online_share_alert_for_the_unit_below_thir
                         alerts
                             .iter()
                             .filter(|a| a["labels"]["alertname"] == "ParOnlineShareBelowTarget")
-                            .map(|a| (a["labels"]["unit"].as_str().unwrap_or("").to_owned(), a["state"].as_str().unwrap_or("").to_owned()))
+                            .map(|a| {
+                                (
+                                    a["labels"]["unit"].as_str().unwrap_or("").to_owned(),
+                                    a["state"].as_str().unwrap_or("").to_owned(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default()
@@ -121,15 +125,18 @@ async fn a_real_prometheus_raises_the_online_share_alert_for_the_unit_below_thir
                 .unwrap()
                 .iter()
                 .filter(|a| a["labels"]["alertname"] == "ParOnlineShareBelowTarget")
-                .map(|a| format!("{} {} {}", a["labels"]["unit"].as_str().unwrap_or(""), a["labels"]["name"].as_str().unwrap_or(""), a["state"].as_str().unwrap_or("")))
+                .map(|a| {
+                    format!(
+                        "{} {} {}",
+                        a["labels"]["unit"].as_str().unwrap_or(""),
+                        a["labels"]["name"].as_str().unwrap_or(""),
+                        a["state"].as_str().unwrap_or("")
+                    )
+                })
                 .collect();
             break again;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no alert within 60 s; Prometheus log: {}",
-            prometheus.log()
-        );
+        assert!(Instant::now() < deadline, "no alert within 60 s; Prometheus log: {}", prometheus.log());
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     // `for: 30m` keeps it pending within a test's time; pending is the alert being raised.

@@ -14,7 +14,8 @@ use parpulse_tests::prometheus::{read_repo_file, repo, Prometheus};
 use parpulse_tests::{prom_text, start_intake, TestEnv, SNV_TOKEN};
 use serde_json::Value;
 
-const DASHBOARDS: [&str; 2] = ["deploy/grafana/dashboards/leadership.json", "deploy/grafana/dashboards/it-operations.json"];
+const DASHBOARDS: [&str; 2] =
+    ["deploy/grafana/dashboards/leadership.json", "deploy/grafana/dashboards/it-operations.json"];
 
 /// Datasource uids declared in the provisioning file.
 fn provisioned_uids() -> BTreeSet<String> {
@@ -73,7 +74,8 @@ fn dashboards_parse_and_use_only_provisioned_datasources() {
         for panel in panels {
             let title = panel["title"].as_str().unwrap_or("");
             assert!(!title.is_empty(), "{path}: a panel without title");
-            let uid = panel["datasource"]["uid"].as_str().unwrap_or_else(|| panic!("{path} / {title}: no datasource uid"));
+            let uid =
+                panel["datasource"]["uid"].as_str().unwrap_or_else(|| panic!("{path} / {title}: no datasource uid"));
             assert!(uids.contains(uid), "{path} / {title}: datasource {uid} is not provisioned");
             for target in panel["targets"].as_array().expect("targets") {
                 let uid = target["datasource"]["uid"].as_str().unwrap_or(uid);
@@ -111,9 +113,10 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
 
     let metrics = AggregatorMetrics::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let aggregator = tokio::spawn(parpulse_aggregate::run(env.aggregator_config(), store.clone(), metrics.clone(), async {
-        let _ = stopped.await;
-    }));
+    let aggregator =
+        tokio::spawn(parpulse_aggregate::run(env.aggregator_config(), store.clone(), metrics.clone(), async {
+            let _ = stopped.await;
+        }));
     env.wait_caught_up(&store, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // one librdkafka statistics round: the lag gauge
     let serve = |source: Arc<dyn parpulse_http::MetricsSource>| async move {
@@ -143,7 +146,10 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
     assert!(expressions.len() >= 15, "only {} queries", expressions.len());
     for (path, title, expr) in &expressions {
         for name in metric_names(expr) {
-            assert!(served.contains(&name), "{path} / {title}: {name} is not served by any parpulse process (served: {served:?})");
+            assert!(
+                served.contains(&name),
+                "{path} / {title}: {name} is not served by any parpulse process (served: {served:?})"
+            );
         }
         if let Err(error) = prometheus.query(&concrete(expr)).await {
             panic!("{path} / {title}: Prometheus refuses {expr:?}: {error}");
@@ -152,7 +158,8 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
     // And the data flows: once scraped, the province's online share query returns a value.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let data = prometheus.query("parpulse_online_share_ratio{scope=\"unit\",unit=\"SNV\",window=\"30d\"}").await.unwrap();
+        let data =
+            prometheus.query("parpulse_online_share_ratio{scope=\"unit\",unit=\"SNV\",window=\"30d\"}").await.unwrap();
         if data["result"].as_array().is_some_and(|r| !r.is_empty()) {
             assert_eq!(data["result"][0]["value"][1], "1");
             break;
@@ -183,7 +190,10 @@ fn docker_compose_mounts_files_that_exist_and_uses_the_local_ports() {
         if let Some(source) = line.strip_prefix("./") {
             let path = source.split(':').next().unwrap();
             if path != "intake-tokens.toml" {
-                assert!(repo().join("deploy").join(path).exists(), "docker-compose mounts deploy/{path}, which does not exist");
+                assert!(
+                    repo().join("deploy").join(path).exists(),
+                    "docker-compose mounts deploy/{path}, which does not exist"
+                );
             }
         }
     }

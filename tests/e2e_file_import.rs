@@ -17,7 +17,11 @@ fn parpulse_bin() -> PathBuf {
             .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
         target.join("debug/parpulse")
     });
-    assert!(path.exists(), "{} not found: build it first (`cargo build -p parpulse`, as `make test` does)", path.display());
+    assert!(
+        path.exists(),
+        "{} not found: build it first (`cargo build -p parpulse`, as `make test` does)",
+        path.display()
+    );
     path
 }
 
@@ -57,7 +61,18 @@ async fn a_million_row_import_shows_progress_and_a_true_summary_and_reimports_th
     let file = dir.join("province.ndjson");
 
     let generated = parpulse(&env)
-        .args(["ingest", "simulate", "--no-kafka", "--seed", "5", "--days", "105", "--dossiers-per-unit-day", "95", "--out"])
+        .args([
+            "ingest",
+            "simulate",
+            "--no-kafka",
+            "--seed",
+            "5",
+            "--days",
+            "105",
+            "--dossiers-per-unit-day",
+            "95",
+            "--out",
+        ])
         .arg(&file)
         .status()
         .expect("running parpulse ingest simulate");
@@ -65,17 +80,27 @@ async fn a_million_row_import_shows_progress_and_a_true_summary_and_reimports_th
     let text = std::fs::read_to_string(&file).unwrap();
     let rows = text.lines().count() as u64;
     assert!(rows >= 1_000_000, "only {rows} rows");
-    let mut ids: Vec<String> =
-        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_owned()).collect();
+    let mut ids: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_owned())
+        .collect();
     drop(text);
 
     let mut import = parpulse(&env);
     import.args(["ingest", "file"]).arg(&file);
     let (ok, screen) = run_in_terminal(&import);
     assert!(ok, "import failed:\n{screen}");
-    assert!(screen.contains("[=") || screen.contains("=>"), "no progress bar on the terminal:\n{}", &screen[..screen.len().min(2000)]);
+    assert!(
+        screen.contains("[=") || screen.contains("=>"),
+        "no progress bar on the terminal:\n{}",
+        &screen[..screen.len().min(2000)]
+    );
     let summary_line = format!("total: read {rows}, accepted {rows}, rejected 0");
-    assert!(screen.contains(&summary_line), "summary missing or wrong, wanted {summary_line:?}:\n{}", &screen[screen.len().saturating_sub(2000)..]);
+    assert!(
+        screen.contains(&summary_line),
+        "summary missing or wrong, wanted {summary_line:?}:\n{}",
+        &screen[screen.len().saturating_sub(2000)..]
+    );
 
     // Importing the same file again yields the same event ids (the idempotency key downstream).
     let again = parpulse(&env).args(["ingest", "file"]).arg(&file).output().expect("re-import");
@@ -121,7 +146,18 @@ fn the_simulator_writes_the_same_file_for_the_same_seed_on_every_run() {
     let run = |name: &str| {
         let path = dir.join(name);
         let status = parpulse(&env)
-            .args(["ingest", "simulate", "--no-kafka", "--seed", "301", "--until", "2019-12-31", "--days", "45", "--out"])
+            .args([
+                "ingest",
+                "simulate",
+                "--no-kafka",
+                "--seed",
+                "301",
+                "--until",
+                "2019-12-31",
+                "--days",
+                "45",
+                "--out",
+            ])
             .arg(&path)
             .status()
             .expect("running parpulse ingest simulate");

@@ -72,7 +72,8 @@ async fn http_intake_round_trip_decodes_to_the_same_events() {
     let config = SimulatorConfig::recent(11, 3, 2);
     let events: Vec<Event> = Simulator::new(config, &AgencyRegistry::demo()).collect();
     let ndjson: String = events.iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect();
-    let (status, body) = post(&intake.url("/v1/events"), Some(PROVINCE_TOKEN), "application/x-ndjson", ndjson.into_bytes()).await;
+    let (status, body) =
+        post(&intake.url("/v1/events"), Some(PROVINCE_TOKEN), "application/x-ndjson", ndjson.into_bytes()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], events.len());
 
@@ -93,7 +94,14 @@ async fn http_intake_round_trip_decodes_to_the_same_events() {
         })
         .collect();
     for event in &mut stored {
-        assert_eq!(match event { Event::Dossier(d) => d.source.as_str(), Event::Budget(b) => &b.source, Event::Staffing(s) => &s.source }, "http");
+        assert_eq!(
+            match event {
+                Event::Dossier(d) => d.source.as_str(),
+                Event::Budget(b) => &b.source,
+                Event::Staffing(s) => &s.source,
+            },
+            "http"
+        );
         event.stamp("http", 0);
     }
     let by_id = |events: &mut Vec<Event>| events.sort_by(|a, b| a.event_id().cmp(b.event_id()));
@@ -147,32 +155,68 @@ fn case(name: &'static str, body: Value, status: u16, reason: &'static str) -> C
     }
 }
 
-fn raw(name: &'static str, token: Option<&'static str>, content_type: &'static str, body: &[u8], status: u16, reason: &'static str, dead_letters: usize) -> Case {
+fn raw(
+    name: &'static str,
+    token: Option<&'static str>,
+    content_type: &'static str,
+    body: &[u8],
+    status: u16,
+    reason: &'static str,
+    dead_letters: usize,
+) -> Case {
     Case { name, token, content_type, body: body.to_vec(), status, reasons: vec![reason], dead_letters }
 }
 
 fn http_cases(body_limit: usize) -> Vec<Case> {
     let now = now_micros();
     let d = || dossier("SNV", &uuid());
-    let budget = || json!({"type": "budget", "event_id": uuid(), "agency_code": "STC", "occurred_at": now - 1_000_000,
+    let budget = || {
+        json!({"type": "budget", "event_id": uuid(), "agency_code": "STC", "occurred_at": now - 1_000_000,
                           "kind": "disbursed", "fiscal_year": parpulse_core::LocalDay::of_micros(now).year(),
-                          "category": "chi_quan_ly_hanh_chinh", "amount_vnd": 1_000_000});
-    let staffing = || json!({"type": "staffing", "event_id": uuid(), "agency_code": "SNV", "occurred_at": now - 1_000_000,
-                            "kind": "headcount_snapshot", "position": "deputy", "quota": 3, "filled": 3});
+                          "category": "chi_quan_ly_hanh_chinh", "amount_vnd": 1_000_000})
+    };
+    let staffing = || {
+        json!({"type": "staffing", "event_id": uuid(), "agency_code": "SNV", "occurred_at": now - 1_000_000,
+                            "kind": "headcount_snapshot", "position": "deputy", "quota": 3, "filled": 3})
+    };
     let valid = serde_json::to_string(&d()).unwrap();
     vec![
         raw("no token", None, "application/json", valid.as_bytes(), 401, "unauthorized", 0),
         raw("unknown token", Some("guess"), "application/json", valid.as_bytes(), 401, "unauthorized", 0),
-        raw("body over the limit", Some(SNV_TOKEN), "application/json", &vec![b' '; body_limit + 1], 413, "too_large", 0),
+        raw(
+            "body over the limit",
+            Some(SNV_TOKEN),
+            "application/json",
+            &vec![b' '; body_limit + 1],
+            413,
+            "too_large",
+            0,
+        ),
         raw("CSV sent to the JSON intake", Some(SNV_TOKEN), "text/csv", b"a,b\n1,2\n", 415, "malformed", 1),
-        raw("invalid UTF-8", Some(SNV_TOKEN), "application/json", b"[{\"dossier_id\": \"\xff\xfe\"}]", 400, "invalid_utf8", 1),
+        raw(
+            "invalid UTF-8",
+            Some(SNV_TOKEN),
+            "application/json",
+            b"[{\"dossier_id\": \"\xff\xfe\"}]",
+            400,
+            "invalid_utf8",
+            1,
+        ),
         raw("empty body", Some(SNV_TOKEN), "application/json", b"", 400, "malformed", 1),
         raw("truncated JSON", Some(SNV_TOKEN), "application/json", b"[{\"type\": \"dossier\"", 400, "malformed", 1),
         raw("empty array", Some(SNV_TOKEN), "application/json", b"[]", 400, "malformed", 1),
         raw("not JSON", Some(SNV_TOKEN), "application/json", b"xin chao", 400, "malformed", 1),
         raw("events is not a list", Some(SNV_TOKEN), "application/json", b"{\"events\": 5}", 400, "malformed", 1),
         raw("NDJSON of blank lines", Some(SNV_TOKEN), "application/x-ndjson", b"\n \n", 400, "malformed", 1),
-        raw("NDJSON line cut short", Some(SNV_TOKEN), "application/x-ndjson", b"{\"type\": \"dossier\", \"event_id\n", 422, "malformed", 1),
+        raw(
+            "NDJSON line cut short",
+            Some(SNV_TOKEN),
+            "application/x-ndjson",
+            b"{\"type\": \"dossier\", \"event_id\n",
+            422,
+            "malformed",
+            1,
+        ),
         case("a number instead of an event", json!(5), 422, "malformed"),
         case("no type", with(d(), "type", Value::Null), 422, "malformed"),
         case("unknown type", with(d(), "type", json!("weather")), 422, "malformed"),
@@ -190,7 +234,12 @@ fn http_cases(body_limit: usize) -> Vec<Case> {
         case("online level 7", with(d(), "online_level", json!(7)), 422, "bad_online_level"),
         case("online at level 2", with(d(), "online_level", json!(2)), 422, "channel_level_mismatch"),
         case("received without a deadline", with(d(), "due_at", Value::Null), 422, "missing_deadline"),
-        case("legal maximum of 0 days", with(with(d(), "due_at", Value::Null), "legal_max_days", json!(0)), 422, "bad_deadline"),
+        case(
+            "legal maximum of 0 days",
+            with(with(d(), "due_at", Value::Null), "legal_max_days", json!(0)),
+            422,
+            "bad_deadline",
+        ),
         case("negative budget amount", with(budget(), "amount_vnd", json!(-5)), 422, "negative_amount"),
         case("budget amount with decimals", with(budget(), "amount_vnd", json!(10.5)), 422, "malformed"),
         case("fiscal year far from the event", with(budget(), "fiscal_year", json!(1999)), 422, "bad_fiscal_year"),
@@ -219,7 +268,8 @@ fn http_cases(body_limit: usize) -> Vec<Case> {
 
 /// File rows: (file name, content, expected rejected reasons, accepted count).
 fn file_cases() -> Vec<(&'static str, String, Vec<&'static str>, u64)> {
-    let header = "agency_code,dossier_id,procedure_code,kind,channel,online_level,occurred_at,due_at,fee_bearing,digitized\n";
+    let header =
+        "agency_code,dossier_id,procedure_code,kind,channel,online_level,occurred_at,due_at,fee_bearing,digitized\n";
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let row = |agency: &str, kind: &str, time: &str, fee: &str| {
         format!("{agency},HS-{kind}-{time},1.000123,{kind},in_person,2,{time},{today} 16:00:00,{fee},true\n")
@@ -267,8 +317,11 @@ async fn malformed_inputs_get_their_status_and_reason_and_only_they_reach_the_de
         kinds += 1;
     }
 
-    let sink = parpulse_ingest::KafkaSink::new(env.kafka(), parpulse_ingest::Gate::new(AgencyRegistry::demo(), Default::default()))
-        .expect("producer");
+    let sink = parpulse_ingest::KafkaSink::new(
+        env.kafka(),
+        parpulse_ingest::Gate::new(AgencyRegistry::demo(), Default::default()),
+    )
+    .expect("producer");
     let dir = std::env::temp_dir().join(format!("parpulse-file-cases-{}", uuid()));
     std::fs::create_dir_all(&dir).unwrap();
     for (name, content, rejected, accepted) in file_cases() {
@@ -301,7 +354,11 @@ async fn malformed_inputs_get_their_status_and_reason_and_only_they_reach_the_de
     let records = read_topic(&env.brokers, &env.topics.deadletter, Duration::from_secs(30));
     let mut got: BTreeMap<String, usize> = BTreeMap::new();
     for record in &records {
-        assert!(record.headers.contains_key("message") && record.headers.contains_key("source"), "{:?}", record.headers);
+        assert!(
+            record.headers.contains_key("message") && record.headers.contains_key("source"),
+            "{:?}",
+            record.headers
+        );
         *got.entry(record.headers["reason"].clone()).or_default() += 1;
     }
     assert_eq!(got, expected_dead, "the dead-letter topic holds exactly the rejected inputs");

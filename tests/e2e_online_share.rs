@@ -14,9 +14,12 @@ use parpulse_tests::recount::{self, recount_ndjson};
 use parpulse_tests::TestEnv;
 use tokio::sync::oneshot;
 
+/// An agency (None: the province) and the labels of its series.
+type Scope<'a> = (Option<&'a str>, [(&'static str, &'a str); 3]);
 
 fn simulate(seed: u64, days: u32, per_unit_day: u32) -> (Vec<Event>, String) {
-    let events: Vec<_> = Simulator::new(SimulatorConfig::recent(seed, days, per_unit_day), &AgencyRegistry::demo()).collect();
+    let events: Vec<_> =
+        Simulator::new(SimulatorConfig::recent(seed, days, per_unit_day), &AgencyRegistry::demo()).collect();
     let mut ndjson = Vec::new();
     parpulse_ingest::ndjson::write_events(&mut ndjson, &events).expect("writing NDJSON to memory");
     (events, String::from_utf8(ndjson).expect("UTF-8"))
@@ -56,7 +59,8 @@ async fn online_share_on_metrics_equals_a_recount_of_the_events() {
     tokio::spawn(parpulse_http::serve(listener, exporter.clone(), async {
         let _ = http_stopped.await;
     }));
-    let body = reqwest::get(format!("http://{address}/metrics")).await.expect("GET /metrics").text().await.expect("body");
+    let body =
+        reqwest::get(format!("http://{address}/metrics")).await.expect("GET /metrics").text().await.expect("body");
     let samples = prom_text::parse(&body);
     let counts = recount_ndjson(&ndjson);
 
@@ -64,9 +68,11 @@ async fn online_share_on_metrics_equals_a_recount_of_the_events() {
     for window in [Window::Day, Window::Days7, Window::Days30] {
         let first = i64::from(window.first_day(today).0);
         let last = i64::from(today.0);
-        let mut scopes: Vec<(Option<&str>, [(&str, &str); 3])> = registry
+        let mut scopes: Vec<Scope> = registry
             .iter()
-            .map(|a| (Some(a.code.as_str()), [("scope", "unit"), ("unit", a.code.as_str()), ("window", window.label())]))
+            .map(|a| {
+                (Some(a.code.as_str()), [("scope", "unit"), ("unit", a.code.as_str()), ("window", window.label())])
+            })
             .collect();
         scopes.push((None, [("scope", "province"), ("unit", "HY"), ("window", window.label())]));
         for (agency, labels) in scopes {
@@ -112,7 +118,11 @@ async fn aggregator_restart_continues_from_its_checkpoint_without_double_countin
     produce(&env, second_half).await;
     aggregate_to_end(&env, &store).await;
 
-    assert_eq!(stored_day_counts(&store).await, recount_ndjson(&ndjson), "ClickHouse day buckets equal the recount, bucket by bucket");
+    assert_eq!(
+        stored_day_counts(&store).await,
+        recount_ndjson(&ndjson),
+        "ClickHouse day buckets equal the recount, bucket by bucket"
+    );
     env.cleanup().await;
 }
 

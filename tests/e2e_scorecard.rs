@@ -69,7 +69,8 @@ async fn the_scorecard_renders_in_chromium_with_the_exporters_numbers() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(parpulse_http::serve_router(listener, exporter.clone().router(), std::future::pending()));
-    let metrics = prom_text::parse(&reqwest::get(format!("http://{address}/metrics")).await.unwrap().text().await.unwrap());
+    let metrics =
+        prom_text::parse(&reqwest::get(format!("http://{address}/metrics")).await.unwrap().text().await.unwrap());
 
     let url = format!("http://{address}/report?window=30d");
     let dump = tokio::task::spawn_blocking({
@@ -79,7 +80,11 @@ async fn the_scorecard_renders_in_chromium_with_the_exporters_numbers() {
     .await
     .unwrap();
     let dom = String::from_utf8_lossy(&dump.stdout).into_owned();
-    assert!(dump.status.success() && dom.contains("Bảng điểm cải cách hành chính"), "Chromium did not render the page:\n{}", String::from_utf8_lossy(&dump.stderr));
+    assert!(
+        dump.status.success() && dom.contains("Bảng điểm cải cách hành chính"),
+        "Chromium did not render the page:\n{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
     let cells = cells(&dom);
     let mut compared = 0;
     let mut units: Vec<(String, &str)> = registry.iter().map(|a| (a.code.to_string(), "unit")).collect();

@@ -48,7 +48,11 @@ impl SpareBroker {
             .env("PARPULSE_LOCAL_KAFKA_HEAP", "384m")
             .status()
             .expect("running deploy/local/kafka.sh");
-        assert!(status.success(), "deploy/local/kafka.sh {action} failed for the spare broker (see {})", self.home.display());
+        assert!(
+            status.success(),
+            "deploy/local/kafka.sh {action} failed for the spare broker (see {})",
+            self.home.display()
+        );
     }
 }
 

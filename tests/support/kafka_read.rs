@@ -48,7 +48,12 @@ pub fn read_topic(brokers: &str, topic: &str, timeout: Duration) -> Vec<Record> 
                     .headers()
                     .map(|h| {
                         h.iter()
-                            .map(|hdr| (hdr.key.to_owned(), String::from_utf8_lossy(hdr.value.unwrap_or_default()).into_owned()))
+                            .map(|hdr| {
+                                (
+                                    hdr.key.to_owned(),
+                                    String::from_utf8_lossy(hdr.value.unwrap_or_default()).into_owned(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();

@@ -47,7 +47,12 @@ impl TestEnv {
     }
 
     pub fn clickhouse(&self) -> ClickHouseConfig {
-        ClickHouseConfig { url: self.clickhouse_url.clone(), database: self.database.clone(), user: None, password: None }
+        ClickHouseConfig {
+            url: self.clickhouse_url.clone(),
+            database: self.database.clone(),
+            user: None,
+            password: None,
+        }
     }
 
     /// Connects to both services, or panics saying which one is missing and how to start it.
@@ -157,7 +162,12 @@ impl Drop for RunningIntake {
 }
 
 /// Starts the HTTP intake on a free port, producing to `brokers` with the test's topics.
-pub async fn start_intake(env: &TestEnv, brokers: &str, body_limit_bytes: usize, delivery_timeout: Duration) -> RunningIntake {
+pub async fn start_intake(
+    env: &TestEnv,
+    brokers: &str,
+    body_limit_bytes: usize,
+    delivery_timeout: Duration,
+) -> RunningIntake {
     use parpulse_ingest::intake::{auth, Intake, IntakeConfig};
     let registry = parpulse_core::AgencyRegistry::demo();
     let tokens = format!(

@@ -71,7 +71,9 @@ mod tests {
 
     #[test]
     fn labels_with_utf8_commas_and_escapes_parse() {
-        let samples = parse("# HELP x y\nparpulse_unit_info{name=\"Sở Văn hóa, Thể thao \\\"VH\\\"\",unit=\"SVHTTDL\"} 1\nplain 0.25\n");
+        let samples = parse(
+            "# HELP x y\nparpulse_unit_info{name=\"Sở Văn hóa, Thể thao \\\"VH\\\"\",unit=\"SVHTTDL\"} 1\nplain 0.25\n",
+        );
         assert_eq!(samples.len(), 2);
         assert_eq!(samples[0].labels["name"], "Sở Văn hóa, Thể thao \"VH\"");
         assert_eq!(find(&samples, "parpulse_unit_info", &[("unit", "SVHTTDL")]), Some(1.0));

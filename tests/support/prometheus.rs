@@ -32,7 +32,8 @@ impl Prometheus {
     pub async fn start(targets: &[(&str, std::net::SocketAddr)]) -> Prometheus {
         let dir = std::env::temp_dir().join(format!("parpulse-prometheus-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("rules")).expect("temp dir");
-        std::fs::copy(repo().join("deploy/prometheus/rules/parpulse.yml"), dir.join("rules/parpulse.yml")).expect("rules");
+        std::fs::copy(repo().join("deploy/prometheus/rules/parpulse.yml"), dir.join("rules/parpulse.yml"))
+            .expect("rules");
         let mut config = String::from(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - rules/*.yml\nscrape_configs:\n",
         );

@@ -24,7 +24,8 @@ impl Default for AggregatorMetrics {
 impl AggregatorMetrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let events = IntCounter::new("parpulse_aggregator_events_total", "Dossier events applied to KPI state").expect("valid metric");
+        let events = IntCounter::new("parpulse_aggregator_events_total", "Dossier events applied to KPI state")
+            .expect("valid metric");
         let undecodable = IntCounter::new(
             "parpulse_aggregator_undecodable_total",
             "Kafka messages skipped because they do not decode as a known event",
@@ -35,10 +36,14 @@ impl AggregatorMetrics {
             "received events not counted because their dossier was already received (redelivery, re-import)",
         )
         .expect("valid metric");
-        let checkpoints = IntCounter::new("parpulse_aggregator_checkpoints_total", "Checkpoints written to ClickHouse").expect("valid metric");
+        let checkpoints = IntCounter::new("parpulse_aggregator_checkpoints_total", "Checkpoints written to ClickHouse")
+            .expect("valid metric");
         let checkpoint_seconds = Histogram::with_opts(
-            HistogramOpts::new("parpulse_aggregator_checkpoint_duration_seconds", "Time to write one checkpoint (buckets and offsets)")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "parpulse_aggregator_checkpoint_duration_seconds",
+                "Time to write one checkpoint (buckets and offsets)",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
         )
         .expect("valid metric");
         let clickhouse_errors = IntCounter::new(
@@ -47,7 +52,10 @@ impl AggregatorMetrics {
         )
         .expect("valid metric");
         let consumer_lag = IntGaugeVec::new(
-            Opts::new("parpulse_aggregator_consumer_lag_messages", "High watermark minus the next offset to apply, per partition"),
+            Opts::new(
+                "parpulse_aggregator_consumer_lag_messages",
+                "High watermark minus the next offset to apply, per partition",
+            ),
             &["topic", "partition"],
         )
         .expect("valid metric");
@@ -68,7 +76,17 @@ impl AggregatorMetrics {
         ] {
             registry.register(collector).expect("metric names are unique");
         }
-        Self { registry, events, undecodable, duplicate_receptions, checkpoints, checkpoint_seconds, clickhouse_errors, consumer_lag, newest_event_time }
+        Self {
+            registry,
+            events,
+            undecodable,
+            duplicate_receptions,
+            checkpoints,
+            checkpoint_seconds,
+            clickhouse_errors,
+            consumer_lag,
+            newest_event_time,
+        }
     }
 }
 

@@ -159,7 +159,13 @@ async fn load_states(
         let next_offset = committed.iter().find(|c| c.kafka_partition == partition).map_or(0, |c| c.next_offset);
         let rows = dossier_day::load_partition(store, partition).await?;
         let dossiers = dossier_state::load_partition(store, partition).await?;
-        tracing::info!(partition, next_offset, buckets = rows.len(), dossiers = dossiers.len(), "loaded partition state");
+        tracing::info!(
+            partition,
+            next_offset,
+            buckets = rows.len(),
+            dossiers = dossiers.len(),
+            "loaded partition state"
+        );
         states.insert(partition, PartitionState::load(partition, next_offset, &rows, &dossiers));
     }
     Ok(states)
@@ -235,13 +241,20 @@ async fn checkpoint(
 /// Whether the checkpoints of `consumer_group` have reached the end of every
 /// partition of `topic` (used by `parpulse demo` and the tests to wait for the
 /// aggregator, never to decide what it counts).
-pub async fn caught_up(store: &Store, brokers: &str, consumer_group: &str, topic: &str) -> Result<bool, AggregateError> {
+pub async fn caught_up(
+    store: &Store,
+    brokers: &str,
+    consumer_group: &str,
+    topic: &str,
+) -> Result<bool, AggregateError> {
     let kafka_err = |doing| {
         let brokers = brokers.to_owned();
         move |source| AggregateError::Kafka { brokers, doing, source }
     };
-    let probe: rdkafka::consumer::BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().map_err(kafka_err("creating a probe consumer"))?;
+    let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(kafka_err("creating a probe consumer"))?;
     let committed = checkpoint::committed(store, consumer_group, topic).await?;
     let topic_owned = topic.to_owned();
     let highs = tokio::task::spawn_blocking(move || -> Result<Vec<(u32, i64)>, KafkaError> {

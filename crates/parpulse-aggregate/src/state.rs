@@ -131,7 +131,11 @@ impl PartitionState {
     /// Whether the `received` event at `offset` is the dossier's counted reception.
     fn first_reception(&mut self, offset: i64, event: &DossierEvent, day: LocalDay) -> bool {
         let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
-        let dossier = self.dossiers.entry(key.clone()).or_insert(Dossier { received_offset: None, received_day: day, complete_through: 0 });
+        let dossier = self.dossiers.entry(key.clone()).or_insert(Dossier {
+            received_offset: None,
+            received_day: day,
+            complete_through: 0,
+        });
         if offset < dossier.complete_through {
             // The stored dossier already reflects this event: it was counted iff it set the reception.
             return dossier.received_offset == Some(offset);

@@ -26,18 +26,7 @@ pub struct PartitionOffset {
 }
 
 pub async fn write(store: &Store, rows: &[CheckpointRow]) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut insert = store
-        .client()
-        .insert::<CheckpointRow>("checkpoints")
-        .await
-        .map_err(store.error("starting a checkpoint insert"))?;
-    for row in rows {
-        insert.write(row).await.map_err(store.error("writing checkpoints"))?;
-    }
-    insert.end().await.map_err(store.error("finishing a checkpoint insert"))
+    store.insert_rows("checkpoints", rows, "writing checkpoints").await
 }
 
 /// The newest checkpoint of every partition of `topic` for `consumer_group`.

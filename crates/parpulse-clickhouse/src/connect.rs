@@ -111,6 +111,21 @@ impl Store {
         move |source| StoreError::Query { url: self.url.clone(), doing, source }
     }
 
+    /// Inserts `rows` into `table` in one statement (RowBinary); nothing when empty.
+    pub(crate) async fn insert_rows<T>(&self, table: &'static str, rows: &[T], doing: &'static str) -> Result<()>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<T>(table).await.map_err(self.error(doing))?;
+        for row in rows {
+            insert.write(row).await.map_err(self.error(doing))?;
+        }
+        insert.end().await.map_err(self.error(doing))
+    }
+
     /// Cheap liveness probe used by readiness checks.
     pub async fn ping(&self) -> Result<()> {
         let _: u8 = self.client.query("SELECT 1").fetch_one().await.map_err(self.error("pinging"))?;

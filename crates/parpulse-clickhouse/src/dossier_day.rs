@@ -58,18 +58,7 @@ impl UnitDay {
 
 /// Inserts bucket rows in one statement.
 pub async fn write(store: &Store, rows: &[DossierDayRow]) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut insert = store
-        .client()
-        .insert::<DossierDayRow>("dossier_day")
-        .await
-        .map_err(store.error("starting a dossier_day insert"))?;
-    for row in rows {
-        insert.write(row).await.map_err(store.error("writing dossier_day rows"))?;
-    }
-    insert.end().await.map_err(store.error("finishing a dossier_day insert"))
+    store.insert_rows("dossier_day", rows, "writing dossier_day rows").await
 }
 
 /// The newest version of every bucket of one Kafka partition (the aggregator's state on assignment).

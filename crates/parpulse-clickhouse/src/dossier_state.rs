@@ -18,18 +18,7 @@ pub struct DossierStateRow {
 }
 
 pub async fn write(store: &Store, rows: &[DossierStateRow]) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut insert = store
-        .client()
-        .insert::<DossierStateRow>("dossier_state")
-        .await
-        .map_err(store.error("starting a dossier_state insert"))?;
-    for row in rows {
-        insert.write(row).await.map_err(store.error("writing dossier_state rows"))?;
-    }
-    insert.end().await.map_err(store.error("finishing a dossier_state insert"))
+    store.insert_rows("dossier_state", rows, "writing dossier_state rows").await
 }
 
 /// The newest state of every dossier of one Kafka partition.

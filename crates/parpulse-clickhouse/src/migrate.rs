@@ -96,16 +96,9 @@ pub async fn migrate(store: &Store) -> Result<MigrationReport> {
         for statement in statements(sql) {
             client.query(&statement).execute().await.map_err(store.error("applying a migration"))?;
         }
-        let mut insert = client
-            .insert::<AppliedMigration>("schema_migrations")
-            .await
-            .map_err(store.error("recording a migration"))?;
         let applied_at = u32::try_from(parpulse_core::time::now_micros() / 1_000_000).unwrap_or(u32::MAX);
-        insert
-            .write(&AppliedMigration { name: (*name).to_owned(), checksum: current, applied_at })
-            .await
-            .map_err(store.error("recording a migration"))?;
-        insert.end().await.map_err(store.error("recording a migration"))?;
+        let record = AppliedMigration { name: (*name).to_owned(), checksum: current, applied_at };
+        store.insert_rows("schema_migrations", &[record], "recording a migration").await?;
         tracing::info!(migration = name, "applied migration");
         report.applied.push((*name).to_owned());
     }
@@ -121,10 +114,13 @@ mod tests {
         let sql = "-- header\n\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n-- between\nCREATE TABLE b\n(y String) ENGINE = Memory;\n-- trailing\n";
         assert_eq!(
             statements(sql),
-            vec!["-- between\nCREATE TABLE b\n(y String) ENGINE = Memory".to_owned(), "-- header\n\nCREATE TABLE a (x UInt8) ENGINE = Memory".to_owned()]
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
+            vec![
+                "-- between\nCREATE TABLE b\n(y String) ENGINE = Memory".to_owned(),
+                "-- header\n\nCREATE TABLE a (x UInt8) ENGINE = Memory".to_owned()
+            ]
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
         );
     }
 

@@ -118,7 +118,13 @@ impl AvroCodec {
     }
 
     /// Appends the framed encoding of `value` with writer schema `id` to `out`.
-    pub fn encode<T: Serialize>(&self, id: u32, kind: EventKind, value: &T, out: &mut Vec<u8>) -> Result<(), WireError> {
+    pub fn encode<T: Serialize>(
+        &self,
+        id: u32,
+        kind: EventKind,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), WireError> {
         let schema = self.schema(id, kind)?;
         out.push(MAGIC_BYTE);
         out.extend_from_slice(&id.to_be_bytes());

@@ -16,6 +16,7 @@ pub mod validate;
 
 pub use agency::{Agency, AgencyCode, AgencyGroup, AgencyRegistry};
 pub use event::{
-    BudgetEvent, BudgetEventKind, Channel, DossierEvent, DossierEventKind, Event, Position, StaffingEvent, StaffingEventKind,
+    BudgetEvent, BudgetEventKind, Channel, DossierEvent, DossierEventKind, Event, Position, StaffingEvent,
+    StaffingEventKind,
 };
 pub use time::LocalDay;

@@ -42,11 +42,7 @@ impl LocalDay {
     /// UTC microseconds of local midnight starting this day.
     pub fn start_micros(self) -> i64 {
         let midnight = self.date().and_hms_opt(0, 0, 0).expect("midnight exists");
-        vietnam()
-            .from_local_datetime(&midnight)
-            .single()
-            .expect("a fixed offset has no gaps")
-            .timestamp_micros()
+        vietnam().from_local_datetime(&midnight).single().expect("a fixed offset has no gaps").timestamp_micros()
     }
 
     pub fn year(self) -> i32 {

@@ -108,7 +108,12 @@ fn require(value: &str, field: &str) -> Result<(), Rejection> {
 }
 
 /// Checks any event against the registry and the policy, at time `now_micros`.
-pub fn validate_event(event: &Event, registry: &AgencyRegistry, policy: &ValidationPolicy, now_micros: i64) -> Result<(), Rejection> {
+pub fn validate_event(
+    event: &Event,
+    registry: &AgencyRegistry,
+    policy: &ValidationPolicy,
+    now_micros: i64,
+) -> Result<(), Rejection> {
     match event {
         Event::Dossier(e) => validate_dossier(e, registry, policy, now_micros),
         Event::Budget(e) => validate_budget(e, registry, policy, now_micros),
@@ -205,13 +210,21 @@ fn validate_fiscal_year(year: i32, occurred_at: i64) -> Result<(), Rejection> {
 }
 
 /// Checks a budget event: amounts are whole VND and never negative.
-pub fn validate_budget(event: &BudgetEvent, registry: &AgencyRegistry, policy: &ValidationPolicy, now_micros: i64) -> Result<(), Rejection> {
+pub fn validate_budget(
+    event: &BudgetEvent,
+    registry: &AgencyRegistry,
+    policy: &ValidationPolicy,
+    now_micros: i64,
+) -> Result<(), Rejection> {
     require(&event.category, "category")?;
     validate_envelope(&event.event_id, &event.agency_code, event.occurred_at, registry, policy, now_micros)?;
     if event.amount_vnd < 0 {
         return Err(Rejection::new(
             RejectReason::NegativeAmount,
-            format!("amount_vnd {} is negative; book a reversal as its own kind, not a negative amount", event.amount_vnd),
+            format!(
+                "amount_vnd {} is negative; book a reversal as its own kind, not a negative amount",
+                event.amount_vnd
+            ),
         ));
     }
     validate_fiscal_year(event.fiscal_year, event.occurred_at)
@@ -242,7 +255,7 @@ pub fn validate_staffing(
             }
         }
         StaffingEventKind::Hired | StaffingEventKind::Departed => {
-            if !event.count.is_some_and(|c| c >= 1) {
+            if event.count.is_none_or(|c| c < 1) {
                 return bad(format!("a {:?} event needs count >= 1", event.kind));
             }
         }
@@ -278,9 +291,7 @@ mod tests {
     }
 
     fn reason_of(event: DossierEvent) -> Option<RejectReason> {
-        validate_dossier(&event, &AgencyRegistry::demo(), &ValidationPolicy::default(), NOW)
-            .err()
-            .map(|r| r.reason)
+        validate_dossier(&event, &AgencyRegistry::demo(), &ValidationPolicy::default(), NOW).err().map(|r| r.reason)
     }
 
     #[test]
@@ -300,18 +311,27 @@ mod tests {
 
     #[test]
     fn unknown_agency_is_refused() {
-        assert_eq!(reason_of(DossierEvent { agency_code: "HANOI".into(), ..valid() }), Some(RejectReason::UnknownAgency));
+        assert_eq!(
+            reason_of(DossierEvent { agency_code: "HANOI".into(), ..valid() }),
+            Some(RejectReason::UnknownAgency)
+        );
     }
 
     #[test]
     fn future_beyond_skew_is_refused_and_within_skew_passes() {
         assert_eq!(reason_of(DossierEvent { occurred_at: NOW + 60_000_000, ..valid() }), None);
-        assert_eq!(reason_of(DossierEvent { occurred_at: NOW + 600_000_000, ..valid() }), Some(RejectReason::FutureTime));
+        assert_eq!(
+            reason_of(DossierEvent { occurred_at: NOW + 600_000_000, ..valid() }),
+            Some(RejectReason::FutureTime)
+        );
     }
 
     #[test]
     fn before_2000_is_refused() {
-        assert_eq!(reason_of(DossierEvent { occurred_at: EARLIEST_EVENT_MICROS - 1, ..valid() }), Some(RejectReason::TooOld));
+        assert_eq!(
+            reason_of(DossierEvent { occurred_at: EARLIEST_EVENT_MICROS - 1, ..valid() }),
+            Some(RejectReason::TooOld)
+        );
     }
 
     #[test]
@@ -328,10 +348,7 @@ mod tests {
     fn received_without_any_deadline_is_refused() {
         assert_eq!(reason_of(DossierEvent { due_at: None, ..valid() }), Some(RejectReason::MissingDeadline));
         assert_eq!(reason_of(DossierEvent { due_at: None, legal_max_days: Some(10), ..valid() }), None);
-        assert_eq!(
-            reason_of(DossierEvent { due_at: None, kind: DossierEventKind::Submitted, ..valid() }),
-            None
-        );
+        assert_eq!(reason_of(DossierEvent { due_at: None, kind: DossierEventKind::Submitted, ..valid() }), None);
     }
 
     #[test]
@@ -402,7 +419,10 @@ mod tests {
     #[test]
     fn staffing_changes_need_a_positive_count() {
         assert_eq!(reason_of_event(staffing(StaffingEventKind::Hired, None, None, Some(2))), None);
-        assert_eq!(reason_of_event(staffing(StaffingEventKind::Departed, None, None, Some(0))), Some(RejectReason::BadHeadcount));
+        assert_eq!(
+            reason_of_event(staffing(StaffingEventKind::Departed, None, None, Some(0))),
+            Some(RejectReason::BadHeadcount)
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{IntCounter, IntGauge, Registry};
 
 use crate::exposition::{encode, render_prometheus};
-use parpulse_http::MetricsSource;
 use crate::snapshot::{Snapshot, Window};
+use parpulse_http::MetricsSource;
 
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
@@ -45,15 +45,22 @@ struct Health {
 impl Health {
     fn new() -> Self {
         let registry = Registry::new();
-        let refreshes = IntCounter::new("parpulse_exporter_refreshes_total", "Successful KPI refreshes from ClickHouse").expect("valid");
-        let refresh_errors =
-            IntCounter::new("parpulse_exporter_refresh_errors_total", "Failed KPI refreshes (ClickHouse unreachable or failing)").expect("valid");
+        let refreshes =
+            IntCounter::new("parpulse_exporter_refreshes_total", "Successful KPI refreshes from ClickHouse")
+                .expect("valid");
+        let refresh_errors = IntCounter::new(
+            "parpulse_exporter_refresh_errors_total",
+            "Failed KPI refreshes (ClickHouse unreachable or failing)",
+        )
+        .expect("valid");
         let last_refresh = IntGauge::new(
             "parpulse_exporter_last_refresh_timestamp_seconds",
             "Unix time of the last successful refresh",
         )
         .expect("valid");
-        let stale = IntGauge::new("parpulse_exporter_stale", "1 when the served KPI values are older than the staleness limit").expect("valid");
+        let stale =
+            IntGauge::new("parpulse_exporter_stale", "1 when the served KPI values are older than the staleness limit")
+                .expect("valid");
         for c in [
             Box::new(refreshes.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(refresh_errors.clone()),
@@ -80,7 +87,11 @@ impl Exporter {
             store,
             registry,
             config,
-            cached: RwLock::new(Cached { kpi_text: Arc::new(String::new()), snapshot: Arc::new(Snapshot::default()), refreshed: None }),
+            cached: RwLock::new(Cached {
+                kpi_text: Arc::new(String::new()),
+                snapshot: Arc::new(Snapshot::default()),
+                refreshed: None,
+            }),
             health: Health::new(),
         }
     }
@@ -152,7 +163,8 @@ async fn report(
     use axum::response::IntoResponse;
     let label = query.window.as_deref().unwrap_or("30d");
     let Some(window) = Window::ALL.into_iter().find(|w| w.label() == label) else {
-        return (axum::http::StatusCode::BAD_REQUEST, format!("window {label:?}: use day, 7d, 30d, mtd or ytd\n")).into_response();
+        return (axum::http::StatusCode::BAD_REQUEST, format!("window {label:?}: use day, 7d, 30d, mtd or ytd\n"))
+            .into_response();
     };
     let html = crate::scorecard::render_html(&exporter.snapshot(), &exporter.registry, window);
     ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()

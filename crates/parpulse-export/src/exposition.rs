@@ -100,11 +100,15 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
         &["unit", "name", "group", "group_name"],
     );
     for agency in registry.iter() {
-        info.with_label_values(&[agency.code.as_str(), &agency.name, agency.group.as_str(), agency.group.name_vi()]).set(1.0);
+        info.with_label_values(&[agency.code.as_str(), &agency.name, agency.group.as_str(), agency.group.name_vi()])
+            .set(1.0);
     }
     info.with_label_values(&[province, &registry.province().name, "", ""]).set(1.0);
-    let target = Gauge::new("parpulse_online_share_target_ratio", "Province target for the online share (letter 301/UBND-NC, 2019)")
-        .expect("valid metric");
+    let target = Gauge::new(
+        "parpulse_online_share_target_ratio",
+        "Province target for the online share (letter 301/UBND-NC, 2019)",
+    )
+    .expect("valid metric");
     target.set(ONLINE_SHARE_TARGET);
     prom.register(Box::new(target)).expect("unique metric");
     encode(&prom)
@@ -169,21 +173,29 @@ mod tests {
 
     fn snapshot() -> Snapshot {
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
-        let rows = [UnitDay { agency_code: "SNV".into(), day: today.0, received: 8, received_online: 2, received_postal: 1 }];
+        let rows =
+            [UnitDay { agency_code: "SNV".into(), day: today.0, received: 8, received_online: 2, received_postal: 1 }];
         Snapshot::build(&rows, &AgencyRegistry::demo(), today)
     }
 
     #[test]
     fn online_share_is_exposed_per_unit_and_window() {
         let text = render_prometheus(&snapshot(), &AgencyRegistry::demo());
-        assert!(text.contains(r#"parpulse_online_share_ratio{group="department",scope="unit",unit="SNV",window="day"} 0.25"#), "{text}");
+        assert!(
+            text.contains(
+                r#"parpulse_online_share_ratio{group="department",scope="unit",unit="SNV",window="day"} 0.25"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#"parpulse_dossiers_received{group="",scope="province",unit="HY",window="30d"} 8"#));
     }
 
     #[test]
     fn units_without_dossiers_have_counts_but_no_ratio() {
         let text = render_prometheus(&snapshot(), &AgencyRegistry::demo());
-        assert!(text.contains(r#"parpulse_dossiers_received{group="department",scope="unit",unit="STP",window="day"} 0"#));
+        assert!(
+            text.contains(r#"parpulse_dossiers_received{group="department",scope="unit",unit="STP",window="day"} 0"#)
+        );
         assert!(!text.contains(r#"parpulse_online_share_ratio{group="department",scope="unit",unit="STP""#));
     }
 

@@ -72,7 +72,10 @@ impl Snapshot {
         let mut counts = BTreeMap::new();
         for window in Window::ALL {
             for agency in registry.iter() {
-                counts.insert((Scope::Unit { code: agency.code.to_string(), group: agency.group }, window), DossierDayCounts::default());
+                counts.insert(
+                    (Scope::Unit { code: agency.code.to_string(), group: agency.group }, window),
+                    DossierDayCounts::default(),
+                );
             }
             for group in AgencyGroup::ALL {
                 counts.insert((Scope::Group(group), window), DossierDayCounts::default());

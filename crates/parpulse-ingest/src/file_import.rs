@@ -206,7 +206,11 @@ fn csv_row_to_event(row: CsvDossierRow) -> Result<Event, Rejection> {
 }
 
 /// Reads rows of a file in batches and hands each batch to `handle`.
-fn read_rows(path: &Path, format: FileFormat, mut handle: impl FnMut(Vec<Row>, u64) -> Result<(), ImportError>) -> Result<(), ImportError> {
+fn read_rows(
+    path: &Path,
+    format: FileFormat,
+    mut handle: impl FnMut(Vec<Row>, u64) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
     let io = |source| ImportError::Io { path: path.to_owned(), source };
     let file = File::open(path).map_err(io)?;
     let mut batch = Vec::with_capacity(BATCH);
@@ -235,11 +239,18 @@ fn read_rows(path: &Path, format: FileFormat, mut handle: impl FnMut(Vec<Row>, u
             handle(batch, bytes)?;
         }
         FileFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(BufReader::new(file));
-            let headers = reader.headers().map_err(|e| ImportError::CsvHeader { path: path.to_owned(), message: e.to_string() })?.clone();
+            let mut reader =
+                csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(BufReader::new(file));
+            let headers = reader
+                .headers()
+                .map_err(|e| ImportError::CsvHeader { path: path.to_owned(), message: e.to_string() })?
+                .clone();
             let missing: Vec<_> = CSV_REQUIRED_COLUMNS.iter().filter(|c| !headers.iter().any(|h| h == **c)).collect();
             if !missing.is_empty() {
-                return Err(ImportError::CsvHeader { path: path.to_owned(), message: format!("missing columns {missing:?}") });
+                return Err(ImportError::CsvHeader {
+                    path: path.to_owned(),
+                    message: format!("missing columns {missing:?}"),
+                });
             }
             let mut record = csv::StringRecord::new();
             loop {
@@ -287,9 +298,11 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total_bytes);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar.set_message(path.display().to_string());
             bar
@@ -316,7 +329,11 @@ impl Progress {
 }
 
 /// Imports one file through `sink`; refused rows are appended to `rejects`.
-pub async fn import_file(sink: &KafkaSink, path: &Path, rejects: &mut impl Write) -> Result<ImportSummary, ImportError> {
+pub async fn import_file(
+    sink: &KafkaSink,
+    path: &Path,
+    rejects: &mut impl Write,
+) -> Result<ImportSummary, ImportError> {
     let format = FileFormat::of(path).ok_or_else(|| ImportError::UnknownFormat(path.to_owned()))?;
     let total = std::fs::metadata(path).map_err(|source| ImportError::Io { path: path.to_owned(), source })?.len();
     let mut progress = Progress::new(path, total);
@@ -346,10 +363,17 @@ pub async fn import_file(sink: &KafkaSink, path: &Path, rejects: &mut impl Write
         for (row, out) in rows.iter().zip(&outgoing) {
             if let Some(rejection) = out.rejection() {
                 *summary.rejected_by_reason.entry(rejection.reason.code().to_owned()).or_default() += 1;
-                let line = RejectLine { line: row.line, reason: rejection.reason.code(), message: &rejection.message, original: &row.original };
+                let line = RejectLine {
+                    line: row.line,
+                    reason: rejection.reason.code(),
+                    message: &rejection.message,
+                    original: &row.original,
+                };
                 let mut text = serde_json::to_string(&line).expect("reject lines serialize");
                 text.push('\n');
-                rejects.write_all(text.as_bytes()).map_err(|source| ImportError::Io { path: path.to_owned(), source })?;
+                rejects
+                    .write_all(text.as_bytes())
+                    .map_err(|source| ImportError::Io { path: path.to_owned(), source })?;
             }
         }
         progress.update(bytes, &summary);

@@ -19,7 +19,12 @@ pub enum Outgoing {
 }
 
 impl Outgoing {
-    pub fn dead_letter(key: impl Into<String>, original: impl Into<Vec<u8>>, rejection: Rejection, source: &str) -> Self {
+    pub fn dead_letter(
+        key: impl Into<String>,
+        original: impl Into<Vec<u8>>,
+        rejection: Rejection,
+        source: &str,
+    ) -> Self {
         Outgoing::DeadLetter { key: key.into(), original: original.into(), rejection, source: source.to_owned() }
     }
 
@@ -57,7 +62,9 @@ impl Gate {
         let mut value = Vec::with_capacity(192);
         match self.codec.encode_event(&event, &mut value) {
             Ok(()) => Outgoing::Event { kind: event.kind(), key, value },
-            Err(e) => Outgoing::dead_letter(key, original, Rejection::new(RejectReason::Malformed, e.to_string()), source),
+            Err(e) => {
+                Outgoing::dead_letter(key, original, Rejection::new(RejectReason::Malformed, e.to_string()), source)
+            }
         }
     }
 
@@ -116,7 +123,10 @@ mod tests {
         match gate.judge(event("NOWHERE"), b"{original}", "file", NOW) {
             Outgoing::DeadLetter { key, original, rejection, source } => {
                 assert_eq!(rejection.reason, RejectReason::UnknownAgency);
-                assert_eq!((key.as_str(), original.as_slice(), source.as_str()), ("NOWHERE", &b"{original}"[..], "file"));
+                assert_eq!(
+                    (key.as_str(), original.as_slice(), source.as_str()),
+                    ("NOWHERE", &b"{original}"[..], "file")
+                );
             }
             other => panic!("expected rejection, got {other:?}"),
         }

@@ -123,7 +123,11 @@ impl KafkaSink {
             .set("linger.ms", "5")
             .set("message.timeout.ms", settings.delivery_timeout.as_millis().to_string())
             .create()
-            .map_err(|source| SinkError::Kafka { brokers: config.brokers.clone(), doing: "creating a producer", source })?;
+            .map_err(|source| SinkError::Kafka {
+                brokers: config.brokers.clone(),
+                doing: "creating a producer",
+                source,
+            })?;
         Ok(Self { producer, config, gate, metrics })
     }
 
@@ -177,7 +181,9 @@ impl KafkaSink {
         self.metrics.produce_seconds.with_label_values(&[source]).observe(started.elapsed().as_secs_f64());
         for item in outgoing {
             match item {
-                Outgoing::Event { kind, .. } => self.metrics.accepted.with_label_values(&[source, kind_label(*kind)]).inc(),
+                Outgoing::Event { kind, .. } => {
+                    self.metrics.accepted.with_label_values(&[source, kind_label(*kind)]).inc()
+                }
                 Outgoing::DeadLetter { rejection, .. } => {
                     self.metrics.rejected.with_label_values(&[source, rejection.reason.code()]).inc()
                 }
@@ -186,7 +192,13 @@ impl KafkaSink {
         Ok(summary)
     }
 
-    async fn enqueue(&self, topic: &str, key: &str, value: &[u8], headers: Option<OwnedHeaders>) -> Result<DeliveryFuture, SinkError> {
+    async fn enqueue(
+        &self,
+        topic: &str,
+        key: &str,
+        value: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<DeliveryFuture, SinkError> {
         let mut record = FutureRecord::to(topic).key(key).payload(value);
         if let Some(headers) = headers {
             record = record.headers(headers);

@@ -14,6 +14,6 @@ pub mod ndjson;
 pub mod simulator;
 
 pub use gate::{Gate, Outgoing};
-pub use metrics::IngestMetrics;
 pub use kafka::{KafkaConfig, KafkaSink, SendSummary};
+pub use metrics::IngestMetrics;
 pub use simulator::{Simulator, SimulatorConfig};

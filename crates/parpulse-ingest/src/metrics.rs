@@ -31,8 +31,11 @@ impl IngestMetrics {
         )
         .expect("valid");
         let produce_seconds = HistogramVec::new(
-            HistogramOpts::new("parpulse_ingest_produce_duration_seconds", "Time from handing a batch to Kafka to its acknowledgement")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "parpulse_ingest_produce_duration_seconds",
+                "Time from handing a batch to Kafka to its acknowledgement",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["source"],
         )
         .expect("valid");

@@ -21,8 +21,8 @@ use std::collections::BinaryHeap;
 use chrono::{Datelike, Weekday};
 use parpulse_core::time::now_micros;
 use parpulse_core::{
-    AgencyGroup, AgencyRegistry, BudgetEvent, BudgetEventKind, Channel, DossierEvent, DossierEventKind, Event, LocalDay, Position,
-    StaffingEvent, StaffingEventKind,
+    AgencyGroup, AgencyRegistry, BudgetEvent, BudgetEventKind, Channel, DossierEvent, DossierEventKind, Event,
+    LocalDay, Position, StaffingEvent, StaffingEventKind,
 };
 
 const MICROS_PER_MINUTE: i64 = 60_000_000;
@@ -263,7 +263,10 @@ impl Simulator {
             steps.push((DossierEventKind::SupplementReceived, requested + paused));
         }
         if self.rng.chance(0.01) {
-            steps.push((DossierEventKind::Withdrawn, started + self.rng.range(60, 24 * 60) * MICROS_PER_MINUTE + paused));
+            steps.push((
+                DossierEventKind::Withdrawn,
+                started + self.rng.range(60, 24 * 60) * MICROS_PER_MINUTE + paused,
+            ));
             self.push_steps(&template, steps);
             return;
         }
@@ -285,7 +288,10 @@ impl Simulator {
             }
         }
         steps.push((DossierEventKind::Processed, processed_at));
-        steps.push((DossierEventKind::ResultReturned, processed_at + self.rng.range(30, 2 * 24 * 60) * MICROS_PER_MINUTE));
+        steps.push((
+            DossierEventKind::ResultReturned,
+            processed_at + self.rng.range(30, 2 * 24 * 60) * MICROS_PER_MINUTE,
+        ));
         self.push_steps(&template, steps);
     }
 
@@ -296,7 +302,11 @@ impl Simulator {
                 kind,
                 occurred_at: at,
                 recorded_at: at,
-                due_at: if kind == DossierEventKind::Submitted || kind == DossierEventKind::Refused { None } else { template.due_at },
+                due_at: if kind == DossierEventKind::Submitted || kind == DossierEventKind::Refused {
+                    None
+                } else {
+                    template.due_at
+                },
                 ..template.clone()
             };
             self.push(Event::Dossier(event));
@@ -405,9 +415,7 @@ fn deputy_limit(group: AgencyGroup) -> i32 {
 fn first_weekday_of_month(day: LocalDay) -> u32 {
     let date = day.date();
     (1..=7)
-        .find(|d| {
-            date.with_day(*d).is_some_and(|x| !matches!(x.weekday(), Weekday::Sat | Weekday::Sun))
-        })
+        .find(|d| date.with_day(*d).is_some_and(|x| !matches!(x.weekday(), Weekday::Sat | Weekday::Sun)))
         .unwrap_or(1)
 }
 
@@ -514,8 +522,19 @@ mod tests {
                 Event::Staffing(e) => staffing_kinds.insert(format!("{:?}", e.kind)),
             };
         }
-        for kind in ["Submitted", "Received", "Refused", "InProcess", "SupplementRequested", "SupplementReceived",
-                     "AwaitingPayment", "Processed", "ResultReturned", "ApologyIssued", "PaidOnline"] {
+        for kind in [
+            "Submitted",
+            "Received",
+            "Refused",
+            "InProcess",
+            "SupplementRequested",
+            "SupplementReceived",
+            "AwaitingPayment",
+            "Processed",
+            "ResultReturned",
+            "ApologyIssued",
+            "PaidOnline",
+        ] {
             assert!(dossier_kinds.contains(kind), "no {kind} dossier event");
         }
         // Committed is booked on the 15th, so a 10-day run from the 1st may lack it.
@@ -528,8 +547,10 @@ mod tests {
     #[test]
     fn some_units_have_more_deputies_than_the_limit() {
         let events: Vec<_> = Simulator::new(SimulatorConfig { seed: 3, ..config() }, &AgencyRegistry::demo()).collect();
-        let over = events.iter().any(|e| matches!(e, Event::Staffing(s)
-            if s.position == Position::Deputy && s.filled > s.quota));
+        let over = events.iter().any(|e| {
+            matches!(e, Event::Staffing(s)
+            if s.position == Position::Deputy && s.filled > s.quota)
+        });
         assert!(over);
     }
 }

@@ -54,7 +54,8 @@ impl Common {
         match &self.agencies {
             None => Ok(AgencyRegistry::demo()),
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading agency registry {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading agency registry {}", path.display()))?;
                 AgencyRegistry::from_toml(&text).with_context(|| format!("agency registry {}", path.display()))
             }
         }
@@ -201,7 +202,11 @@ pub struct TokenArgs {
 }
 
 impl Common {
-    pub fn sink(&self, source_metrics: parpulse_ingest::IngestMetrics, delivery_timeout: Duration) -> Result<parpulse_ingest::KafkaSink> {
+    pub fn sink(
+        &self,
+        source_metrics: parpulse_ingest::IngestMetrics,
+        delivery_timeout: Duration,
+    ) -> Result<parpulse_ingest::KafkaSink> {
         let gate = parpulse_ingest::Gate::new(self.registry()?, Default::default());
         let settings = parpulse_ingest::kafka::ProducerSettings { delivery_timeout };
         Ok(parpulse_ingest::KafkaSink::with_settings(self.kafka(), gate, source_metrics, &settings)?)

@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use parpulse_aggregate::AggregatorMetrics;
 use parpulse_export::exposition::render_table;
-use parpulse_http::RegistrySource;
 use parpulse_export::Window;
+use parpulse_http::RegistrySource;
 
 use crate::config::{AggregateArgs, Common, ExportArgs, SimulateArgs};
 use crate::serve;
@@ -48,7 +48,8 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     let sent = serve::simulate(common, &args.simulate).await?;
     println!("simulated province: {} events accepted into Kafka, {} rejected", sent.accepted, sent.rejected);
 
-    let aggregate = AggregateArgs { listen: args.aggregator_listen, checkpoint_interval_ms: 500, checkpoint_max_events: 50_000 };
+    let aggregate =
+        AggregateArgs { listen: args.aggregator_listen, checkpoint_interval_ms: 500, checkpoint_max_events: 50_000 };
     let store = common.store().await?;
     let metrics = AggregatorMetrics::new();
     serve::spawn_http(aggregate.listen, Arc::new(RegistrySource(metrics.registry.clone()))).await?;
@@ -78,7 +79,10 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     let snapshot = exporter.refresh().await.context("reading KPIs from ClickHouse")?;
     println!();
     println!("{}", render_table(&snapshot, exporter.registry(), Window::Days30));
-    println!("Prometheus metrics: http://{bound}/metrics   (aggregator health: http://{}/metrics)", args.aggregator_listen);
+    println!(
+        "Prometheus metrics: http://{bound}/metrics   (aggregator health: http://{}/metrics)",
+        args.aggregator_listen
+    );
     println!("Leadership scorecard: http://{bound}/report?window=30d");
 
     if !args.exit_after_report {

@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{AggregateArgs, Common, ExportArgs, FileArgs, IntakeArgs, ReportArgs, SimulateArgs, TokenArgs};
 
 #[derive(Parser)]
-#[command(name = "parpulse", version, about = "Live KPIs of public-administration reform (cải cách hành chính): Kafka -> ClickHouse -> Prometheus")]
+#[command(
+    name = "parpulse",
+    version,
+    about = "Live KPIs of public-administration reform (cải cách hành chính): Kafka -> ClickHouse -> Prometheus"
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use parpulse_aggregate::AggregatorMetrics;
-use parpulse_http::{MetricsSource, RegistrySource};
 use parpulse_export::Exporter;
+use parpulse_http::{MetricsSource, RegistrySource};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, SendSummary, Simulator};
 use tokio::net::TcpListener;
@@ -141,12 +141,18 @@ pub async fn export(common: &Common, args: &ExportArgs) -> Result<()> {
 pub async fn intake(common: &Common, args: &IntakeArgs) -> Result<()> {
     use parpulse_ingest::intake::{auth::TokenStore, Intake, IntakeConfig};
     let registry = common.registry()?;
-    let text = std::fs::read_to_string(&args.tokens).with_context(|| format!("reading token file {}", args.tokens.display()))?;
-    let tokens = TokenStore::from_toml(&text, &registry).with_context(|| format!("token file {}", args.tokens.display()))?;
+    let text = std::fs::read_to_string(&args.tokens)
+        .with_context(|| format!("reading token file {}", args.tokens.display()))?;
+    let tokens =
+        TokenStore::from_toml(&text, &registry).with_context(|| format!("token file {}", args.tokens.display()))?;
     if tokens.is_empty() {
-        anyhow::bail!("token file {} lists no token: create one with `parpulse ingest token --agency CODE`", args.tokens.display());
+        anyhow::bail!(
+            "token file {} lists no token: create one with `parpulse ingest token --agency CODE`",
+            args.tokens.display()
+        );
     }
-    let sink = common.sink(parpulse_ingest::IngestMetrics::new(), std::time::Duration::from_millis(args.delivery_timeout_ms))?;
+    let sink = common
+        .sink(parpulse_ingest::IngestMetrics::new(), std::time::Duration::from_millis(args.delivery_timeout_ms))?;
     let intake = Arc::new(Intake::new(sink, tokens, IntakeConfig { body_limit_bytes: args.body_limit }));
     tokio::spawn(intake.clone().watch_kafka(std::time::Duration::from_secs(5), shutdown_signal()));
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
@@ -180,7 +186,11 @@ pub async fn import(common: &Common, args: &FileArgs) -> Result<()> {
     rejects.flush()?;
     println!("total: {total}");
     if total.rejected() > 0 {
-        println!("rejected rows: {} (also in the dead-letter topic {})", rejects_path.display(), common.topics().deadletter);
+        println!(
+            "rejected rows: {} (also in the dead-letter topic {})",
+            rejects_path.display(),
+            common.topics().deadletter
+        );
     }
     Ok(())
 }
@@ -188,13 +198,21 @@ pub async fn import(common: &Common, args: &FileArgs) -> Result<()> {
 pub fn new_token(common: &Common, args: &TokenArgs) -> Result<()> {
     let registry = common.registry()?;
     if args.agency != registry.province().code && registry.get(&args.agency).is_none() {
-        anyhow::bail!("{} is neither the province ({}) nor a unit of the registry", args.agency, registry.province().code);
+        anyhow::bail!(
+            "{} is neither the province ({}) nor a unit of the registry",
+            args.agency,
+            registry.province().code
+        );
     }
     let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     println!("token (give it to {}; it is not stored anywhere): {token}", args.agency);
     println!();
     println!("add to the token file:");
-    println!("[[token]]\nagency = \"{}\"\nsha256 = \"{}\"", args.agency, parpulse_ingest::intake::auth::sha256_hex(&token));
+    println!(
+        "[[token]]\nagency = \"{}\"\nsha256 = \"{}\"",
+        args.agency,
+        parpulse_ingest::intake::auth::sha256_hex(&token)
+    );
     Ok(())
 }
 

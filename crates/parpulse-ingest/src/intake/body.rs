@@ -25,7 +25,9 @@ pub fn format_of(content_type: Option<&str>) -> Option<BodyFormat> {
     let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match media.as_str() {
         "application/json" | "" => Some(BodyFormat::Json),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => Some(BodyFormat::Ndjson),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
+            Some(BodyFormat::Ndjson)
+        }
         _ => None,
     }
 }
@@ -59,14 +61,16 @@ pub fn split(format: BodyFormat, text: &str) -> Result<Vec<Item<'_>>, Rejection>
         BodyFormat::Json => {
             let trimmed = text.trim_start();
             if trimmed.starts_with('[') {
-                let array: Vec<&RawValue> =
-                    serde_json::from_str(text).map_err(|e| malformed(format!("body is not a JSON array of events: {e}")))?;
+                let array: Vec<&RawValue> = serde_json::from_str(text)
+                    .map_err(|e| malformed(format!("body is not a JSON array of events: {e}")))?;
                 array.into_iter().enumerate().map(|(index, raw)| Item { index, raw: raw.get() }).collect()
             } else if trimmed.starts_with('{') {
                 let envelope: Envelope<'_> =
                     serde_json::from_str(text).map_err(|e| malformed(format!("body is not a JSON object: {e}")))?;
                 match envelope.events {
-                    Some(events) => events.into_iter().enumerate().map(|(index, raw)| Item { index, raw: raw.get() }).collect(),
+                    Some(events) => {
+                        events.into_iter().enumerate().map(|(index, raw)| Item { index, raw: raw.get() }).collect()
+                    }
                     None => vec![Item { index: 0, raw: text.trim() }],
                 }
             } else {

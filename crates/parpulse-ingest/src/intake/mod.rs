@@ -130,7 +130,11 @@ impl Intake {
 
     async fn handle(&self, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
         let Some(holder) = self.authenticate(headers) else {
-            let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", "send `Authorization: Bearer <token>` with your unit's token");
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send `Authorization: Bearer <token>` with your unit's token",
+            );
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             return response;
         };
@@ -140,16 +144,24 @@ impl Intake {
             Err(rejection) => {
                 // The body was not read whole, so there is nothing to keep; the metric counts it.
                 self.sink.metrics().rejected.with_label_values(&[SOURCE, "too_large"]).inc();
-                return error(rejection.status(), "too_large", format!("{} (limit {} bytes)", rejection.body_text(), self.config.body_limit_bytes));
+                return error(
+                    rejection.status(),
+                    "too_large",
+                    format!("{} (limit {} bytes)", rejection.body_text(), self.config.body_limit_bytes),
+                );
             }
         };
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let Some(format) = body::format_of(content_type) else {
-            let rejection = Rejection::new(RejectReason::Malformed, format!("content type {content_type:?} is neither JSON nor NDJSON"));
+            let rejection = Rejection::new(
+                RejectReason::Malformed,
+                format!("content type {content_type:?} is neither JSON nor NDJSON"),
+            );
             return self.refuse_whole(StatusCode::UNSUPPORTED_MEDIA_TYPE, &holder, &body, rejection).await;
         };
         let Ok(text) = std::str::from_utf8(&body) else {
-            let rejection = Rejection::new(RejectReason::InvalidUtf8, "body is not valid UTF-8 (send UTF-8 encoded JSON)");
+            let rejection =
+                Rejection::new(RejectReason::InvalidUtf8, "body is not valid UTF-8 (send UTF-8 encoded JSON)");
             return self.refuse_whole(StatusCode::BAD_REQUEST, &holder, &body, rejection).await;
         };
         let items = match body::split(format, text) {
@@ -236,7 +248,11 @@ impl Intake {
     }
 }
 
-async fn post_events(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn post_events(
+    State(intake): State<Arc<Intake>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let response = intake.handle(&headers, body).await;
     intake.sink.metrics().requests.with_label_values(&[response.status().as_str()]).inc();
     response
