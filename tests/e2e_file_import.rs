@@ -3,30 +3,13 @@
 //! shows), with the final summary checked against the file, and a re-import
 //! that yields exactly the same event ids.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use parpulse_tests::TestEnv;
 
-/// The parpulse binary `make test` builds (`cargo build --workspace` first).
-fn parpulse_bin() -> PathBuf {
-    let path = std::env::var("PARPULSE_BIN").map(PathBuf::from).unwrap_or_else(|_| {
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-        target.join("debug/parpulse")
-    });
-    assert!(
-        path.exists(),
-        "{} not found: build it first (`cargo build -p parpulse`, as `make test` does)",
-        path.display()
-    );
-    path
-}
-
 fn parpulse(env: &TestEnv) -> Command {
-    let mut command = Command::new(parpulse_bin());
+    let mut command = Command::new(parpulse_tests::parpulse_bin());
     command
         .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
         .env("PARPULSE_CLICKHOUSE_URL", &env.clickhouse_url)

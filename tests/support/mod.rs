@@ -204,3 +204,21 @@ pub async fn stored_day_counts(store: &Store) -> recount::DayCounts {
         })
         .collect()
 }
+
+/// The parpulse binary `make test` builds (`cargo build --workspace` first);
+/// `PARPULSE_BIN` overrides.
+pub fn parpulse_bin() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let path = std::env::var("PARPULSE_BIN").map(PathBuf::from).unwrap_or_else(|_| {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        target.join("debug/parpulse")
+    });
+    assert!(
+        path.exists(),
+        "{} not found: build it first (`cargo build -p parpulse`, as `make test` does)",
+        path.display()
+    );
+    path
+}

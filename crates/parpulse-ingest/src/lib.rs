@@ -11,6 +11,7 @@ pub mod intake;
 pub mod kafka;
 pub mod metrics;
 pub mod ndjson;
+pub mod pacer;
 pub mod simulator;
 
 pub use gate::{Gate, Outgoing};

@@ -104,6 +104,9 @@ pub struct SimulateArgs {
     /// Events per Kafka send batch.
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
+    /// Target rate in events per second (default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 #[derive(Args, Debug, Clone)]

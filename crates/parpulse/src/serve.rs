@@ -65,12 +65,19 @@ pub async fn simulate(common: &Common, args: &SimulateArgs) -> Result<SendSummar
         None => None,
     };
     let mut total = SendSummary::default();
-    let mut batch = Vec::with_capacity(args.batch);
+    let pacer = parpulse_ingest::pacer::Pacer::new(args.rate);
+    // With a rate, small batches keep the flow smooth.
+    let batch_size = if pacer.is_some() { args.batch.min(500) } else { args.batch };
+    let started = std::time::Instant::now();
+    let mut batch = Vec::with_capacity(batch_size);
     let mut events = simulator.peekable();
     while events.peek().is_some() {
         batch.clear();
-        batch.reserve(args.batch);
-        batch.extend(events.by_ref().take(args.batch.max(1)));
+        if let Some(pacer) = &pacer {
+            tokio::time::sleep(pacer.wait(total.accepted + total.rejected, started.elapsed())).await;
+        }
+        batch.reserve(batch_size);
+        batch.extend(events.by_ref().take(batch_size.max(1)));
         if let Some(out) = out.as_mut() {
             parpulse_ingest::ndjson::write_events(out, &batch)?;
         }

@@ -1,0 +1,110 @@
+//! Exactly once in effect, with real crashes: the aggregator process is killed
+//! with SIGKILL at random moments while it works through a simulated province of
+//! 60 days, restarted each time, and the final KPIs equal an independent recount.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use parpulse_core::{AgencyRegistry, Event};
+use parpulse_ingest::gate::Gate;
+use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
+use parpulse_tests::recount::recount_ndjson;
+use parpulse_tests::{stored_day_counts, TestEnv};
+
+fn start_aggregator(env: &TestEnv) -> Child {
+    Command::new(parpulse_tests::parpulse_bin())
+        .args([
+            "aggregate",
+            "--listen",
+            "127.0.0.1:0",
+            "--checkpoint-interval-ms",
+            "100",
+            "--checkpoint-max-events",
+            "3000",
+        ])
+        .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
+        .env("PARPULSE_CLICKHOUSE_URL", &env.clickhouse_url)
+        .env("PARPULSE_CLICKHOUSE_DATABASE", &env.database)
+        .env("PARPULSE_TOPIC_PREFIX", env.topics.dossier.trim_end_matches("par.dossier.v1"))
+        .env("PARPULSE_CONSUMER_GROUP", &env.consumer_group)
+        .env("PARPULSE_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starting parpulse aggregate")
+}
+
+/// A small deterministic generator for the kill moments (the test prints them).
+fn kill_delays(seed: u64, count: usize) -> Vec<Duration> {
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            Duration::from_millis(400 + (state >> 33) % 1100)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
+    let env = TestEnv::new("crash");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(60, 60, 40), &AgencyRegistry::demo()).collect();
+    assert!(events.len() >= 200_000, "only {} events", events.len());
+    let mut ndjson = Vec::new();
+    parpulse_ingest::ndjson::write_events(&mut ndjson, &events).unwrap();
+    let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
+    for chunk in events.chunks(20_000) {
+        sink.send(chunk.to_vec(), "test").await.expect("Kafka acknowledged");
+    }
+
+    let seed = std::env::var("PARPULSE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_u64);
+    let delays = kill_delays(seed, 5);
+    println!("kill -9 after {delays:?} (seed {seed})");
+    let mut kills = 0;
+    let mut progress = Vec::new();
+    for delay in &delays {
+        let mut child = start_aggregator(&env);
+        tokio::time::sleep(*delay).await;
+        if child.try_wait().expect("child status").is_some() {
+            panic!("the aggregator exited by itself before being killed");
+        }
+        child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
+        child.wait().expect("reaped");
+        kills += 1;
+        let done = parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.dossier)
+            .await
+            .expect("progress");
+        assert!(!done, "the run finished before kill {kills}: lower the delays so every kill lands mid-run");
+        let committed: i64 = parpulse_clickhouse::checkpoint::committed(&store, &env.consumer_group, &env.topics.dossier)
+            .await
+            .expect("checkpoints")
+            .iter()
+            .map(|c| c.next_offset)
+            .sum();
+        progress.push(committed);
+    }
+    assert_eq!(kills, 5);
+    println!("checkpointed offsets after each kill: {progress:?}");
+    let advancing = progress.windows(2).filter(|w| w[1] > w[0]).count() + usize::from(progress[0] > 0);
+    assert!(advancing >= 3, "most kills must land while the aggregator is working, not while it starts: {progress:?}");
+
+    let mut child = start_aggregator(&env);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.dossier).await.unwrap()
+    {
+        assert!(Instant::now() < deadline, "the aggregator did not finish within 5 minutes after the crashes");
+        assert!(child.try_wait().unwrap().is_none(), "the aggregator died");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    child.kill().ok();
+    child.wait().ok();
+
+    let recount = recount_ndjson(std::str::from_utf8(&ndjson).unwrap());
+    assert_eq!(
+        stored_day_counts(&store).await,
+        recount,
+        "after 5 crashes the KPIs equal the recount, bucket by bucket"
+    );
+    env.cleanup().await;
+}
