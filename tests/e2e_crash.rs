@@ -76,12 +76,13 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
             .await
             .expect("progress");
         assert!(!done, "the run finished before kill {kills}: lower the delays so every kill lands mid-run");
-        let committed: i64 = parpulse_clickhouse::checkpoint::committed(&store, &env.consumer_group, &env.topics.dossier)
-            .await
-            .expect("checkpoints")
-            .iter()
-            .map(|c| c.next_offset)
-            .sum();
+        let committed: i64 =
+            parpulse_clickhouse::checkpoint::committed(&store, &env.consumer_group, &env.topics.dossier)
+                .await
+                .expect("checkpoints")
+                .iter()
+                .map(|c| c.next_offset)
+                .sum();
         progress.push(committed);
     }
     assert_eq!(kills, 5);

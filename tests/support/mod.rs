@@ -222,3 +222,37 @@ pub fn parpulse_bin() -> std::path::PathBuf {
     );
     path
 }
+
+/// Every stored (unit, end day) lateness count, and open dossiers per unit, in the recount's shape.
+pub async fn stored_resolved_counts(
+    store: &Store,
+) -> (std::collections::BTreeMap<(String, i64), recount::ResolvedRecount>, std::collections::BTreeMap<String, u64>) {
+    let now = parpulse_core::time::now_micros();
+    let today = parpulse_core::LocalDay::of_micros(now);
+    let rows =
+        parpulse_clickhouse::dossier_state::read_resolved_days(store, parpulse_core::LocalDay(today.0 - 400), today)
+            .await
+            .expect("reading resolved dossiers");
+    let resolved = rows
+        .iter()
+        .map(|r| {
+            let c = recount::ResolvedRecount {
+                resolved: r.resolved,
+                on_time: r.on_time,
+                late: r.late,
+                late_with_apology: r.late_with_apology,
+                returned: r.returned,
+                returned_postal: r.returned_postal,
+            };
+            ((r.agency_code.clone(), i64::from(r.day)), c)
+        })
+        .collect();
+    let open = parpulse_clickhouse::dossier_state::read_open(store, now)
+        .await
+        .expect("reading open dossiers")
+        .into_iter()
+        .filter(|o| o.open > 0)
+        .map(|o| (o.agency_code, o.open))
+        .collect();
+    (resolved, open)
+}

@@ -54,3 +54,98 @@ pub fn window(counts: &DayCounts, agency: Option<&str>, first: i64, last: i64) -
     }
     total
 }
+
+/// Lateness counts of one unit on one end day, recounted from the raw events.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedRecount {
+    pub resolved: u64,
+    pub on_time: u64,
+    pub late: u64,
+    pub late_with_apology: u64,
+    pub returned: u64,
+    pub returned_postal: u64,
+}
+
+#[derive(Default)]
+struct DossierTimes {
+    received: Vec<i64>,
+    due: Option<i64>,
+    requested: Vec<i64>,
+    supplied: Vec<i64>,
+    processed: Vec<i64>,
+    other_end: Vec<i64>,
+    returned_postal: bool,
+    returned: bool,
+    apology: bool,
+}
+
+/// Recounts, from the NDJSON, (agency, end day) -> lateness counts, with the rules
+/// written out again here: end = processed, else the first of returned / stopped /
+/// withdrawn / refused; supplement waits do not count; two requests or more = late;
+/// on time when end <= appointment date + waits. Also returns open dossiers per agency.
+pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>, BTreeMap<String, u64>) {
+    let mut dossiers: BTreeMap<(String, String), DossierTimes> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let e: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+        if e["type"] != "dossier" {
+            continue;
+        }
+        let key = (e["agency_code"].as_str().unwrap().to_owned(), e["dossier_id"].as_str().unwrap().to_owned());
+        let d = dossiers.entry(key).or_default();
+        let at = e["occurred_at"].as_i64().unwrap();
+        if let Some(due) = e["due_at"].as_i64() {
+            d.due.get_or_insert(due);
+        }
+        match e["kind"].as_str().unwrap() {
+            "received" => d.received.push(at),
+            "supplement_requested" => d.requested.push(at),
+            "supplement_received" => d.supplied.push(at),
+            "processed" => d.processed.push(at),
+            "result_returned" => {
+                d.other_end.push(at);
+                d.returned = true;
+                d.returned_postal |= e["result_channel"] == "postal";
+            }
+            "stopped" | "withdrawn" | "refused" => d.other_end.push(at),
+            "apology_issued" => d.apology = true,
+            _ => {}
+        }
+    }
+    let mut resolved: BTreeMap<(String, i64), ResolvedRecount> = BTreeMap::new();
+    let mut open: BTreeMap<String, u64> = BTreeMap::new();
+    for ((agency, _), mut d) in dossiers {
+        let end = d.processed.iter().min().or(d.other_end.iter().min()).copied();
+        let Some(end) = end else {
+            if !d.received.is_empty() {
+                *open.entry(agency).or_default() += 1;
+            }
+            continue;
+        };
+        d.requested.sort_unstable();
+        d.requested.dedup();
+        d.supplied.sort_unstable();
+        d.supplied.dedup();
+        let mut waited = 0;
+        for (i, request) in d.requested.iter().enumerate() {
+            if *request > end {
+                break;
+            }
+            match d.supplied.get(i) {
+                Some(done) if *done <= end => waited += done - request,
+                _ => break,
+            }
+        }
+        let late = d.requested.len() > 1 || d.due.is_some_and(|due| end > due + waited);
+        let c = resolved.entry((agency, local_day(end))).or_default();
+        c.resolved += 1;
+        if late {
+            c.late += 1;
+            c.late_with_apology += u64::from(d.apology);
+        } else {
+            c.on_time += 1;
+        }
+        c.returned += u64::from(d.returned);
+        c.returned_postal += u64::from(d.returned_postal);
+    }
+    (resolved, open)
+}

@@ -207,7 +207,8 @@ async fn checkpoint(
     }
     let started = Instant::now();
     // Any order of these two inserts is safe: each row carries its own version (state.rs).
-    let dossiers: Vec<_> = progressed.iter().flat_map(|p| states[p].pending_dossier_rows()).collect();
+    let now = now_micros();
+    let dossiers: Vec<_> = progressed.iter().flat_map(|p| states[p].pending_dossier_rows(now)).collect();
     dossier_state::write(store, &dossiers).await?;
     let rows: Vec<_> = progressed.iter().flat_map(|p| states[p].pending_rows()).collect();
     dossier_day::write(store, &rows).await?;

@@ -16,8 +16,9 @@
 use std::collections::{HashMap, HashSet};
 
 use parpulse_clickhouse::dossier_day::DossierDayRow;
-use parpulse_clickhouse::dossier_state::DossierStateRow;
+use parpulse_clickhouse::dossier_state::{DossierStateRow, OUTCOME_LATE, OUTCOME_ON_TIME, OUTCOME_OPEN};
 use parpulse_core::kpi::DossierDayCounts;
+use parpulse_core::lifecycle::{DossierLifecycle, Outcome};
 use parpulse_core::{DossierEvent, DossierEventKind, LocalDay};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,12 +40,78 @@ pub struct DossierKey {
     pub dossier_id: String,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Dossier {
     /// Offset of the first `received` event, the one counted.
     received_offset: Option<i64>,
     received_day: LocalDay,
+    /// Facts for the lateness KPIs (judged when the row is written).
+    lifecycle: DossierLifecycle,
     complete_through: i64,
+}
+
+fn some(value: i64) -> Option<i64> {
+    (value != 0).then_some(value)
+}
+
+impl Dossier {
+    fn from_row(row: &DossierStateRow) -> Self {
+        let lifecycle = DossierLifecycle {
+            received_at: some(row.received_at),
+            due_at: some(row.due_at),
+            legal_max_days: (row.legal_max_days != 0).then_some(row.legal_max_days),
+            supplement_requested: row.supplement_requested.clone(),
+            supplement_received: row.supplement_received.clone(),
+            processed_at: some(row.processed_at),
+            other_end_at: some(row.other_end_at),
+            returned_at: some(row.returned_at),
+            returned_postal: row.returned_postal != 0,
+            apology: row.apology != 0,
+            fee_bearing: row.fee_bearing != 0,
+            paid_online: row.paid_online != 0,
+            digitized: row.digitized != 0,
+        };
+        Dossier {
+            received_offset: (row.received_offset >= 0).then_some(row.received_offset),
+            received_day: LocalDay(row.received_day),
+            lifecycle,
+            complete_through: i64::try_from(row.version).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn to_row(&self, partition: u32, key: &DossierKey, version: u64, now_micros: i64) -> DossierStateRow {
+        let l = &self.lifecycle;
+        let outcome = l.outcome(now_micros);
+        let (code, end_day, deadline_at) = match outcome {
+            Outcome::Open { deadline } => (OUTCOME_OPEN, 0, deadline.unwrap_or(0)),
+            Outcome::OnTime { end } => (OUTCOME_ON_TIME, LocalDay::of_micros(end).0, 0),
+            Outcome::Late { end } => (OUTCOME_LATE, LocalDay::of_micros(end).0, 0),
+        };
+        DossierStateRow {
+            kafka_partition: partition,
+            agency_code: key.agency_code.clone(),
+            dossier_id: key.dossier_id.clone(),
+            received_offset: self.received_offset.unwrap_or(-1),
+            received_day: self.received_day.0,
+            version,
+            received_at: l.received_at.unwrap_or(0),
+            due_at: l.due_at.unwrap_or(0),
+            legal_max_days: l.legal_max_days.unwrap_or(0),
+            supplement_requested: l.supplement_requested.clone(),
+            supplement_received: l.supplement_received.clone(),
+            processed_at: l.processed_at.unwrap_or(0),
+            other_end_at: l.other_end_at.unwrap_or(0),
+            returned_at: l.returned_at.unwrap_or(0),
+            returned_postal: u8::from(l.returned_postal),
+            apology: u8::from(l.apology),
+            fee_bearing: u8::from(l.fee_bearing),
+            paid_online: u8::from(l.paid_online),
+            digitized: u8::from(l.digitized),
+            outcome: code,
+            end_day,
+            deadline_at,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -74,12 +141,7 @@ impl PartitionState {
             .iter()
             .map(|row| {
                 let key = DossierKey { agency_code: row.agency_code.clone(), dossier_id: row.dossier_id.clone() };
-                let dossier = Dossier {
-                    received_offset: (row.received_offset >= 0).then_some(row.received_offset),
-                    received_day: LocalDay(row.received_day),
-                    complete_through: i64::try_from(row.version).unwrap_or(i64::MAX),
-                };
-                (key, dossier)
+                (key, Dossier::from_row(row))
             })
             .collect();
         Self {
@@ -111,8 +173,9 @@ impl PartitionState {
     /// Applies the event at `offset`. Offsets must come in increasing order.
     pub fn apply(&mut self, offset: i64, event: &DossierEvent) {
         self.skip(offset);
+        self.record_lifecycle(offset, event);
         if event.kind != DossierEventKind::Received {
-            return; // the stored KPIs count receptions only, so far
+            return; // day buckets count receptions; the rest is judged from the lifecycle
         }
         let day = LocalDay::of_micros(event.occurred_at);
         if !self.first_reception(offset, event, day) {
@@ -128,14 +191,29 @@ impl PartitionState {
         }
     }
 
+    /// Adds the event to its dossier's lifecycle facts, unless the stored dossier already has it.
+    fn record_lifecycle(&mut self, offset: i64, event: &DossierEvent) {
+        let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
+        let dossier = self.dossiers.entry(key.clone()).or_insert_with(|| Dossier {
+            received_offset: None,
+            received_day: LocalDay::of_micros(event.occurred_at),
+            lifecycle: DossierLifecycle::default(),
+            complete_through: 0,
+        });
+        if offset < dossier.complete_through {
+            return;
+        }
+        let before = dossier.lifecycle.clone();
+        dossier.lifecycle.apply(event);
+        if dossier.lifecycle != before {
+            self.dirty_dossiers.insert(key);
+        }
+    }
+
     /// Whether the `received` event at `offset` is the dossier's counted reception.
     fn first_reception(&mut self, offset: i64, event: &DossierEvent, day: LocalDay) -> bool {
         let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
-        let dossier = self.dossiers.entry(key.clone()).or_insert(Dossier {
-            received_offset: None,
-            received_day: day,
-            complete_through: 0,
-        });
+        let dossier = self.dossiers.get_mut(&key).expect("record_lifecycle created it");
         if offset < dossier.complete_through {
             // The stored dossier already reflects this event: it was counted iff it set the reception.
             return dossier.received_offset == Some(offset);
@@ -155,24 +233,13 @@ impl PartitionState {
         self.duplicates
     }
 
-    /// Dossier rows for the changed dossiers, versioned with the current next offset.
-    pub fn pending_dossier_rows(&self) -> Vec<DossierStateRow> {
+    /// Dossier rows for the changed dossiers, versioned with the current next offset
+    /// and judged as of `now_micros`.
+    pub fn pending_dossier_rows(&self, now_micros: i64) -> Vec<DossierStateRow> {
         let version = u64::try_from(self.next_offset).unwrap_or(0);
         let mut keys: Vec<_> = self.dirty_dossiers.iter().collect();
         keys.sort();
-        keys.into_iter()
-            .map(|key| {
-                let dossier = self.dossiers[key];
-                DossierStateRow {
-                    kafka_partition: self.partition,
-                    agency_code: key.agency_code.clone(),
-                    dossier_id: key.dossier_id.clone(),
-                    received_offset: dossier.received_offset.unwrap_or(-1),
-                    received_day: dossier.received_day.0,
-                    version,
-                }
-            })
-            .collect()
+        keys.into_iter().map(|key| self.dossiers[key].to_row(self.partition, key, version, now_micros)).collect()
     }
 
     /// Moves past an offset without counting anything (undecodable messages).
@@ -280,7 +347,7 @@ mod tests {
             before.apply(offset, &reception("SNV", &format!("D{offset}"), Channel::Online));
         }
         let rows = before.pending_rows();
-        let dossiers = before.pending_dossier_rows();
+        let dossiers = before.pending_dossier_rows(0);
         // After the restart, replay from the checkpoint at offset 2.
         let mut after = PartitionState::load(0, 2, &rows, &dossiers);
         for offset in 2..6 {
@@ -316,7 +383,7 @@ mod tests {
         let mut before = PartitionState::load(0, 0, &[], &[]);
         before.apply(0, &reception("SNV", "D1", Channel::Online));
         before.apply(1, &reception("SNV", "D1", Channel::Online));
-        let dossiers = before.pending_dossier_rows(); // version 2, counted offset 0
+        let dossiers = before.pending_dossier_rows(0); // version 2, counted offset 0
         let mut after = PartitionState::load(0, 0, &[], &dossiers);
         after.apply(0, &reception("SNV", "D1", Channel::Online));
         after.apply(1, &reception("SNV", "D1", Channel::Online));

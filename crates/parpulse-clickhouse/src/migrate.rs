@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../schemas/clickhouse/0001_dossier_day_and_checkpoints.sql"),
     ),
     ("0002_dossier_state.sql", include_str!("../../../schemas/clickhouse/0002_dossier_state.sql")),
+    ("0003_dossier_lifecycle.sql", include_str!("../../../schemas/clickhouse/0003_dossier_lifecycle.sql")),
 ];
 
 #[derive(Debug, Row, Serialize, Deserialize)]

@@ -124,3 +124,98 @@ mod tests {
         assert_eq!(total.online_share(), Some(0.25));
     }
 }
+
+/// Dossiers that ended in a window, judged by the lateness rules (lifecycle.rs),
+/// counted on the local day they ended; and results returned in the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedCounts {
+    /// Dossiers resolved (giải quyết xong): processed, or otherwise ended.
+    pub resolved: u64,
+    pub on_time: u64,
+    pub late: u64,
+    /// Late dossiers whose citizen received an apology letter (thư xin lỗi).
+    pub late_with_apology: u64,
+    /// Results returned (trả kết quả) among the resolved, and of those by post.
+    pub returned: u64,
+    pub returned_postal: u64,
+}
+
+impl ResolvedCounts {
+    pub fn add(&mut self, other: &ResolvedCounts) {
+        self.resolved += other.resolved;
+        self.on_time += other.on_time;
+        self.late += other.late;
+        self.late_with_apology += other.late_with_apology;
+        self.returned += other.returned;
+        self.returned_postal += other.returned_postal;
+    }
+
+    /// On-time rate (tỷ lệ đúng hạn) = on time / resolved.
+    pub fn on_time_rate(&self) -> Option<f64> {
+        ratio(self.on_time, self.resolved)
+    }
+
+    /// Apology coverage (tỷ lệ xin lỗi) = late with an apology letter / late; target 100%.
+    pub fn apology_coverage(&self) -> Option<f64> {
+        ratio(self.late_with_apology, self.late)
+    }
+}
+
+/// Postal use (bưu chính công ích) = (received by post + returned by post) / (received + returned).
+pub fn postal_use(received: &DossierDayCounts, resolved: &ResolvedCounts) -> Option<f64> {
+    ratio(received.received_postal + resolved.returned_postal, received.received + resolved.returned)
+}
+
+/// Open dossiers now, and how many are past their deadline (a snapshot, not a window).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenCounts {
+    pub open: u64,
+    pub overdue: u64,
+}
+
+impl OpenCounts {
+    pub fn add(&mut self, other: &OpenCounts) {
+        self.open += other.open;
+        self.overdue += other.overdue;
+    }
+
+    /// Overdue open (hồ sơ quá hạn đang xử lý) = open past deadline / open; target 0.
+    pub fn overdue_ratio(&self) -> Option<f64> {
+        ratio(self.overdue, self.open)
+    }
+}
+
+#[cfg(test)]
+mod lateness_tests {
+    use super::*;
+
+    #[test]
+    fn rates_come_from_summed_counts() {
+        let mut a = ResolvedCounts {
+            resolved: 10,
+            on_time: 9,
+            late: 1,
+            late_with_apology: 1,
+            returned: 10,
+            returned_postal: 2,
+        };
+        a.add(&ResolvedCounts {
+            resolved: 10,
+            on_time: 5,
+            late: 5,
+            late_with_apology: 2,
+            returned: 0,
+            returned_postal: 0,
+        });
+        assert_eq!(a.on_time_rate(), Some(0.7));
+        assert_eq!(a.apology_coverage(), Some(0.5));
+        let received = DossierDayCounts { received: 10, received_online: 0, received_postal: 2 };
+        assert_eq!(postal_use(&received, &a), Some(0.2));
+    }
+
+    #[test]
+    fn no_late_dossiers_means_no_apology_ratio() {
+        assert_eq!(ResolvedCounts::default().apology_coverage(), None);
+        assert_eq!(OpenCounts::default().overdue_ratio(), None);
+    }
+}

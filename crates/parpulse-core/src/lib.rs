@@ -10,6 +10,7 @@ pub mod agency;
 pub mod avro;
 pub mod event;
 pub mod kpi;
+pub mod lifecycle;
 pub mod time;
 pub mod topics;
 pub mod validate;

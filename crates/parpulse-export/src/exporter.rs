@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use parpulse_clickhouse::{dossier_day, Store, StoreError};
+use parpulse_clickhouse::{dossier_day, dossier_state, Store, StoreError};
 use parpulse_core::time::now_micros;
 use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{IntCounter, IntGauge, Registry};
@@ -98,16 +98,24 @@ impl Exporter {
 
     /// Reads the day buckets every window needs and replaces the cached values.
     pub async fn refresh(&self) -> Result<Arc<Snapshot>, StoreError> {
-        let today = LocalDay::of_micros(now_micros());
-        let result = dossier_day::read_days(&self.store, Window::earliest_needed(today), today).await;
-        let rows = match result {
-            Ok(rows) => rows,
+        let now = now_micros();
+        let today = LocalDay::of_micros(now);
+        let from = Window::earliest_needed(today);
+        let result = async {
+            let rows = dossier_day::read_days(&self.store, from, today).await?;
+            let resolved = dossier_state::read_resolved_days(&self.store, from, today).await?;
+            let open = dossier_state::read_open(&self.store, now).await?;
+            Ok::<_, StoreError>((rows, resolved, open))
+        }
+        .await;
+        let (rows, resolved, open) = match result {
+            Ok(read) => read,
             Err(error) => {
                 self.health.refresh_errors.inc();
                 return Err(error);
             }
         };
-        let snapshot = Arc::new(Snapshot::build(&rows, &self.registry, today));
+        let snapshot = Arc::new(Snapshot::build_all(&rows, &resolved, &open, &self.registry, today));
         let text = Arc::new(render_prometheus(&snapshot, &self.registry));
         {
             let mut cached = self.cached.write().expect("cache lock poisoned");

@@ -7,7 +7,7 @@
 //! `window` (day | 7d | 30d | mtd | ytd). With the demo registry that is
 //! (31 units + 2 groups + 1 province) x 5 windows = 170 series per KPI.
 
-use parpulse_core::kpi::{DossierDayCounts, ONLINE_SHARE_TARGET};
+use parpulse_core::kpi::{postal_use, DossierDayCounts, OpenCounts, ResolvedCounts, ONLINE_SHARE_TARGET};
 use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{Gauge, GaugeVec, Opts, Registry};
 
@@ -16,6 +16,7 @@ pub use parpulse_http::encode;
 use crate::snapshot::{Scope, Snapshot, Window};
 
 const KPI_LABELS: [&str; 4] = ["scope", "unit", "group", "window"];
+const SNAPSHOT_LABELS: [&str; 3] = ["scope", "unit", "group"];
 
 struct KpiGauges {
     received: GaugeVec,
@@ -23,6 +24,18 @@ struct KpiGauges {
     received_postal: GaugeVec,
     online_share: GaugeVec,
     postal_share: GaugeVec,
+    resolved: GaugeVec,
+    on_time: GaugeVec,
+    late: GaugeVec,
+    late_with_apology: GaugeVec,
+    returned: GaugeVec,
+    returned_postal: GaugeVec,
+    on_time_rate: GaugeVec,
+    apology_coverage: GaugeVec,
+    postal_use: GaugeVec,
+    open: GaugeVec,
+    open_overdue: GaugeVec,
+    overdue_ratio: GaugeVec,
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -59,6 +72,69 @@ impl KpiGauges {
                 "Postal intake share (tỷ lệ tiếp nhận qua bưu chính): received by post / received; absent when nothing was received",
                 &KPI_LABELS,
             ),
+            resolved: gauge_vec(registry, "parpulse_dossiers_resolved", "Dossiers resolved (giải quyết xong) in the window, by end date", &KPI_LABELS),
+            on_time: gauge_vec(registry, "parpulse_dossiers_resolved_on_time", "Resolved on time (đúng hạn) in the window", &KPI_LABELS),
+            late: gauge_vec(registry, "parpulse_dossiers_resolved_late", "Resolved late (trễ hạn) in the window", &KPI_LABELS),
+            late_with_apology: gauge_vec(
+                registry,
+                "parpulse_dossiers_late_with_apology",
+                "Late dossiers with an apology letter (thư xin lỗi) in the window",
+                &KPI_LABELS,
+            ),
+            returned: gauge_vec(registry, "parpulse_dossiers_returned", "Results returned (trả kết quả) among the resolved in the window", &KPI_LABELS),
+            returned_postal: gauge_vec(
+                registry,
+                "parpulse_dossiers_returned_postal",
+                "Results returned through the public postal service in the window",
+                &KPI_LABELS,
+            ),
+            on_time_rate: gauge_vec(registry, "parpulse_on_time_ratio", "On-time rate (tỷ lệ đúng hạn): on time / resolved", &KPI_LABELS),
+            apology_coverage: gauge_vec(
+                registry,
+                "parpulse_apology_coverage_ratio",
+                "Apology coverage (tỷ lệ xin lỗi): late with an apology letter / late; target 1",
+                &KPI_LABELS,
+            ),
+            postal_use: gauge_vec(
+                registry,
+                "parpulse_postal_use_ratio",
+                "Postal use (bưu chính công ích): (received + returned by post) / (received + returned)",
+                &KPI_LABELS,
+            ),
+            open: gauge_vec(registry, "parpulse_dossiers_open", "Dossiers received and not yet resolved, now", &SNAPSHOT_LABELS),
+            open_overdue: gauge_vec(
+                registry,
+                "parpulse_dossiers_open_overdue",
+                "Open dossiers past their deadline now (quá hạn), not counting those waiting for a supplement",
+                &SNAPSHOT_LABELS,
+            ),
+            overdue_ratio: gauge_vec(registry, "parpulse_open_overdue_ratio", "Open dossiers past their deadline / open dossiers; target 0", &SNAPSHOT_LABELS),
+        }
+    }
+
+    fn set_resolved(&self, labels: &[&str; 4], resolved: &ResolvedCounts, received: &DossierDayCounts) {
+        self.resolved.with_label_values(labels).set(resolved.resolved as f64);
+        self.on_time.with_label_values(labels).set(resolved.on_time as f64);
+        self.late.with_label_values(labels).set(resolved.late as f64);
+        self.late_with_apology.with_label_values(labels).set(resolved.late_with_apology as f64);
+        self.returned.with_label_values(labels).set(resolved.returned as f64);
+        self.returned_postal.with_label_values(labels).set(resolved.returned_postal as f64);
+        for (gauge, value) in [
+            (&self.on_time_rate, resolved.on_time_rate()),
+            (&self.apology_coverage, resolved.apology_coverage()),
+            (&self.postal_use, postal_use(received, resolved)),
+        ] {
+            if let Some(value) = value {
+                gauge.with_label_values(labels).set(value);
+            }
+        }
+    }
+
+    fn set_open(&self, labels: &[&str; 3], open: &OpenCounts) {
+        self.open.with_label_values(labels).set(open.open as f64);
+        self.open_overdue.with_label_values(labels).set(open.overdue as f64);
+        if let Some(ratio) = open.overdue_ratio() {
+            self.overdue_ratio.with_label_values(labels).set(ratio);
         }
     }
 
@@ -91,7 +167,15 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
     let province = registry.province().code.as_str();
     for ((scope, window), counts) in &snapshot.counts {
         let (scope_label, unit, group) = scope_labels(scope, province);
-        gauges.set(&[scope_label, unit, group, window.label()], counts);
+        let labels = [scope_label, unit, group, window.label()];
+        gauges.set(&labels, counts);
+        if let Some(resolved) = snapshot.get_resolved(scope, *window) {
+            gauges.set_resolved(&labels, resolved, counts);
+        }
+    }
+    for (scope, open) in &snapshot.open {
+        let (scope_label, unit, group) = scope_labels(scope, province);
+        gauges.set_open(&[scope_label, unit, group], open);
     }
     let info = gauge_vec(
         &prom,

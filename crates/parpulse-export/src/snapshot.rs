@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::Datelike;
 use parpulse_clickhouse::dossier_day::UnitDay;
-use parpulse_core::kpi::DossierDayCounts;
+use parpulse_clickhouse::dossier_state::{OpenDossiers, ResolvedDay};
+use parpulse_core::kpi::{DossierDayCounts, OpenCounts, ResolvedCounts};
 use parpulse_core::{AgencyGroup, AgencyRegistry, LocalDay};
 
 /// Reporting windows, all ending today (local time) inclusive.
@@ -62,47 +63,101 @@ pub enum Scope {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub today: Option<LocalDay>,
+    /// Receptions, by reception day.
     pub counts: BTreeMap<(Scope, Window), DossierDayCounts>,
+    /// Resolved dossiers and returns, by the day they ended.
+    pub resolved: BTreeMap<(Scope, Window), ResolvedCounts>,
+    /// Open dossiers now.
+    pub open: BTreeMap<Scope, OpenCounts>,
+}
+
+/// The unit, group and province scopes a unit's counts add to.
+fn scopes_of(registry: &AgencyRegistry, code: &str) -> Option<[Scope; 3]> {
+    let agency = registry.get(code)?;
+    Some([
+        Scope::Unit { code: agency.code.to_string(), group: agency.group },
+        Scope::Group(agency.group),
+        Scope::Province,
+    ])
+}
+
+/// Every scope of the registry.
+fn all_scopes(registry: &AgencyRegistry) -> Vec<Scope> {
+    let mut scopes: Vec<Scope> =
+        registry.iter().map(|a| Scope::Unit { code: a.code.to_string(), group: a.group }).collect();
+    scopes.extend(AgencyGroup::ALL.map(Scope::Group));
+    scopes.push(Scope::Province);
+    scopes
 }
 
 impl Snapshot {
     /// Builds a snapshot from day rows. Every registered unit appears (with zero
     /// counts if it reported nothing); rows of unknown units are ignored.
     pub fn build(rows: &[UnitDay], registry: &AgencyRegistry, today: LocalDay) -> Snapshot {
-        let mut counts = BTreeMap::new();
-        for window in Window::ALL {
-            for agency in registry.iter() {
-                counts.insert(
-                    (Scope::Unit { code: agency.code.to_string(), group: agency.group }, window),
-                    DossierDayCounts::default(),
-                );
-            }
-            for group in AgencyGroup::ALL {
-                counts.insert((Scope::Group(group), window), DossierDayCounts::default());
-            }
-            counts.insert((Scope::Province, window), DossierDayCounts::default());
-        }
-        for row in rows {
-            let Some(agency) = registry.get(&row.agency_code) else { continue };
-            let day = row.day();
-            if day > today {
-                continue;
-            }
-            let unit = Scope::Unit { code: agency.code.to_string(), group: agency.group };
+        Self::build_all(rows, &[], &[], registry, today)
+    }
+
+    /// Builds a snapshot from reception rows, resolved rows and open counts.
+    pub fn build_all(
+        rows: &[UnitDay],
+        resolved_rows: &[ResolvedDay],
+        open_rows: &[OpenDossiers],
+        registry: &AgencyRegistry,
+        today: LocalDay,
+    ) -> Snapshot {
+        let mut snapshot = Snapshot { today: Some(today), ..Snapshot::default() };
+        for scope in all_scopes(registry) {
             for window in Window::ALL {
-                if day < window.first_day(today) {
-                    continue;
-                }
-                for scope in [unit.clone(), Scope::Group(agency.group), Scope::Province] {
-                    counts.get_mut(&(scope, window)).expect("all scopes pre-filled").add(&row.counts());
+                snapshot.counts.insert((scope.clone(), window), DossierDayCounts::default());
+                snapshot.resolved.insert((scope.clone(), window), ResolvedCounts::default());
+            }
+            snapshot.open.insert(scope, OpenCounts::default());
+        }
+        let windows_of =
+            |day: LocalDay| Window::ALL.into_iter().filter(move |w| day <= today && day >= w.first_day(today));
+        for row in rows {
+            let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
+            for window in windows_of(row.day()) {
+                for scope in &scopes {
+                    snapshot.counts.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&row.counts());
                 }
             }
         }
-        Snapshot { today: Some(today), counts }
+        for row in resolved_rows {
+            let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
+            let counts = ResolvedCounts {
+                resolved: row.resolved,
+                on_time: row.on_time,
+                late: row.late,
+                late_with_apology: row.late_with_apology,
+                returned: row.returned,
+                returned_postal: row.returned_postal,
+            };
+            for window in windows_of(LocalDay(row.day)) {
+                for scope in &scopes {
+                    snapshot.resolved.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&counts);
+                }
+            }
+        }
+        for row in open_rows {
+            let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
+            for scope in &scopes {
+                snapshot
+                    .open
+                    .get_mut(scope)
+                    .expect("pre-filled")
+                    .add(&OpenCounts { open: row.open, overdue: row.overdue });
+            }
+        }
+        snapshot
     }
 
     pub fn get(&self, scope: &Scope, window: Window) -> Option<&DossierDayCounts> {
         self.counts.get(&(scope.clone(), window))
+    }
+
+    pub fn get_resolved(&self, scope: &Scope, window: Window) -> Option<&ResolvedCounts> {
+        self.resolved.get(&(scope.clone(), window))
     }
 }
 
