@@ -101,11 +101,25 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
         "type": "dossier", "event_id": uuid::Uuid::new_v4().to_string(), "agency_code": "SNV", "occurred_at": now - 60_000_000,
         "dossier_id": "HS-1", "procedure_code": "1.000001", "kind": "received", "channel": "online", "online_level": 4,
         "due_at": now + 86_400_000_000i64, "fee_bearing": false, "digitized": true});
+    // A second dossier, received, processed late, with an apology: the lateness series exist too.
+    let late: Vec<serde_json::Value> = [
+        ("received", now - 10 * 86_400_000_000i64),
+        ("apology_issued", now - 5 * 86_400_000_000),
+        ("processed", now - 3_600_000_000),
+    ]
+    .iter()
+    .map(|(kind, at)| {
+        serde_json::json!({
+            "type": "dossier", "event_id": uuid::Uuid::new_v4().to_string(), "agency_code": "SNV", "occurred_at": at,
+            "dossier_id": "HS-2", "procedure_code": "1.000001", "kind": kind, "channel": "in_person", "online_level": 2,
+            "due_at": now - 4 * 86_400_000_000i64, "fee_bearing": false, "digitized": false})
+    })
+    .collect();
     let bad = serde_json::json!({"type": "dossier", "event_id": "nope"});
     let response = reqwest::Client::new()
         .post(intake.url("/v1/events"))
         .bearer_auth(SNV_TOKEN)
-        .json(&serde_json::json!([event, bad]))
+        .json(&serde_json::json!([event, late[0], late[1], late[2], bad]))
         .send()
         .await
         .expect("intake");
@@ -155,13 +169,14 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
             panic!("{path} / {title}: Prometheus refuses {expr:?}: {error}");
         }
     }
-    // And the data flows: once scraped, the province's online share query returns a value.
+    // And the data flows: once scraped, SNV's online share query returns its value.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let data =
             prometheus.query("parpulse_online_share_ratio{scope=\"unit\",unit=\"SNV\",window=\"30d\"}").await.unwrap();
         if data["result"].as_array().is_some_and(|r| !r.is_empty()) {
-            assert_eq!(data["result"][0]["value"][1], "1");
+            // HS-1 online, HS-2 in person.
+            assert_eq!(data["result"][0]["value"][1], "0.5");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "Prometheus never scraped the exporter: {}", prometheus.log());

@@ -42,7 +42,7 @@ fn cells(dom: &str) -> BTreeMap<(String, String), String> {
         let Some(unit) = row.split("data-unit=\"").nth(1).and_then(|r| r.split('"').next()) else { continue };
         for cell in row.split("data-kpi=\"").skip(1) {
             let kpi = cell.split('"').next().unwrap().to_owned();
-            let value = if kpi == "online_share" {
+            let value = if kpi == "online_share" || kpi == "on_time" {
                 cell.split("data-value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("").to_owned()
             } else {
                 cell.split('>').nth(1).and_then(|v| v.split('<').next()).unwrap_or("").to_owned()
@@ -97,6 +97,10 @@ async fn the_scorecard_renders_in_chromium_with_the_exporters_numbers() {
         let online = find(&metrics, "parpulse_dossiers_received_online", &labels).expect("online on /metrics");
         assert_eq!(cells[&(unit.clone(), "received".into())], format!("{received}"), "{unit} received");
         assert_eq!(cells[&(unit.clone(), "received_online".into())], format!("{online}"), "{unit} online");
+        if let Some(rate) = find(&metrics, "parpulse_on_time_ratio", &labels) {
+            let page: f64 = cells[&(unit.clone(), "on_time".into())].parse().expect("on-time rate on the page");
+            assert!((page - rate).abs() < 1e-12, "{unit}: page on-time {page} vs metrics {rate}");
+        }
         if let Some(share) = find(&metrics, "parpulse_online_share_ratio", &labels) {
             let page: f64 = cells[&(unit.clone(), "online_share".into())].parse().expect("share on the page");
             assert!((page - share).abs() < 1e-12, "{unit}: page {page} vs metrics {share}");

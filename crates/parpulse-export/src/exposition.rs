@@ -7,7 +7,10 @@
 //! `window` (day | 7d | 30d | mtd | ytd). With the demo registry that is
 //! (31 units + 2 groups + 1 province) x 5 windows = 170 series per KPI.
 
-use parpulse_core::kpi::{postal_use, DossierDayCounts, OpenCounts, ResolvedCounts, ONLINE_SHARE_TARGET};
+use parpulse_core::kpi::{
+    postal_use, DossierDayCounts, OpenCounts, ResolvedCounts, APOLOGY_COVERAGE_TARGET, ONLINE_SHARE_TARGET,
+    ON_TIME_TARGET,
+};
 use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{Gauge, GaugeVec, Opts, Registry};
 
@@ -188,13 +191,23 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
             .set(1.0);
     }
     info.with_label_values(&[province, &registry.province().name, "", ""]).set(1.0);
-    let target = Gauge::new(
-        "parpulse_online_share_target_ratio",
-        "Province target for the online share (letter 301/UBND-NC, 2019)",
-    )
-    .expect("valid metric");
-    target.set(ONLINE_SHARE_TARGET);
-    prom.register(Box::new(target)).expect("unique metric");
+    for (name, help, value) in [
+        (
+            "parpulse_online_share_target_ratio",
+            "Province target for the online share (letter 301/UBND-NC, 2019)",
+            ONLINE_SHARE_TARGET,
+        ),
+        ("parpulse_on_time_target_ratio", "On-time rate below which parpulse alerts (docs/KPIS.md)", ON_TIME_TARGET),
+        (
+            "parpulse_apology_coverage_target_ratio",
+            "Apology coverage target: every late dossier",
+            APOLOGY_COVERAGE_TARGET,
+        ),
+    ] {
+        let target = Gauge::new(name, help).expect("valid metric");
+        target.set(value);
+        prom.register(Box::new(target)).expect("unique metric");
+    }
     encode(&prom)
 }
 

@@ -3,7 +3,7 @@
 //! labels. Pure: it renders a [`Snapshot`], the same one `/metrics` serves, so
 //! both always show the same numbers.
 
-use parpulse_core::kpi::{DossierDayCounts, ONLINE_SHARE_TARGET};
+use parpulse_core::kpi::{DossierDayCounts, ResolvedCounts, ONLINE_SHARE_TARGET};
 use parpulse_core::{AgencyGroup, AgencyRegistry};
 
 use crate::snapshot::{Scope, Snapshot, Window};
@@ -40,7 +40,15 @@ fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_owned(), |v| format!("{:.1}%", v * 100.0))
 }
 
-fn row(out: &mut String, class: &str, code: &str, name: &str, group: &str, counts: &DossierDayCounts) {
+fn row(
+    out: &mut String,
+    class: &str,
+    code: &str,
+    name: &str,
+    group: &str,
+    counts: &DossierDayCounts,
+    resolved: &ResolvedCounts,
+) {
     let share = counts.online_share();
     let (status, status_class) = match share {
         None => ("Chưa có dữ liệu", "none"),
@@ -53,13 +61,18 @@ fn row(out: &mut String, class: &str, code: &str, name: &str, group: &str, count
          <td class=\"num\" data-kpi=\"received\">{}</td>\
          <td class=\"num\" data-kpi=\"received_online\">{}</td>\
          <td class=\"num\" data-kpi=\"online_share\" data-value=\"{}\">{}</td><td>{}</td>\
-         <td class=\"num\" data-kpi=\"postal_share\">{}</td><td class=\"status\">{status}</td></tr>\n",
+         <td class=\"num\" data-kpi=\"postal_share\">{}</td>\
+         <td class=\"num\" data-kpi=\"on_time\" data-value=\"{}\">{}</td>\
+         <td class=\"num\" data-kpi=\"apology\">{}</td><td class=\"status\">{status}</td></tr>\n",
         counts.received,
         counts.received_online,
         share.map_or_else(String::new, |s| s.to_string()),
         percent(share),
         bar(share),
         percent(counts.postal_intake_share()),
+        resolved.on_time_rate().map_or_else(String::new, |s| s.to_string()),
+        percent(resolved.on_time_rate()),
+        percent(resolved.apology_coverage()),
         code = escape(code),
         name = escape(name),
         group = escape(group),
@@ -71,30 +84,31 @@ pub fn render_html(snapshot: &Snapshot, registry: &AgencyRegistry, window: Windo
     let province = registry.province();
     let today = snapshot.today.map_or_else(|| "—".to_owned(), |d| d.to_string());
     let mut rows = String::new();
+    let resolved_of = |scope: &Scope| snapshot.get_resolved(scope, window).copied().unwrap_or_default();
     let mut units: Vec<_> = registry
         .iter()
         .filter_map(|a| {
-            let counts = snapshot.get(&Scope::Unit { code: a.code.to_string(), group: a.group }, window)?;
-            Some((a, *counts))
+            let scope = Scope::Unit { code: a.code.to_string(), group: a.group };
+            Some((a, *snapshot.get(&scope, window)?, resolved_of(&scope)))
         })
         .collect();
     // Lowest share first: who needs attention leads the page.
-    units.sort_by(|(a, x), (b, y)| {
+    units.sort_by(|(a, x, _), (b, y, _)| {
         x.online_share().unwrap_or(f64::MAX).total_cmp(&y.online_share().unwrap_or(f64::MAX)).then(a.code.cmp(&b.code))
     });
-    for (agency, counts) in &units {
-        row(&mut rows, "unit", agency.code.as_str(), &agency.name, agency.group.name_vi(), counts);
+    for (agency, counts, resolved) in &units {
+        row(&mut rows, "unit", agency.code.as_str(), &agency.name, agency.group.name_vi(), counts, resolved);
     }
     let mut totals = String::new();
     for group in AgencyGroup::ALL {
         if let Some(counts) = snapshot.get(&Scope::Group(group), window) {
-            row(&mut totals, "group", group.as_str(), group.name_vi(), "", counts);
+            row(&mut totals, "group", group.as_str(), group.name_vi(), "", counts, &resolved_of(&Scope::Group(group)));
         }
     }
     if let Some(counts) = snapshot.get(&Scope::Province, window) {
-        row(&mut totals, "province", &province.code, &province.name, "", counts);
+        row(&mut totals, "province", &province.code, &province.name, "", counts, &resolved_of(&Scope::Province));
     }
-    let below = units.iter().filter(|(_, c)| c.online_share().is_some_and(|s| s < ONLINE_SHARE_TARGET)).count();
+    let below = units.iter().filter(|(_, c, _)| c.online_share().is_some_and(|s| s < ONLINE_SHARE_TARGET)).count();
     format!(
         r#"<!DOCTYPE html>
 <html lang="vi">
@@ -120,7 +134,7 @@ pub fn render_html(snapshot: &Snapshot, registry: &AgencyRegistry, window: Windo
 <p class="meta">Tỷ lệ hồ sơ tiếp nhận trực tuyến mức độ 3, 4 ({window_vi}, đến ngày {today}); mục tiêu ≥ {target:.0}% (Văn bản 301/UBND-NC).
 <span id="below-count">{below}</span> đơn vị chưa đạt. Online share per unit against the 30% target; window {window_label}.</p>
 <table>
-<thead><tr><th>Mã</th><th>Đơn vị</th><th>Khối</th><th>Hồ sơ tiếp nhận</th><th>Trực tuyến mức độ 3, 4</th><th>Tỷ lệ trực tuyến</th><th></th><th>Qua bưu chính</th><th>Đánh giá</th></tr></thead>
+<thead><tr><th>Mã</th><th>Đơn vị</th><th>Khối</th><th>Hồ sơ tiếp nhận</th><th>Trực tuyến mức độ 3, 4</th><th>Tỷ lệ trực tuyến</th><th></th><th>Qua bưu chính</th><th>Đúng hạn</th><th>Trễ hạn có thư xin lỗi</th><th>Đánh giá (30%)</th></tr></thead>
 <tbody>
 {rows}</tbody>
 <tfoot>
