@@ -72,7 +72,7 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
         child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
         child.wait().expect("reaped");
         kills += 1;
-        let done = parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.dossier)
+        let done = parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.event_topics())
             .await
             .expect("progress");
         assert!(!done, "the run finished before kill {kills}: lower the delays so every kill lands mid-run");
@@ -92,7 +92,9 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
 
     let mut child = start_aggregator(&env);
     let deadline = Instant::now() + Duration::from_secs(300);
-    while !parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.dossier).await.unwrap()
+    while !parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.event_topics())
+        .await
+        .unwrap()
     {
         assert!(Instant::now() < deadline, "the aggregator did not finish within 5 minutes after the crashes");
         assert!(child.try_wait().unwrap().is_none(), "the aggregator died");

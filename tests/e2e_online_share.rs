@@ -138,5 +138,9 @@ async fn the_same_events_produced_twice_change_nothing() {
     aggregate_to_end(&env, &store).await;
 
     assert_eq!(stored_day_counts(&store).await, recount_ndjson(&ndjson), "every dossier counted once");
+    let (resolved, open) = parpulse_tests::stored_resolved_counts(&store).await;
+    let (want_resolved, want_open) = recount::recount_resolved(&ndjson);
+    assert_eq!((resolved, open), (want_resolved, want_open), "lateness counts unchanged by the duplicates");
+    parpulse_tests::assert_administration_equals_recount(&store, &ndjson).await;
     env.cleanup().await;
 }

@@ -99,7 +99,7 @@ impl TestEnv {
         parpulse_aggregate::AggregatorConfig {
             brokers: self.brokers.clone(),
             consumer_group: self.consumer_group.clone(),
-            topic: self.topics.dossier.clone(),
+            topics: self.topics.clone(),
             checkpoint_interval: Duration::from_millis(200),
             checkpoint_max_events: 5_000,
         }
@@ -125,9 +125,10 @@ impl TestEnv {
     pub async fn wait_caught_up(&self, store: &Store, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let done = parpulse_aggregate::caught_up(store, &self.brokers, &self.consumer_group, &self.topics.dossier)
-                .await
-                .expect("checking aggregator progress");
+            let done =
+                parpulse_aggregate::caught_up(store, &self.brokers, &self.consumer_group, &self.topics.event_topics())
+                    .await
+                    .expect("checking aggregator progress");
             if done {
                 return;
             }
@@ -255,4 +256,39 @@ pub async fn stored_resolved_counts(
         .map(|o| (o.agency_code, o.open))
         .collect();
     (resolved, open)
+}
+
+/// Stored budget sums and headcounts, in the recount's shape.
+#[allow(clippy::type_complexity)]
+pub async fn stored_administration(
+    store: &Store,
+    years: &[i32],
+) -> (std::collections::BTreeMap<(String, i32), [i64; 5]>, std::collections::BTreeMap<(String, String), (i32, i32, i32)>)
+{
+    use parpulse_clickhouse::budget_staffing::{read_budget_year, read_headcounts};
+    let mut budget = std::collections::BTreeMap::new();
+    for year in years {
+        for b in read_budget_year(store, *year).await.expect("reading budget") {
+            budget
+                .insert((b.agency_code, b.fiscal_year), [b.allocated, b.committed, b.disbursed, b.saved, b.disclosed]);
+        }
+    }
+    let headcounts = read_headcounts(store)
+        .await
+        .expect("reading headcounts")
+        .into_iter()
+        .map(|h| ((h.agency_code, h.position), (h.quota, h.filled, h.baseline_quota)))
+        .collect();
+    (budget, headcounts)
+}
+
+/// Checks budget and staffing in ClickHouse against a recount of the NDJSON.
+pub async fn assert_administration_equals_recount(store: &Store, ndjson: &str) {
+    let want_budget = recount::recount_budget(ndjson);
+    let want_headcounts = recount::recount_headcounts(ndjson);
+    assert!(!want_budget.is_empty() && !want_headcounts.is_empty(), "the simulation has budget and staffing events");
+    let years: std::collections::BTreeSet<i32> = want_budget.keys().map(|(_, y)| *y).collect();
+    let (budget, headcounts) = stored_administration(store, &years.into_iter().collect::<Vec<_>>()).await;
+    assert_eq!(budget, want_budget, "budget sums equal the recount");
+    assert_eq!(headcounts, want_headcounts, "newest headcounts equal the recount");
 }

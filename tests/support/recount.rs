@@ -149,3 +149,49 @@ pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>
     }
     (resolved, open)
 }
+
+/// Budget sums per (agency, fiscal year), each event id counted once:
+/// [allocated, committed, disbursed, saved, disclosed] in VND.
+pub fn recount_budget(text: &str) -> BTreeMap<(String, i32), [i64; 5]> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sums: BTreeMap<(String, i32), [i64; 5]> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let e: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+        if e["type"] != "budget" || !seen.insert(e["event_id"].as_str().unwrap().to_owned()) {
+            continue;
+        }
+        let slot = match e["kind"].as_str().unwrap() {
+            "allocated" => 0,
+            "committed" => 1,
+            "disbursed" => 2,
+            "saved" => 3,
+            "disclosed" => 4,
+            other => panic!("unknown budget kind {other}"),
+        };
+        let key = (e["agency_code"].as_str().unwrap().to_owned(), e["fiscal_year"].as_i64().unwrap() as i32);
+        sums.entry(key).or_default()[slot] += e["amount_vnd"].as_i64().unwrap();
+    }
+    sums
+}
+
+/// (quota, filled, baseline quota) of one snapshot.
+pub type Headcount = (i32, i32, i32);
+
+/// The newest headcount snapshot per (agency, position).
+pub fn recount_headcounts(text: &str) -> BTreeMap<(String, String), Headcount> {
+    let mut newest: BTreeMap<(String, String), (i64, Headcount)> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let e: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+        if e["type"] != "staffing" || e["kind"] != "headcount_snapshot" {
+            continue;
+        }
+        let key = (e["agency_code"].as_str().unwrap().to_owned(), e["position"].as_str().unwrap().to_owned());
+        let at = e["occurred_at"].as_i64().unwrap();
+        let value = |f: &str| e[f].as_i64().map_or(-1, |v| v as i32);
+        let entry = (at, (value("quota"), value("filled"), value("baseline_quota")));
+        if newest.get(&key).is_none_or(|(t, _)| at > *t) {
+            newest.insert(key, entry);
+        }
+    }
+    newest.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}

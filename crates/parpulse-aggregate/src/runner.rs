@@ -1,7 +1,8 @@
 //! The aggregator loop: consume -> apply -> checkpoint -> commit.
 //!
-//! The aggregator takes every partition of the dossier topic (manual assignment)
-//! and positions each at its newest checkpoint in ClickHouse. A checkpoint is
+//! The aggregator takes every partition of the three event topics (dossier,
+//! budget, staffing; manual assignment) and positions each at its newest
+//! checkpoint in ClickHouse. A checkpoint is
 //! written every `checkpoint_interval` or `checkpoint_max_events`, whichever comes
 //! first: bucket rows first, then the checkpoint rows, then (for lag monitoring
 //! only) a Kafka offset commit. While ClickHouse refuses a checkpoint, nothing
@@ -11,10 +12,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use parpulse_clickhouse::budget_staffing;
 use parpulse_clickhouse::checkpoint::{self, CheckpointRow};
 use parpulse_clickhouse::{dossier_day, dossier_state, Store, StoreError};
 use parpulse_core::avro::AvroCodec;
 use parpulse_core::time::now_micros;
+use parpulse_core::topics::Topics;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -24,13 +27,16 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::metrics::{AggregatorMetrics, LagContext};
 
 type Consumer = StreamConsumer<LagContext>;
+
+/// A partition of one topic.
+type Key = (String, u32);
 use crate::state::PartitionState;
 
 #[derive(Debug, Clone)]
 pub struct AggregatorConfig {
     pub brokers: String,
     pub consumer_group: String,
-    pub topic: String,
+    pub topics: Topics,
     pub checkpoint_interval: Duration,
     pub checkpoint_max_events: u64,
 }
@@ -73,16 +79,19 @@ pub async fn run(
         .create_with_context(LagContext { consumer_lag: metrics.consumer_lag.clone() })
         .map_err(kafka_err("creating a consumer"))?;
 
-    let partitions = partition_ids(&consumer, &config.topic).await?;
-    let mut states = load_states(&store, &config, &partitions).await?;
+    let mut states = BTreeMap::new();
+    for topic in config.topics.event_topics() {
+        let partitions = partition_ids(&consumer, topic).await?;
+        states.extend(load_states(&store, &config, topic, &partitions).await?);
+    }
     let mut assignment = TopicPartitionList::new();
-    for state in states.values() {
+    for ((topic, partition), state) in &states {
         assignment
-            .add_partition_offset(&config.topic, state.partition() as i32, Offset::Offset(state.next_offset()))
+            .add_partition_offset(topic, *partition as i32, Offset::Offset(state.next_offset()))
             .map_err(kafka_err("building the assignment"))?;
     }
     consumer.assign(&assignment).map_err(kafka_err("assigning partitions"))?;
-    tracing::info!(topic = %config.topic, partitions = partitions.len(), group = %config.consumer_group, "aggregator assigned");
+    tracing::info!(partitions = states.len(), group = %config.consumer_group, "aggregator assigned");
 
     let codec = AvroCodec::new();
     let mut since_checkpoint: u64 = 0;
@@ -101,19 +110,19 @@ pub async fn run(
             }
             message = consumer.recv() => {
                 let message = message.map_err(kafka_err("receiving"))?;
-                let partition = message.partition() as u32;
-                let Some(state) = states.get_mut(&partition) else { continue };
-                match message.payload().map(|bytes| codec.decode_dossier(bytes)) {
+                let key = (message.topic().to_owned(), message.partition() as u32);
+                let Some(state) = states.get_mut(&key) else { continue };
+                match message.payload().map(|bytes| codec.decode_event(bytes)) {
                     Some(Ok(event)) => {
                         let duplicates = state.duplicates();
-                        state.apply(message.offset(), &event);
+                        state.apply_event(message.offset(), &event);
                         metrics.duplicate_receptions.inc_by(state.duplicates() - duplicates);
                         metrics.events.inc();
-                        metrics.newest_event_time.set(metrics.newest_event_time.get().max(event.occurred_at / 1_000_000));
+                        metrics.newest_event_time.set(metrics.newest_event_time.get().max(event.occurred_at() / 1_000_000));
                     }
                     other => {
                         let reason = match other { Some(Err(e)) => e.to_string(), _ => "empty payload".to_owned() };
-                        tracing::warn!(partition, offset = message.offset(), %reason, "skipping undecodable message");
+                        tracing::warn!(topic = %key.0, partition = key.1, offset = message.offset(), %reason, "skipping undecodable message");
                         state.skip(message.offset());
                         metrics.undecodable.inc();
                     }
@@ -151,22 +160,31 @@ async fn partition_ids(consumer: &Consumer, topic: &str) -> Result<Vec<u32>, Agg
 async fn load_states(
     store: &Store,
     config: &AggregatorConfig,
+    topic: &str,
     partitions: &[u32],
-) -> Result<BTreeMap<u32, PartitionState>, AggregateError> {
-    let committed = checkpoint::committed(store, &config.consumer_group, &config.topic).await?;
+) -> Result<BTreeMap<Key, PartitionState>, AggregateError> {
+    let committed = checkpoint::committed(store, &config.consumer_group, topic).await?;
     let mut states = BTreeMap::new();
     for &partition in partitions {
         let next_offset = committed.iter().find(|c| c.kafka_partition == partition).map_or(0, |c| c.next_offset);
-        let rows = dossier_day::load_partition(store, partition).await?;
-        let dossiers = dossier_state::load_partition(store, partition).await?;
+        // Only dossier partitions keep state; budget and staffing rows are idempotent by event id.
+        let (rows, dossiers) = if topic == config.topics.dossier {
+            (
+                dossier_day::load_partition(store, partition).await?,
+                dossier_state::load_partition(store, partition).await?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         tracing::info!(
+            topic,
             partition,
             next_offset,
             buckets = rows.len(),
             dossiers = dossiers.len(),
             "loaded partition state"
         );
-        states.insert(partition, PartitionState::load(partition, next_offset, &rows, &dossiers));
+        states.insert((topic.to_owned(), partition), PartitionState::load(partition, next_offset, &rows, &dossiers));
     }
     Ok(states)
 }
@@ -177,7 +195,7 @@ async fn checkpoint_with_retry(
     store: &Store,
     config: &AggregatorConfig,
     consumer: &Consumer,
-    states: &mut BTreeMap<u32, PartitionState>,
+    states: &mut BTreeMap<Key, PartitionState>,
     metrics: &AggregatorMetrics,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -198,36 +216,42 @@ async fn checkpoint(
     store: &Store,
     config: &AggregatorConfig,
     consumer: &Consumer,
-    states: &mut BTreeMap<u32, PartitionState>,
+    states: &mut BTreeMap<Key, PartitionState>,
     metrics: &AggregatorMetrics,
 ) -> Result<(), StoreError> {
-    let progressed: Vec<u32> = states.values().filter(|s| s.has_progress()).map(|s| s.partition()).collect();
+    let progressed: Vec<Key> = states.iter().filter(|(_, s)| s.has_progress()).map(|(k, _)| k.clone()).collect();
     if progressed.is_empty() {
         return Ok(());
     }
     let started = Instant::now();
-    // Any order of these two inserts is safe: each row carries its own version (state.rs).
+    // Any order of these inserts is safe: each row carries its own version (state.rs), and
+    // budget and staffing rows are the events themselves, deduplicated by id when read.
     let now = now_micros();
-    let dossiers: Vec<_> = progressed.iter().flat_map(|p| states[p].pending_dossier_rows(now)).collect();
+    let dossiers: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_dossier_rows(now)).collect();
     dossier_state::write(store, &dossiers).await?;
-    let rows: Vec<_> = progressed.iter().flat_map(|p| states[p].pending_rows()).collect();
+    let rows: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_rows()).collect();
     dossier_day::write(store, &rows).await?;
+    let budget: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_event_rows().0.iter().cloned()).collect();
+    budget_staffing::write_budget(store, &budget).await?;
+    let staffing: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_event_rows().1.iter().cloned()).collect();
+    budget_staffing::write_staffing(store, &staffing).await?;
     let written_at = u32::try_from(now_micros() / 1_000_000).unwrap_or(u32::MAX);
     let checkpoints: Vec<_> = progressed
         .iter()
-        .map(|p| CheckpointRow {
+        .map(|key| CheckpointRow {
             consumer_group: config.consumer_group.clone(),
-            topic: config.topic.clone(),
-            kafka_partition: *p,
-            next_offset: states[p].next_offset(),
+            topic: key.0.clone(),
+            kafka_partition: key.1,
+            next_offset: states[key].next_offset(),
             written_at,
         })
         .collect();
     checkpoint::write(store, &checkpoints).await?;
     let mut commit = TopicPartitionList::new();
     for c in &checkpoints {
-        states.get_mut(&c.kafka_partition).expect("progressed partition").checkpoint_written(c.next_offset);
-        let _ = commit.add_partition_offset(&config.topic, c.kafka_partition as i32, Offset::Offset(c.next_offset));
+        let key = (c.topic.clone(), c.kafka_partition);
+        states.get_mut(&key).expect("progressed partition").checkpoint_written(c.next_offset);
+        let _ = commit.add_partition_offset(&c.topic, c.kafka_partition as i32, Offset::Offset(c.next_offset));
     }
     // For lag monitoring only: ClickHouse holds the offsets that count.
     if let Err(error) = consumer.commit(&commit, CommitMode::Async) {
@@ -240,9 +264,23 @@ async fn checkpoint(
 }
 
 /// Whether the checkpoints of `consumer_group` have reached the end of every
-/// partition of `topic` (used by `parpulse demo` and the tests to wait for the
+/// partition of `topics` (used by `parpulse demo` and the tests to wait for the
 /// aggregator, never to decide what it counts).
 pub async fn caught_up(
+    store: &Store,
+    brokers: &str,
+    consumer_group: &str,
+    topics: &[&str],
+) -> Result<bool, AggregateError> {
+    for topic in topics {
+        if !topic_caught_up(store, brokers, consumer_group, topic).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+async fn topic_caught_up(
     store: &Store,
     brokers: &str,
     consumer_group: &str,

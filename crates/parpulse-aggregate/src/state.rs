@@ -15,11 +15,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use parpulse_clickhouse::budget_staffing::{BudgetEventRow, StaffingEventRow};
 use parpulse_clickhouse::dossier_day::DossierDayRow;
 use parpulse_clickhouse::dossier_state::{DossierStateRow, OUTCOME_LATE, OUTCOME_ON_TIME, OUTCOME_OPEN};
 use parpulse_core::kpi::DossierDayCounts;
 use parpulse_core::lifecycle::{DossierLifecycle, Outcome};
-use parpulse_core::{DossierEvent, DossierEventKind, LocalDay};
+use parpulse_core::{BudgetEvent, DossierEvent, DossierEventKind, Event, LocalDay, StaffingEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BucketKey {
@@ -122,6 +123,9 @@ pub struct PartitionState {
     dossiers: HashMap<DossierKey, Dossier>,
     dirty_dossiers: HashSet<DossierKey>,
     duplicates: u64,
+    /// Budget and staffing events since the last checkpoint, as rows (deduplicated when read).
+    budget_rows: Vec<BudgetEventRow>,
+    staffing_rows: Vec<StaffingEventRow>,
     next_offset: i64,
     checkpointed_offset: i64,
 }
@@ -151,6 +155,8 @@ impl PartitionState {
             dossiers,
             dirty_dossiers: HashSet::new(),
             duplicates: 0,
+            budget_rows: Vec::new(),
+            staffing_rows: Vec::new(),
             next_offset,
             checkpointed_offset: next_offset,
         }
@@ -170,7 +176,56 @@ impl PartitionState {
         self.next_offset != self.checkpointed_offset
     }
 
-    /// Applies the event at `offset`. Offsets must come in increasing order.
+    /// Applies an event of any kind at `offset`. Offsets must come in increasing order.
+    pub fn apply_event(&mut self, offset: i64, event: &Event) {
+        match event {
+            Event::Dossier(e) => self.apply(offset, e),
+            Event::Budget(e) => self.record_budget(offset, e),
+            Event::Staffing(e) => self.record_staffing(offset, e),
+        }
+    }
+
+    fn record_budget(&mut self, offset: i64, e: &BudgetEvent) {
+        self.skip(offset);
+        self.budget_rows.push(BudgetEventRow {
+            event_id: e.event_id.clone(),
+            agency_code: e.agency_code.clone(),
+            occurred_at: e.occurred_at,
+            day: LocalDay::of_micros(e.occurred_at).0,
+            kind: e.kind.as_str().to_owned(),
+            fiscal_year: e.fiscal_year,
+            category: e.category.clone(),
+            amount_vnd: e.amount_vnd,
+            kafka_partition: self.partition,
+            kafka_offset: offset,
+        });
+    }
+
+    fn record_staffing(&mut self, offset: i64, e: &StaffingEvent) {
+        self.skip(offset);
+        self.staffing_rows.push(StaffingEventRow {
+            event_id: e.event_id.clone(),
+            agency_code: e.agency_code.clone(),
+            occurred_at: e.occurred_at,
+            day: LocalDay::of_micros(e.occurred_at).0,
+            kind: e.kind.as_str().to_owned(),
+            position: e.position.as_str().to_owned(),
+            quota: e.quota.unwrap_or(-1),
+            filled: e.filled.unwrap_or(-1),
+            baseline_year: e.baseline_year.unwrap_or(-1),
+            baseline_quota: e.baseline_quota.unwrap_or(-1),
+            people: e.count.unwrap_or(0),
+            kafka_partition: self.partition,
+            kafka_offset: offset,
+        });
+    }
+
+    /// Budget and staffing rows since the last checkpoint.
+    pub fn pending_event_rows(&self) -> (&[BudgetEventRow], &[StaffingEventRow]) {
+        (&self.budget_rows, &self.staffing_rows)
+    }
+
+    /// Applies the dossier event at `offset`. Offsets must come in increasing order.
     pub fn apply(&mut self, offset: i64, event: &DossierEvent) {
         self.skip(offset);
         self.record_lifecycle(offset, event);
@@ -273,6 +328,8 @@ impl PartitionState {
     pub fn checkpoint_written(&mut self, next_offset: i64) {
         self.dirty.clear();
         self.dirty_dossiers.clear();
+        self.budget_rows.clear();
+        self.staffing_rows.clear();
         self.checkpointed_offset = next_offset;
     }
 

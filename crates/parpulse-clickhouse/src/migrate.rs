@@ -18,6 +18,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0002_dossier_state.sql", include_str!("../../../schemas/clickhouse/0002_dossier_state.sql")),
     ("0003_dossier_lifecycle.sql", include_str!("../../../schemas/clickhouse/0003_dossier_lifecycle.sql")),
+    (
+        "0004_budget_and_staffing_events.sql",
+        include_str!("../../../schemas/clickhouse/0004_budget_and_staffing_events.sql"),
+    ),
 ];
 
 #[derive(Debug, Row, Serialize, Deserialize)]

@@ -237,3 +237,60 @@ mod tests {
         assert!(matches!(event, Event::Budget(BudgetEvent { amount_vnd: 5, .. })));
     }
 }
+
+impl BudgetEventKind {
+    /// The wire name (as in the Avro enum and JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetEventKind::Allocated => "allocated",
+            BudgetEventKind::Committed => "committed",
+            BudgetEventKind::Disbursed => "disbursed",
+            BudgetEventKind::Saved => "saved",
+            BudgetEventKind::Disclosed => "disclosed",
+        }
+    }
+}
+
+impl StaffingEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffingEventKind::HeadcountSnapshot => "headcount_snapshot",
+            StaffingEventKind::Hired => "hired",
+            StaffingEventKind::Departed => "departed",
+        }
+    }
+}
+
+impl Position {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Position::Head => "head",
+            Position::Deputy => "deputy",
+            Position::Staff => "staff",
+        }
+    }
+}
+
+#[cfg(test)]
+mod wire_names {
+    use super::*;
+
+    #[test]
+    fn as_str_matches_the_serde_names() {
+        for kind in [
+            BudgetEventKind::Allocated,
+            BudgetEventKind::Committed,
+            BudgetEventKind::Disbursed,
+            BudgetEventKind::Saved,
+            BudgetEventKind::Disclosed,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        for kind in [StaffingEventKind::HeadcountSnapshot, StaffingEventKind::Hired, StaffingEventKind::Departed] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        for position in [Position::Head, Position::Deputy, Position::Staff] {
+            assert_eq!(serde_json::to_value(position).unwrap(), position.as_str());
+        }
+    }
+}

@@ -226,3 +226,96 @@ mod lateness_tests {
         assert_eq!(OpenCounts::default().overdue_ratio(), None);
     }
 }
+
+/// The staff reduction roadmap: at least 10% fewer positions than in the 2015 baseline (DOMAIN.md).
+pub const STAFF_REDUCTION_TARGET: f64 = 0.10;
+
+fn vnd_ratio(numerator: i64, denominator: i64) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+/// A unit's (or a roll-up's) administrative budget for one fiscal year, in whole VND.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetTotals {
+    pub allocated: i64,
+    pub committed: i64,
+    pub disbursed: i64,
+    pub saved: i64,
+    pub disclosed: i64,
+}
+
+impl BudgetTotals {
+    pub fn add(&mut self, other: &BudgetTotals) {
+        self.allocated += other.allocated;
+        self.committed += other.committed;
+        self.disbursed += other.disbursed;
+        self.saved += other.saved;
+        self.disclosed += other.disclosed;
+    }
+
+    /// Budget execution (tỷ lệ giải ngân) = disbursed / allocated.
+    pub fn execution(&self) -> Option<f64> {
+        vnd_ratio(self.disbursed, self.allocated)
+    }
+
+    /// Savings (tiết kiệm chi) = saved / allocated.
+    pub fn savings(&self) -> Option<f64> {
+        vnd_ratio(self.saved, self.allocated)
+    }
+
+    /// Disclosure (công khai ngân sách) = disclosed / allocated.
+    pub fn disclosure(&self) -> Option<f64> {
+        vnd_ratio(self.disclosed, self.allocated)
+    }
+}
+
+/// Staffing from the newest headcount snapshots (biên chế).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffingTotals {
+    pub staff_quota: i64,
+    pub staff_filled: i64,
+    pub staff_baseline: i64,
+    pub deputies_filled: i64,
+    pub deputies_limit: i64,
+    /// Deputies above the limit, summed unit by unit (a unit under its limit offsets nothing).
+    pub deputies_over_limit: i64,
+}
+
+impl StaffingTotals {
+    pub fn add(&mut self, other: &StaffingTotals) {
+        self.staff_quota += other.staff_quota;
+        self.staff_filled += other.staff_filled;
+        self.staff_baseline += other.staff_baseline;
+        self.deputies_filled += other.deputies_filled;
+        self.deputies_limit += other.deputies_limit;
+        self.deputies_over_limit += other.deputies_over_limit;
+    }
+
+    /// Reduction vs the baseline (tinh giản biên chế) = 1 - quota / baseline quota.
+    pub fn reduction(&self) -> Option<f64> {
+        vnd_ratio(self.staff_baseline - self.staff_quota, self.staff_baseline)
+    }
+
+    /// Filled positions / quota.
+    pub fn fill(&self) -> Option<f64> {
+        vnd_ratio(self.staff_filled, self.staff_quota)
+    }
+}
+
+#[cfg(test)]
+mod budget_staffing_tests {
+    use super::*;
+
+    #[test]
+    fn budget_ratios_divide_by_the_allocation() {
+        let b = BudgetTotals { allocated: 1_000, committed: 600, disbursed: 500, saved: 30, disclosed: 1_000 };
+        assert_eq!((b.execution(), b.savings(), b.disclosure()), (Some(0.5), Some(0.03), Some(1.0)));
+        assert_eq!(BudgetTotals::default().execution(), None);
+    }
+
+    #[test]
+    fn reduction_is_measured_against_the_baseline() {
+        let s = StaffingTotals { staff_quota: 90, staff_baseline: 100, ..Default::default() };
+        assert_eq!(s.reduction(), Some(0.1));
+    }
+}

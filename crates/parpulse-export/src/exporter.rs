@@ -6,13 +6,13 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use parpulse_clickhouse::{dossier_day, dossier_state, Store, StoreError};
+use parpulse_clickhouse::{budget_staffing, dossier_day, dossier_state, Store, StoreError};
 use parpulse_core::time::now_micros;
 use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{IntCounter, IntGauge, Registry};
 
 use crate::exposition::{encode, render_prometheus};
-use crate::snapshot::{Snapshot, Window};
+use crate::snapshot::{AdministrationRows, Snapshot, Window};
 use parpulse_http::MetricsSource;
 
 #[derive(Debug, Clone)]
@@ -105,17 +105,24 @@ impl Exporter {
             let rows = dossier_day::read_days(&self.store, from, today).await?;
             let resolved = dossier_state::read_resolved_days(&self.store, from, today).await?;
             let open = dossier_state::read_open(&self.store, now).await?;
-            Ok::<_, StoreError>((rows, resolved, open))
+            let administration = AdministrationRows {
+                budget: budget_staffing::read_budget_year(&self.store, today.year()).await?,
+                headcounts: budget_staffing::read_headcounts(&self.store).await?,
+            };
+            Ok::<_, StoreError>((rows, resolved, open, administration))
         }
         .await;
-        let (rows, resolved, open) = match result {
+        let (rows, resolved, open, administration) = match result {
             Ok(read) => read,
             Err(error) => {
                 self.health.refresh_errors.inc();
                 return Err(error);
             }
         };
-        let snapshot = Arc::new(Snapshot::build_all(&rows, &resolved, &open, &self.registry, today));
+        let snapshot = Arc::new(
+            Snapshot::build_all(&rows, &resolved, &open, &self.registry, today)
+                .with_administration(&administration, &self.registry),
+        );
         let text = Arc::new(render_prometheus(&snapshot, &self.registry));
         {
             let mut cached = self.cached.write().expect("cache lock poisoned");

@@ -8,8 +8,8 @@
 //! (31 units + 2 groups + 1 province) x 5 windows = 170 series per KPI.
 
 use parpulse_core::kpi::{
-    postal_use, DossierDayCounts, OpenCounts, ResolvedCounts, APOLOGY_COVERAGE_TARGET, ONLINE_SHARE_TARGET,
-    ON_TIME_TARGET,
+    postal_use, BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, StaffingTotals, APOLOGY_COVERAGE_TARGET,
+    ONLINE_SHARE_TARGET, ON_TIME_TARGET, STAFF_REDUCTION_TARGET,
 };
 use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{Gauge, GaugeVec, Opts, Registry};
@@ -163,6 +163,91 @@ pub fn scope_labels<'a>(scope: &'a Scope, province_code: &'a str) -> (&'static s
     }
 }
 
+/// Budget (VND per kind, and ratios) and staffing gauges.
+struct AdministrationGauges {
+    budget_vnd: GaugeVec,
+    execution: GaugeVec,
+    savings: GaugeVec,
+    disclosure: GaugeVec,
+    staff: GaugeVec,
+    reduction: GaugeVec,
+    deputies_over_limit: GaugeVec,
+}
+
+const BUDGET_LABELS: [&str; 4] = ["scope", "unit", "group", "fiscal_year"];
+
+impl AdministrationGauges {
+    fn register(registry: &Registry) -> Self {
+        Self {
+            budget_vnd: gauge_vec(
+                registry,
+                "parpulse_budget_vnd",
+                "Administrative budget of the fiscal year, VND, by kind (allocated, committed, disbursed, saved, disclosed)",
+                &["scope", "unit", "group", "fiscal_year", "kind"],
+            ),
+            execution: gauge_vec(registry, "parpulse_budget_execution_ratio", "Budget execution (giải ngân): disbursed / allocated", &BUDGET_LABELS),
+            savings: gauge_vec(registry, "parpulse_budget_savings_ratio", "Savings (tiết kiệm chi): saved / allocated", &BUDGET_LABELS),
+            disclosure: gauge_vec(registry, "parpulse_budget_disclosure_ratio", "Disclosure (công khai): disclosed / allocated", &BUDGET_LABELS),
+            staff: gauge_vec(
+                registry,
+                "parpulse_staff_positions",
+                "Positions from the newest headcount snapshots: quota, filled, baseline (2015) for staff; limit and filled for deputies",
+                &["scope", "unit", "group", "position", "measure"],
+            ),
+            reduction: gauge_vec(
+                registry,
+                "parpulse_staff_reduction_ratio",
+                "Staff reduction (tinh giản biên chế): 1 - quota / baseline quota; roadmap >= 0.10",
+                &SNAPSHOT_LABELS,
+            ),
+            deputies_over_limit: gauge_vec(
+                registry,
+                "parpulse_deputies_over_limit",
+                "Deputies (cấp phó) above the limit, summed unit by unit; target 0",
+                &SNAPSHOT_LABELS,
+            ),
+        }
+    }
+
+    fn set_budget(&self, labels: &[&str; 3], year: &str, b: &BudgetTotals) {
+        let [scope, unit, group] = *labels;
+        for (kind, amount) in [
+            ("allocated", b.allocated),
+            ("committed", b.committed),
+            ("disbursed", b.disbursed),
+            ("saved", b.saved),
+            ("disclosed", b.disclosed),
+        ] {
+            self.budget_vnd.with_label_values(&[scope, unit, group, year, kind]).set(amount as f64);
+        }
+        let labels = [scope, unit, group, year];
+        for (gauge, value) in
+            [(&self.execution, b.execution()), (&self.savings, b.savings()), (&self.disclosure, b.disclosure())]
+        {
+            if let Some(value) = value {
+                gauge.with_label_values(&labels).set(value);
+            }
+        }
+    }
+
+    fn set_staffing(&self, labels: &[&str; 3], s: &StaffingTotals) {
+        let [scope, unit, group] = *labels;
+        for (position, measure, value) in [
+            ("staff", "quota", s.staff_quota),
+            ("staff", "filled", s.staff_filled),
+            ("staff", "baseline", s.staff_baseline),
+            ("deputy", "limit", s.deputies_limit),
+            ("deputy", "filled", s.deputies_filled),
+        ] {
+            self.staff.with_label_values(&[scope, unit, group, position, measure]).set(value as f64);
+        }
+        if let Some(reduction) = s.reduction() {
+            self.reduction.with_label_values(labels).set(reduction);
+        }
+        self.deputies_over_limit.with_label_values(labels).set(s.deputies_over_limit as f64);
+    }
+}
+
 /// Prometheus text exposition of a snapshot, with unit names and targets.
 pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> String {
     let prom = Registry::new();
@@ -179,6 +264,16 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
     for (scope, open) in &snapshot.open {
         let (scope_label, unit, group) = scope_labels(scope, province);
         gauges.set_open(&[scope_label, unit, group], open);
+    }
+    let administration = AdministrationGauges::register(&prom);
+    let year = snapshot.fiscal_year.to_string();
+    for (scope, budget) in &snapshot.budget {
+        let (scope_label, unit, group) = scope_labels(scope, province);
+        administration.set_budget(&[scope_label, unit, group], &year, budget);
+    }
+    for (scope, staffing) in &snapshot.staffing {
+        let (scope_label, unit, group) = scope_labels(scope, province);
+        administration.set_staffing(&[scope_label, unit, group], staffing);
     }
     let info = gauge_vec(
         &prom,
@@ -202,6 +297,11 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
             "parpulse_apology_coverage_target_ratio",
             "Apology coverage target: every late dossier",
             APOLOGY_COVERAGE_TARGET,
+        ),
+        (
+            "parpulse_staff_reduction_target_ratio",
+            "Staff reduction roadmap vs the 2015 baseline",
+            STAFF_REDUCTION_TARGET,
         ),
     ] {
         let target = Gauge::new(name, help).expect("valid metric");

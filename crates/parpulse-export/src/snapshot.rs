@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use chrono::Datelike;
+use parpulse_clickhouse::budget_staffing::{BudgetYear, Headcount};
 use parpulse_clickhouse::dossier_day::UnitDay;
 use parpulse_clickhouse::dossier_state::{OpenDossiers, ResolvedDay};
-use parpulse_core::kpi::{DossierDayCounts, OpenCounts, ResolvedCounts};
+use parpulse_core::kpi::{BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, StaffingTotals};
 use parpulse_core::{AgencyGroup, AgencyRegistry, LocalDay};
 
 /// Reporting windows, all ending today (local time) inclusive.
@@ -69,6 +70,18 @@ pub struct Snapshot {
     pub resolved: BTreeMap<(Scope, Window), ResolvedCounts>,
     /// Open dossiers now.
     pub open: BTreeMap<Scope, OpenCounts>,
+    /// Budget of the current fiscal year.
+    pub fiscal_year: i32,
+    pub budget: BTreeMap<Scope, BudgetTotals>,
+    /// Staffing from the newest snapshots.
+    pub staffing: BTreeMap<Scope, StaffingTotals>,
+}
+
+/// Budget and staffing inputs of a snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct AdministrationRows {
+    pub budget: Vec<BudgetYear>,
+    pub headcounts: Vec<Headcount>,
 }
 
 /// The unit, group and province scopes a unit's counts add to.
@@ -111,8 +124,11 @@ impl Snapshot {
                 snapshot.counts.insert((scope.clone(), window), DossierDayCounts::default());
                 snapshot.resolved.insert((scope.clone(), window), ResolvedCounts::default());
             }
-            snapshot.open.insert(scope, OpenCounts::default());
+            snapshot.open.insert(scope.clone(), OpenCounts::default());
+            snapshot.budget.insert(scope.clone(), BudgetTotals::default());
+            snapshot.staffing.insert(scope, StaffingTotals::default());
         }
+        snapshot.fiscal_year = today.year();
         let windows_of =
             |day: LocalDay| Window::ALL.into_iter().filter(move |w| day <= today && day >= w.first_day(today));
         for row in rows {
@@ -150,6 +166,45 @@ impl Snapshot {
             }
         }
         snapshot
+    }
+
+    /// Adds the budget of the current fiscal year and the newest headcounts.
+    pub fn with_administration(mut self, rows: &AdministrationRows, registry: &AgencyRegistry) -> Snapshot {
+        for row in rows.budget.iter().filter(|r| r.fiscal_year == self.fiscal_year) {
+            let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
+            let totals = BudgetTotals {
+                allocated: row.allocated,
+                committed: row.committed,
+                disbursed: row.disbursed,
+                saved: row.saved,
+                disclosed: row.disclosed,
+            };
+            for scope in &scopes {
+                self.budget.get_mut(scope).expect("pre-filled").add(&totals);
+            }
+        }
+        for row in &rows.headcounts {
+            let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
+            let totals = match row.position.as_str() {
+                "staff" => StaffingTotals {
+                    staff_quota: row.quota.max(0).into(),
+                    staff_filled: row.filled.max(0).into(),
+                    staff_baseline: row.baseline_quota.max(0).into(),
+                    ..Default::default()
+                },
+                "deputy" => StaffingTotals {
+                    deputies_filled: row.filled.max(0).into(),
+                    deputies_limit: row.quota.max(0).into(),
+                    deputies_over_limit: (row.filled - row.quota).max(0).into(),
+                    ..Default::default()
+                },
+                _ => continue,
+            };
+            for scope in &scopes {
+                self.staffing.get_mut(scope).expect("pre-filled").add(&totals);
+            }
+        }
+        self
     }
 
     pub fn get(&self, scope: &Scope, window: Window) -> Option<&DossierDayCounts> {

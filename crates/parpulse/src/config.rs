@@ -142,7 +142,7 @@ impl AggregateArgs {
         parpulse_aggregate::AggregatorConfig {
             brokers: common.kafka_brokers.clone(),
             consumer_group: common.consumer_group.clone(),
-            topic: common.topics().dossier,
+            topics: common.topics(),
             checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
             checkpoint_max_events: self.checkpoint_max_events,
         }

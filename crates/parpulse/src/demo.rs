@@ -62,8 +62,11 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     }));
 
     let deadline = Instant::now() + Duration::from_secs(300);
-    let topic = common.topics().dossier;
-    while !parpulse_aggregate::caught_up(&store, &common.kafka_brokers, &common.consumer_group, &topic).await? {
+    let topics = common.topics();
+    let topic = topics.dossier.clone();
+    while !parpulse_aggregate::caught_up(&store, &common.kafka_brokers, &common.consumer_group, &topics.event_topics())
+        .await?
+    {
         if aggregator.is_finished() {
             aggregator.await.context("aggregator task")?.context("the aggregator stopped")?;
             bail!("the aggregator stopped before catching up with {topic}");

@@ -1,0 +1,107 @@
+//! `budget_event` and `staffing_event`: one row per event, deduplicated by
+//! `event_id` when read, and the budget and staffing KPIs summed from them.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct BudgetEventRow {
+    pub event_id: String,
+    pub agency_code: String,
+    pub occurred_at: i64,
+    pub day: u16,
+    pub kind: String,
+    pub fiscal_year: i32,
+    pub category: String,
+    pub amount_vnd: i64,
+    pub kafka_partition: u32,
+    pub kafka_offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct StaffingEventRow {
+    pub event_id: String,
+    pub agency_code: String,
+    pub occurred_at: i64,
+    pub day: u16,
+    pub kind: String,
+    pub position: String,
+    pub quota: i32,
+    pub filled: i32,
+    pub baseline_year: i32,
+    pub baseline_quota: i32,
+    pub people: i32,
+    pub kafka_partition: u32,
+    pub kafka_offset: i64,
+}
+
+pub async fn write_budget(store: &Store, rows: &[BudgetEventRow]) -> Result<()> {
+    store.insert_rows("budget_event", rows, "writing budget_event rows").await
+}
+
+pub async fn write_staffing(store: &Store, rows: &[StaffingEventRow]) -> Result<()> {
+    store.insert_rows("staffing_event", rows, "writing staffing_event rows").await
+}
+
+/// Budget sums of one unit for one fiscal year, in VND.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct BudgetYear {
+    pub agency_code: String,
+    pub fiscal_year: i32,
+    pub allocated: i64,
+    pub committed: i64,
+    pub disbursed: i64,
+    pub saved: i64,
+    pub disclosed: i64,
+}
+
+/// Budget sums per unit for `fiscal_year`, each event counted once.
+pub async fn read_budget_year(store: &Store, fiscal_year: i32) -> Result<Vec<BudgetYear>> {
+    store
+        .client()
+        .query(
+            // Inner aliases differ from column names (ClickHouse 18.16 alias resolution).
+            "SELECT ag AS agency_code, fy AS fiscal_year, \
+                    sumIf(a, k = 'allocated') AS allocated, sumIf(a, k = 'committed') AS committed, \
+                    sumIf(a, k = 'disbursed') AS disbursed, sumIf(a, k = 'saved') AS saved, \
+                    sumIf(a, k = 'disclosed') AS disclosed \
+             FROM ( \
+                 SELECT event_id, any(agency_code) AS ag, any(fiscal_year) AS fy, any(kind) AS k, any(amount_vnd) AS a \
+                 FROM budget_event WHERE fiscal_year = ? GROUP BY event_id \
+             ) GROUP BY ag, fy ORDER BY ag",
+        )
+        .bind(fiscal_year)
+        .fetch_all()
+        .await
+        .map_err(store.error("reading budget_event"))
+}
+
+/// The newest headcount snapshot of one unit and position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct Headcount {
+    pub agency_code: String,
+    pub position: String,
+    pub quota: i32,
+    pub filled: i32,
+    pub baseline_quota: i32,
+}
+
+/// The newest snapshot per unit and position (by event time), each event counted once.
+pub async fn read_headcounts(store: &Store) -> Result<Vec<Headcount>> {
+    store
+        .client()
+        .query(
+            "SELECT ag AS agency_code, po AS position, \
+                    argMax(q, t) AS quota, argMax(f, t) AS filled, argMax(b, t) AS baseline_quota \
+             FROM ( \
+                 SELECT event_id, any(agency_code) AS ag, any(position) AS po, any(quota) AS q, any(filled) AS f, \
+                        any(baseline_quota) AS b, any(occurred_at) AS t \
+                 FROM staffing_event WHERE kind = 'headcount_snapshot' GROUP BY event_id \
+             ) GROUP BY ag, po ORDER BY ag, po",
+        )
+        .fetch_all()
+        .await
+        .map_err(store.error("reading staffing_event"))
+}
