@@ -30,6 +30,21 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# chDB (the ClickHouse 26 engine, in-process, from PyPI) checks that parpulse's SQL runs on
+# current ClickHouse too (tests/chdb/compare.py). Its own virtualenv, pinned.
+CHDB_VERSION=4.4.0
+CHDB_VENV="$PARPULSE_HOME/chdb-venv"
+if ! "$CHDB_VENV/bin/python" -c "import chdb, sys; sys.exit(chdb.__version__ != '$CHDB_VERSION')" 2>/dev/null; then
+  log "installing chdb $CHDB_VERSION into $CHDB_VENV (once; about 900 MB)"
+  rm -rf "$CHDB_VENV"
+  if ! python3 -m venv "$CHDB_VENV" 2>/dev/null; then
+    SUDO=""; [[ "$(id -u)" == 0 ]] || SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$CHDB_VENV"
+  fi
+  "$CHDB_VENV/bin/pip" install -q "chdb==$CHDB_VERSION" || die "pip install chdb==$CHDB_VERSION failed"
+fi
+
 # The Debian package starts a system-wide server through systemd where systemd runs;
 # parpulse runs its own under $PARPULSE_HOME, so that one is not needed.
 command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"

@@ -61,17 +61,7 @@ pub struct BudgetYear {
 pub async fn read_budget_year(store: &Store, fiscal_year: i32) -> Result<Vec<BudgetYear>> {
     store
         .client()
-        .query(
-            // Inner aliases differ from column names (ClickHouse 18.16 alias resolution).
-            "SELECT ag AS agency_code, fy AS fiscal_year, \
-                    sumIf(a, k = 'allocated') AS allocated, sumIf(a, k = 'committed') AS committed, \
-                    sumIf(a, k = 'disbursed') AS disbursed, sumIf(a, k = 'saved') AS saved, \
-                    sumIf(a, k = 'disclosed') AS disclosed \
-             FROM ( \
-                 SELECT event_id, any(agency_code) AS ag, any(fiscal_year) AS fy, any(kind) AS k, any(amount_vnd) AS a \
-                 FROM budget_event WHERE fiscal_year = ? GROUP BY event_id \
-             ) GROUP BY ag, fy ORDER BY ag",
-        )
+        .query(include_str!("../../../schemas/clickhouse/queries/budget_year.sql"))
         .bind(fiscal_year)
         .fetch_all()
         .await
@@ -92,15 +82,7 @@ pub struct Headcount {
 pub async fn read_headcounts(store: &Store) -> Result<Vec<Headcount>> {
     store
         .client()
-        .query(
-            "SELECT ag AS agency_code, po AS position, \
-                    argMax(q, t) AS quota, argMax(f, t) AS filled, argMax(b, t) AS baseline_quota \
-             FROM ( \
-                 SELECT event_id, any(agency_code) AS ag, any(position) AS po, any(quota) AS q, any(filled) AS f, \
-                        any(baseline_quota) AS b, any(occurred_at) AS t \
-                 FROM staffing_event WHERE kind = 'headcount_snapshot' GROUP BY event_id \
-             ) GROUP BY ag, po ORDER BY ag, po",
-        )
+        .query(include_str!("../../../schemas/clickhouse/queries/headcounts.sql"))
         .fetch_all()
         .await
         .map_err(store.error("reading staffing_event"))

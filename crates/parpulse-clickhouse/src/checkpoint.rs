@@ -33,10 +33,7 @@ pub async fn write(store: &Store, rows: &[CheckpointRow]) -> Result<()> {
 pub async fn committed(store: &Store, consumer_group: &str, topic: &str) -> Result<Vec<PartitionOffset>> {
     store
         .client()
-        .query(
-            "SELECT kafka_partition, max(next_offset) AS next_offset FROM checkpoints \
-             WHERE consumer_group = ? AND topic = ? GROUP BY kafka_partition ORDER BY kafka_partition",
-        )
+        .query(include_str!("../../../schemas/clickhouse/queries/checkpoints_committed.sql"))
         .bind(consumer_group)
         .bind(topic)
         .fetch_all()

@@ -65,19 +65,7 @@ pub async fn write(store: &Store, rows: &[DossierDayRow]) -> Result<()> {
 pub async fn load_partition(store: &Store, kafka_partition: u32) -> Result<Vec<DossierDayRow>> {
     store
         .client()
-        .query(
-            // Inner aliases differ from column names: ClickHouse 18.16 resolves an alias
-            // that shadows a column inside the aggregate that defines it.
-            "SELECT kafka_partition, agency_code, day, r AS received, o AS received_online, \
-                    p AS received_postal, v AS version \
-             FROM ( \
-                 SELECT kafka_partition, agency_code, day, \
-                        argMax(received, version) AS r, argMax(received_online, version) AS o, \
-                        argMax(received_postal, version) AS p, max(version) AS v \
-                 FROM dossier_day WHERE kafka_partition = ? \
-                 GROUP BY kafka_partition, agency_code, day \
-             )",
-        )
+        .query(include_str!("../../../schemas/clickhouse/queries/dossier_day_load_partition.sql"))
         .bind(kafka_partition)
         .fetch_all()
         .await
@@ -88,17 +76,7 @@ pub async fn load_partition(store: &Store, kafka_partition: u32) -> Result<Vec<D
 pub async fn read_days(store: &Store, from: LocalDay, to: LocalDay) -> Result<Vec<UnitDay>> {
     store
         .client()
-        .query(
-            "SELECT agency_code, day, sum(r) AS received, sum(o) AS received_online, sum(p) AS received_postal \
-             FROM ( \
-                 SELECT agency_code, day, kafka_partition, \
-                        argMax(received, version) AS r, \
-                        argMax(received_online, version) AS o, \
-                        argMax(received_postal, version) AS p \
-                 FROM dossier_day WHERE day >= toDate(?) AND day <= toDate(?) \
-                 GROUP BY agency_code, day, kafka_partition \
-             ) GROUP BY agency_code, day ORDER BY agency_code, day",
-        )
+        .query(include_str!("../../../schemas/clickhouse/queries/dossier_day_read_days.sql"))
         .bind(from.to_string())
         .bind(to.to_string())
         .fetch_all()

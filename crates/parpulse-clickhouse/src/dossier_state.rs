@@ -48,25 +48,7 @@ pub async fn write(store: &Store, rows: &[DossierStateRow]) -> Result<()> {
 pub async fn load_partition(store: &Store, kafka_partition: u32) -> Result<Vec<DossierStateRow>> {
     store
         .client()
-        .query(
-            // argMax(tuple) takes every column of the newest row at once; outer names
-            // differ from the inner ones (ClickHouse 18.16 alias resolution).
-            "SELECT kafka_partition, agency_code, dossier_id, \
-                    s.1 AS received_offset, s.2 AS received_day, v AS version, s.3 AS received_at, s.4 AS due_at, \
-                    s.5 AS legal_max_days, s.6 AS supplement_requested, s.7 AS supplement_received, \
-                    s.8 AS processed_at, s.9 AS other_end_at, s.10 AS returned_at, s.11 AS returned_postal, \
-                    s.12 AS apology, s.13 AS fee_bearing, s.14 AS paid_online, s.15 AS digitized, s.16 AS outcome, \
-                    s.17 AS end_day, s.18 AS deadline_at \
-             FROM ( \
-                 SELECT kafka_partition, agency_code, dossier_id, max(version) AS v, \
-                        argMax(tuple(received_offset, received_day, received_at, due_at, legal_max_days, \
-                                     supplement_requested, supplement_received, processed_at, other_end_at, \
-                                     returned_at, returned_postal, apology, fee_bearing, paid_online, digitized, \
-                                     outcome, end_day, deadline_at), version) AS s \
-                 FROM dossier_state WHERE kafka_partition = ? \
-                 GROUP BY kafka_partition, agency_code, dossier_id \
-             )",
-        )
+        .query(include_str!("../../../schemas/clickhouse/queries/dossier_state_load_partition.sql"))
         .bind(kafka_partition)
         .fetch_all()
         .await
@@ -90,19 +72,7 @@ pub struct ResolvedDay {
 pub async fn read_resolved_days(store: &Store, from: LocalDay, to: LocalDay) -> Result<Vec<ResolvedDay>> {
     store
         .client()
-        .query(
-            "SELECT agency_code, e AS day, \
-                    countIf(o != 0) AS resolved, countIf(o = 1) AS on_time, countIf(o = 2) AS late, \
-                    countIf(o = 2 AND a = 1) AS late_with_apology, \
-                    countIf(r != 0) AS returned, countIf(r != 0 AND p = 1) AS returned_postal \
-             FROM ( \
-                 SELECT agency_code, argMax(outcome, version) AS o, argMax(end_day, version) AS e, \
-                        argMax(apology, version) AS a, argMax(returned_at, version) AS r, \
-                        argMax(returned_postal, version) AS p \
-                 FROM dossier_state GROUP BY kafka_partition, agency_code, dossier_id \
-             ) WHERE o != 0 AND e >= toDate(?) AND e <= toDate(?) \
-             GROUP BY agency_code, e ORDER BY agency_code, e",
-        )
+        .query(include_str!("../../../schemas/clickhouse/queries/resolved_days.sql"))
         .bind(from.to_string())
         .bind(to.to_string())
         .fetch_all()
@@ -122,14 +92,7 @@ pub struct OpenDossiers {
 pub async fn read_open(store: &Store, now_micros: i64) -> Result<Vec<OpenDossiers>> {
     store
         .client()
-        .query(
-            "SELECT agency_code, countIf(o = 0 AND r != 0) AS open, countIf(o = 0 AND d != 0 AND d < ?) AS overdue \
-             FROM ( \
-                 SELECT agency_code, argMax(outcome, version) AS o, argMax(deadline_at, version) AS d, \
-                        argMax(received_at, version) AS r \
-                 FROM dossier_state GROUP BY kafka_partition, agency_code, dossier_id \
-             ) GROUP BY agency_code ORDER BY agency_code",
-        )
+        .query(include_str!("../../../schemas/clickhouse/queries/open_dossiers.sql"))
         .bind(now_micros)
         .fetch_all()
         .await

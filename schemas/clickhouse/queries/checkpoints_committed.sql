@@ -1,0 +1,8 @@
+-- The newest checkpoint of every partition of a topic. Parameters: consumer group, topic.
+-- Used by crates/parpulse-clickhouse and checked on chDB (tests/chdb). Question marks are bound parameters, in order;
+-- aliases never shadow column names (ClickHouse 18.16 resolves such an alias inside its own aggregate).
+SELECT kafka_partition, max(next_offset) AS next_offset
+FROM checkpoints
+WHERE consumer_group = ? AND topic = ?
+GROUP BY kafka_partition
+ORDER BY kafka_partition

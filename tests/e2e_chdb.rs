@@ -1,0 +1,47 @@
+//! The SQL must run on current ClickHouse too, not only on Debian's 18.16: the
+//! same migrations and KPI read queries run on chDB (ClickHouse 26, in-process)
+//! over the data the pipeline wrote to the server, and every result is identical.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use parpulse_core::{AgencyRegistry, Event};
+use parpulse_ingest::gate::Gate;
+use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
+use parpulse_tests::prometheus::repo;
+use parpulse_tests::TestEnv;
+
+/// The virtualenv deploy/local/install.sh makes for chDB (`PARPULSE_CHDB_PYTHON` overrides).
+fn chdb_python() -> PathBuf {
+    let path = std::env::var("PARPULSE_CHDB_PYTHON").map(PathBuf::from).unwrap_or_else(|_| {
+        let home = std::env::var("PARPULSE_HOME").map(PathBuf::from).unwrap_or_else(|_| repo().join(".parpulse"));
+        home.join("chdb-venv/bin/python")
+    });
+    assert!(path.exists(), "{} not found: `make up` (deploy/local/install.sh) installs chdb", path.display());
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_and_kpi_queries_give_the_same_results_on_chdb_as_on_the_server() {
+    let env = TestEnv::new("chdb");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(26, 20, 4), &AgencyRegistry::demo()).collect();
+    let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
+    sink.send(events, "test").await.expect("Kafka acknowledged");
+    env.aggregate_to_end(&store, Duration::from_secs(120)).await;
+
+    let output = Command::new(chdb_python())
+        .arg(repo().join("tests/chdb/compare.py"))
+        .args(["--url", &env.clickhouse_url, "--database", &env.database])
+        .args(["--group", &env.consumer_group, "--topic", &env.topics.dossier])
+        .output()
+        .expect("running tests/chdb/compare.py");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("{report}");
+    assert!(output.status.success(), "chDB and the server disagree:\n{report}");
+    assert!(report.contains("chDB comparison: all queries identical"), "{report}");
+    assert!(report.contains("resolved_days:") && report.contains("budget_year:"), "{report}");
+    env.cleanup().await;
+}
