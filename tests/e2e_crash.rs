@@ -12,16 +12,12 @@ use parpulse_tests::recount::recount_ndjson;
 use parpulse_tests::{stored_day_counts, TestEnv};
 
 fn start_aggregator(env: &TestEnv) -> Child {
+    start_aggregator_listening(env, "127.0.0.1:0")
+}
+
+fn start_aggregator_listening(env: &TestEnv, listen: &str) -> Child {
     Command::new(parpulse_tests::parpulse_bin())
-        .args([
-            "aggregate",
-            "--listen",
-            "127.0.0.1:0",
-            "--checkpoint-interval-ms",
-            "100",
-            "--checkpoint-max-events",
-            "3000",
-        ])
+        .args(["aggregate", "--listen", listen, "--checkpoint-interval-ms", "100", "--checkpoint-max-events", "3000"])
         .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
         .env("PARPULSE_CLICKHOUSE_URL", &env.clickhouse_url)
         .env("PARPULSE_CLICKHOUSE_DATABASE", &env.database)
@@ -64,13 +60,13 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
     let mut kills = 0;
     let mut progress = Vec::new();
     for delay in &delays {
-        let mut child = start_aggregator(&env);
+        let mut child = Reaped(start_aggregator(&env));
         tokio::time::sleep(*delay).await;
-        if child.try_wait().expect("child status").is_some() {
+        if child.0.try_wait().expect("child status").is_some() {
             panic!("the aggregator exited by itself before being killed");
         }
-        child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
-        child.wait().expect("reaped");
+        child.0.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
+        child.0.wait().expect("reaped");
         kills += 1;
         let done = parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.event_topics())
             .await
@@ -90,18 +86,17 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
     let advancing = progress.windows(2).filter(|w| w[1] > w[0]).count() + usize::from(progress[0] > 0);
     assert!(advancing >= 3, "most kills must land while the aggregator is working, not while it starts: {progress:?}");
 
-    let mut child = start_aggregator(&env);
+    let mut child = Reaped(start_aggregator(&env));
     let deadline = Instant::now() + Duration::from_secs(300);
     while !parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.event_topics())
         .await
         .unwrap()
     {
         assert!(Instant::now() < deadline, "the aggregator did not finish within 5 minutes after the crashes");
-        assert!(child.try_wait().unwrap().is_none(), "the aggregator died");
+        assert!(child.0.try_wait().unwrap().is_none(), "the aggregator died");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    child.kill().ok();
-    child.wait().ok();
+    drop(child);
 
     let recount = recount_ndjson(std::str::from_utf8(&ndjson).unwrap());
     assert_eq!(
@@ -110,4 +105,91 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
         "after 5 crashes the KPIs equal the recount, bucket by bucket"
     );
     env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_restarted_mid_run_pauses_the_aggregator_and_loses_nothing() {
+    let clickhouse = parpulse_tests::spare_clickhouse::SpareClickHouse::start(18123);
+    let mut env = TestEnv::new("clickhouse_restart");
+    env.clickhouse_url = clickhouse.url();
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(61, 60, 40), &AgencyRegistry::demo()).collect();
+    let mut ndjson = Vec::new();
+    parpulse_ingest::ndjson::write_events(&mut ndjson, &events).unwrap();
+    let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
+    // Most events before the start; the rest arrive while ClickHouse is down.
+    let (before_outage, during_outage) = events.split_at(events.len() * 2 / 3);
+    for chunk in before_outage.chunks(20_000) {
+        sink.send(chunk.to_vec(), "test").await.expect("Kafka acknowledged");
+    }
+
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Reaped(start_aggregator_listening(&env, &format!("127.0.0.1:{metrics_port}")));
+    // Stop ClickHouse as soon as the first checkpoint landed, while most of the work remains.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let committed = parpulse_clickhouse::checkpoint::committed(&store, &env.consumer_group, &env.topics.dossier)
+            .await
+            .map(|c| c.iter().map(|c| c.next_offset).sum::<i64>())
+            .unwrap_or(0);
+        if committed > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    clickhouse.stop();
+    for chunk in during_outage.chunks(20_000) {
+        sink.send(chunk.to_vec(), "test").await.expect("Kafka acknowledged");
+    }
+    let scrape = || async {
+        let text =
+            reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await.unwrap().text().await.unwrap();
+        let samples = parpulse_tests::prom_text::parse(&text);
+        let value = |name: &str| parpulse_tests::prom_text::find(&samples, name, &[]).unwrap_or(0.0);
+        (value("parpulse_aggregator_clickhouse_errors_total"), value("parpulse_aggregator_events_total"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut errors, _) = scrape().await;
+    while errors < 1.0 {
+        assert!(Instant::now() < deadline, "no failed checkpoint counted within 30 s of stopping ClickHouse");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        errors = scrape().await.0;
+    }
+    let (_, events_before) = scrape().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, events_after) = scrape().await;
+    assert!(child.0.try_wait().unwrap().is_none(), "the aggregator must wait for ClickHouse, not exit");
+    assert!(errors >= 1.0, "failed checkpoints are counted while ClickHouse is down: {errors}");
+    assert_eq!(events_before, events_after, "nothing is consumed while checkpoints fail (bounded memory)");
+    assert!(events_after < events.len() as f64, "the events produced during the outage wait in Kafka");
+    clickhouse.restart();
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.event_topics())
+        .await
+        .unwrap()
+    {
+        assert!(Instant::now() < deadline, "the aggregator did not finish after ClickHouse came back");
+        assert!(child.0.try_wait().unwrap().is_none(), "the aggregator died");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(child);
+    let text = std::str::from_utf8(&ndjson).unwrap();
+    assert_eq!(stored_day_counts(&store).await, recount_ndjson(text), "receptions equal the recount");
+    let (resolved, open) = parpulse_tests::stored_resolved_counts(&store).await;
+    assert_eq!((resolved, open), parpulse_tests::recount::recount_resolved(text), "lateness equals the recount");
+    parpulse_tests::assert_administration_equals_recount(&store, text).await;
+    env.cleanup().await;
+}
+
+/// A child process killed and reaped when dropped, so a failing test leaves none behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -11,6 +11,7 @@ pub mod kafka_read;
 pub mod prom_text;
 pub mod prometheus;
 pub mod recount;
+pub mod spare_clickhouse;
 
 use std::time::Duration;
 
@@ -102,6 +103,7 @@ impl TestEnv {
             topics: self.topics.clone(),
             checkpoint_interval: Duration::from_millis(200),
             checkpoint_max_events: 5_000,
+            checkpoint_timeout: Duration::from_secs(30),
         }
     }
 

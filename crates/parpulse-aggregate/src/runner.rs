@@ -39,6 +39,9 @@ pub struct AggregatorConfig {
     pub topics: Topics,
     pub checkpoint_interval: Duration,
     pub checkpoint_max_events: u64,
+    /// A checkpoint taking longer than this counts as failed and is retried
+    /// (a ClickHouse that stops mid-request may otherwise leave it hanging).
+    pub checkpoint_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,15 +203,18 @@ async fn checkpoint_with_retry(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match checkpoint(store, config, consumer, states, metrics).await {
-            Ok(()) => return,
-            Err(error) => {
-                metrics.clickhouse_errors.inc();
-                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "checkpoint failed; consumption paused");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
+        let error =
+            match tokio::time::timeout(config.checkpoint_timeout, checkpoint(store, config, consumer, states, metrics))
+                .await
+            {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("no answer from ClickHouse within {:?}", config.checkpoint_timeout),
+            };
+        metrics.clickhouse_errors.inc();
+        tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "checkpoint failed; consumption paused");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

@@ -120,6 +120,9 @@ pub struct AggregateArgs {
     /// Checkpoint after this many events, if sooner.
     #[arg(long, env = "PARPULSE_CHECKPOINT_MAX_EVENTS", default_value_t = 50_000)]
     pub checkpoint_max_events: u64,
+    /// A checkpoint not done within this many milliseconds is retried.
+    #[arg(long, env = "PARPULSE_CHECKPOINT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub checkpoint_timeout_ms: u64,
 }
 
 impl SimulateArgs {
@@ -145,6 +148,7 @@ impl AggregateArgs {
             topics: common.topics(),
             checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
             checkpoint_max_events: self.checkpoint_max_events,
+            checkpoint_timeout: Duration::from_millis(self.checkpoint_timeout_ms),
         }
     }
 }

@@ -48,8 +48,12 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     let sent = serve::simulate(common, &args.simulate).await?;
     println!("simulated province: {} events accepted into Kafka, {} rejected", sent.accepted, sent.rejected);
 
-    let aggregate =
-        AggregateArgs { listen: args.aggregator_listen, checkpoint_interval_ms: 500, checkpoint_max_events: 50_000 };
+    let aggregate = AggregateArgs {
+        listen: args.aggregator_listen,
+        checkpoint_interval_ms: 500,
+        checkpoint_max_events: 50_000,
+        checkpoint_timeout_ms: 30_000,
+    };
     let store = common.store().await?;
     let metrics = AggregatorMetrics::new();
     serve::spawn_http(aggregate.listen, Arc::new(RegistrySource(metrics.registry.clone()))).await?;
