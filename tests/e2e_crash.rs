@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use parpulse_core::{AgencyRegistry, Event};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
-use parpulse_tests::recount::recount_ndjson;
-use parpulse_tests::{stored_day_counts, TestEnv};
+use parpulse_tests::TestEnv;
 
 fn start_aggregator(env: &TestEnv) -> Child {
     start_aggregator_listening(env, "127.0.0.1:0")
@@ -98,12 +97,14 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
     }
     drop(child);
 
-    let recount = recount_ndjson(std::str::from_utf8(&ndjson).unwrap());
-    assert_eq!(
-        stored_day_counts(&store).await,
-        recount,
-        "after 5 crashes the KPIs equal the recount, bucket by bucket"
+    // After 5 crashes every KPI equals the recount, bucket by bucket.
+    let text = std::str::from_utf8(&ndjson).unwrap();
+    let (want_resolved, _) = parpulse_tests::recount::recount_resolved(text);
+    assert!(
+        want_resolved.values().any(|c| c.late > 0 && c.late_with_apology < c.late),
+        "the province has late dossiers with and without apology letters"
     );
+    parpulse_tests::assert_all_kpis_equal_recount(&store, text).await;
     env.cleanup().await;
 }
 
@@ -176,11 +177,7 @@ async fn clickhouse_restarted_mid_run_pauses_the_aggregator_and_loses_nothing() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(child);
-    let text = std::str::from_utf8(&ndjson).unwrap();
-    assert_eq!(stored_day_counts(&store).await, recount_ndjson(text), "receptions equal the recount");
-    let (resolved, open) = parpulse_tests::stored_resolved_counts(&store).await;
-    assert_eq!((resolved, open), parpulse_tests::recount::recount_resolved(text), "lateness equals the recount");
-    parpulse_tests::assert_administration_equals_recount(&store, text).await;
+    parpulse_tests::assert_all_kpis_equal_recount(&store, std::str::from_utf8(&ndjson).unwrap()).await;
     env.cleanup().await;
 }
 

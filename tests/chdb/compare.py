@@ -84,6 +84,7 @@ def main():
         "dossier_day_read_days": [first, last],
         "dossier_state_load_partition": [0],
         "resolved_days": [first, last],
+        "received_facts": [first, last],
         "open_dossiers": [now_micros],
     }
 

@@ -294,3 +294,36 @@ pub async fn assert_administration_equals_recount(store: &Store, ndjson: &str) {
     assert_eq!(budget, want_budget, "budget sums equal the recount");
     assert_eq!(headcounts, want_headcounts, "newest headcounts equal the recount");
 }
+
+/// Checks the Decision 766 service facts in ClickHouse against a recount of the NDJSON.
+pub async fn assert_service_equals_recount(store: &Store, ndjson: &str) {
+    let today = parpulse_core::LocalDay::of_micros(parpulse_core::time::now_micros());
+    let rows =
+        parpulse_clickhouse::dossier_state::read_received_facts(store, parpulse_core::LocalDay(today.0 - 400), today)
+            .await
+            .expect("reading received facts");
+    let stored: std::collections::BTreeMap<(String, i64), [u64; 4]> = rows
+        .into_iter()
+        .map(|r| ((r.agency_code, i64::from(r.day)), [r.received, r.fee_bearing, r.paid_online, r.digitized]))
+        .collect();
+    let want = recount::recount_service(ndjson);
+    assert!(
+        want.values().any(|c| c[2] > 0 && c[2] < c[1]),
+        "the simulation has fee-bearing dossiers paid online and not"
+    );
+    assert_eq!(stored, want, "fee-bearing, paid-online and digitized dossiers equal the recount");
+}
+
+/// Every KPI stored in ClickHouse equals the independent recount of the NDJSON:
+/// receptions by day, lateness by end day and open dossiers, budget and
+/// staffing, and the Decision 766 service facts.
+pub async fn assert_all_kpis_equal_recount(store: &Store, ndjson: &str) {
+    assert_eq!(stored_day_counts(store).await, recount::recount_ndjson(ndjson), "receptions per unit and day");
+    let (resolved, open) = stored_resolved_counts(store).await;
+    let (want_resolved, want_open) = recount::recount_resolved(ndjson);
+    assert!(!want_resolved.is_empty(), "the simulation has resolved dossiers");
+    assert_eq!(resolved, want_resolved, "lateness counts per unit and end day");
+    assert_eq!(open, want_open, "open dossiers per unit");
+    assert_administration_equals_recount(store, ndjson).await;
+    assert_service_equals_recount(store, ndjson).await;
+}

@@ -195,3 +195,44 @@ pub fn recount_headcounts(text: &str) -> BTreeMap<(String, String), Headcount> {
     }
     newest.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
+
+/// Per (agency, reception day): (received, fee-bearing, paid online, digitized), for
+/// dossiers with a `received` event, dated by their first reception.
+pub fn recount_service(text: &str) -> BTreeMap<(String, i64), [u64; 4]> {
+    #[derive(Default)]
+    struct Facts {
+        first_received: Option<i64>,
+        fee_bearing: bool,
+        paid_online: bool,
+        digitized: bool,
+    }
+    let mut dossiers: BTreeMap<(String, String), Facts> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let e: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+        if e["type"] != "dossier" {
+            continue;
+        }
+        let key = (e["agency_code"].as_str().unwrap().to_owned(), e["dossier_id"].as_str().unwrap().to_owned());
+        let d = dossiers.entry(key).or_default();
+        d.fee_bearing |= e["fee_bearing"] == true;
+        d.digitized |= e["digitized"] == true;
+        match e["kind"].as_str().unwrap() {
+            "paid_online" => d.paid_online = true,
+            "received" => {
+                let at = e["occurred_at"].as_i64().unwrap();
+                d.first_received = Some(d.first_received.map_or(at, |t| t.min(at)));
+            }
+            _ => {}
+        }
+    }
+    let mut out: BTreeMap<(String, i64), [u64; 4]> = BTreeMap::new();
+    for ((agency, _), d) in dossiers {
+        let Some(at) = d.first_received else { continue };
+        let c = out.entry((agency, local_day(at))).or_default();
+        c[0] += 1;
+        c[1] += u64::from(d.fee_bearing);
+        c[2] += u64::from(d.fee_bearing && d.paid_online);
+        c[3] += u64::from(d.digitized);
+    }
+    out
+}

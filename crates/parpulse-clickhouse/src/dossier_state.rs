@@ -98,3 +98,27 @@ pub async fn read_open(store: &Store, now_micros: i64) -> Result<Vec<OpenDossier
         .await
         .map_err(store.error("reading open dossiers"))
 }
+
+/// Received dossiers of one unit on one reception day, with the facts of the
+/// Decision 766 service indicators.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct ReceivedFacts {
+    pub agency_code: String,
+    pub day: u16,
+    pub received: u64,
+    pub fee_bearing: u64,
+    pub paid_online: u64,
+    pub digitized: u64,
+}
+
+/// Fee-bearing, paid-online and digitized dossiers per unit and reception day in `[from, to]`.
+pub async fn read_received_facts(store: &Store, from: LocalDay, to: LocalDay) -> Result<Vec<ReceivedFacts>> {
+    store
+        .client()
+        .query(include_str!("../../../schemas/clickhouse/queries/received_facts.sql"))
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all()
+        .await
+        .map_err(store.error("reading received dossier facts"))
+}

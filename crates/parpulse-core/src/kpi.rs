@@ -319,3 +319,47 @@ mod budget_staffing_tests {
         assert_eq!(s.reduction(), Some(0.1));
     }
 }
+
+/// Facts of the Decision 766/QĐ-TTg service indicators, by reception day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCounts {
+    pub received: u64,
+    /// Procedures with a fee or charge (có phí, lệ phí).
+    pub fee_bearing: u64,
+    /// Of those, paid online (thanh toán trực tuyến).
+    pub paid_online: u64,
+    /// Inputs digitised and result issued electronically (số hoá).
+    pub digitized: u64,
+}
+
+impl ServiceCounts {
+    pub fn add(&mut self, other: &ServiceCounts) {
+        self.received += other.received;
+        self.fee_bearing += other.fee_bearing;
+        self.paid_online += other.paid_online;
+        self.digitized += other.digitized;
+    }
+
+    /// Online payment rate (766) = paid online / fee-bearing dossiers.
+    pub fn online_payment_rate(&self) -> Option<f64> {
+        ratio(self.paid_online, self.fee_bearing)
+    }
+
+    /// Digitization rate (766, target 80%) = digitized / received.
+    pub fn digitization_rate(&self) -> Option<f64> {
+        ratio(self.digitized, self.received)
+    }
+}
+
+#[cfg(test)]
+mod service_tests {
+    use super::*;
+
+    #[test]
+    fn payment_rate_counts_fee_bearing_dossiers_only() {
+        let s = ServiceCounts { received: 10, fee_bearing: 4, paid_online: 1, digitized: 8 };
+        assert_eq!(s.online_payment_rate(), Some(0.25));
+        assert_eq!(s.digitization_rate(), Some(0.8));
+        assert_eq!(ServiceCounts { fee_bearing: 0, ..s }.online_payment_rate(), None);
+    }
+}

@@ -105,14 +105,15 @@ impl Exporter {
             let rows = dossier_day::read_days(&self.store, from, today).await?;
             let resolved = dossier_state::read_resolved_days(&self.store, from, today).await?;
             let open = dossier_state::read_open(&self.store, now).await?;
+            let service = dossier_state::read_received_facts(&self.store, from, today).await?;
             let administration = AdministrationRows {
                 budget: budget_staffing::read_budget_year(&self.store, today.year()).await?,
                 headcounts: budget_staffing::read_headcounts(&self.store).await?,
             };
-            Ok::<_, StoreError>((rows, resolved, open, administration))
+            Ok::<_, StoreError>((rows, resolved, open, service, administration))
         }
         .await;
-        let (rows, resolved, open, administration) = match result {
+        let (rows, resolved, open, service, administration) = match result {
             Ok(read) => read,
             Err(error) => {
                 self.health.refresh_errors.inc();
@@ -121,7 +122,8 @@ impl Exporter {
         };
         let snapshot = Arc::new(
             Snapshot::build_all(&rows, &resolved, &open, &self.registry, today)
-                .with_administration(&administration, &self.registry),
+                .with_administration(&administration, &self.registry)
+                .with_service(&service, &self.registry),
         );
         let text = Arc::new(render_prometheus(&snapshot, &self.registry));
         {

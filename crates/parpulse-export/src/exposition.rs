@@ -8,8 +8,8 @@
 //! (31 units + 2 groups + 1 province) x 5 windows = 170 series per KPI.
 
 use parpulse_core::kpi::{
-    postal_use, BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, StaffingTotals, APOLOGY_COVERAGE_TARGET,
-    ONLINE_SHARE_TARGET, ON_TIME_TARGET, STAFF_REDUCTION_TARGET,
+    postal_use, BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, ServiceCounts, StaffingTotals,
+    APOLOGY_COVERAGE_TARGET, ONLINE_SHARE_TARGET, ON_TIME_TARGET, STAFF_REDUCTION_TARGET,
 };
 use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{Gauge, GaugeVec, Opts, Registry};
@@ -39,6 +39,11 @@ struct KpiGauges {
     open: GaugeVec,
     open_overdue: GaugeVec,
     overdue_ratio: GaugeVec,
+    fee_bearing: GaugeVec,
+    paid_online: GaugeVec,
+    digitized: GaugeVec,
+    payment_rate: GaugeVec,
+    digitization_rate: GaugeVec,
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -112,6 +117,36 @@ impl KpiGauges {
                 &SNAPSHOT_LABELS,
             ),
             overdue_ratio: gauge_vec(registry, "parpulse_open_overdue_ratio", "Open dossiers past their deadline / open dossiers; target 0", &SNAPSHOT_LABELS),
+            fee_bearing: gauge_vec(
+                registry,
+                "parpulse_dossiers_fee_bearing",
+                "Received dossiers of fee-bearing procedures (có phí, lệ phí), by reception day",
+                &KPI_LABELS,
+            ),
+            paid_online: gauge_vec(
+                registry,
+                "parpulse_dossiers_paid_online",
+                "Fee-bearing dossiers paid online (thanh toán trực tuyến), by reception day",
+                &KPI_LABELS,
+            ),
+            digitized: gauge_vec(
+                registry,
+                "parpulse_dossiers_digitized",
+                "Received dossiers digitised with an electronic result (số hoá), by reception day",
+                &KPI_LABELS,
+            ),
+            payment_rate: gauge_vec(
+                registry,
+                "parpulse_online_payment_ratio",
+                "Online payment rate (Decision 766): paid online / fee-bearing",
+                &KPI_LABELS,
+            ),
+            digitization_rate: gauge_vec(
+                registry,
+                "parpulse_digitization_ratio",
+                "Digitization rate (Decision 766, target 0.8): digitized / received",
+                &KPI_LABELS,
+            ),
         }
     }
 
@@ -130,6 +165,18 @@ impl KpiGauges {
             if let Some(value) = value {
                 gauge.with_label_values(labels).set(value);
             }
+        }
+    }
+
+    fn set_service(&self, labels: &[&str; 4], service: &ServiceCounts) {
+        self.fee_bearing.with_label_values(labels).set(service.fee_bearing as f64);
+        self.paid_online.with_label_values(labels).set(service.paid_online as f64);
+        self.digitized.with_label_values(labels).set(service.digitized as f64);
+        if let Some(rate) = service.online_payment_rate() {
+            self.payment_rate.with_label_values(labels).set(rate);
+        }
+        if let Some(rate) = service.digitization_rate() {
+            self.digitization_rate.with_label_values(labels).set(rate);
         }
     }
 
@@ -259,6 +306,9 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
         gauges.set(&labels, counts);
         if let Some(resolved) = snapshot.get_resolved(scope, *window) {
             gauges.set_resolved(&labels, resolved, counts);
+        }
+        if let Some(service) = snapshot.service.get(&(scope.clone(), *window)) {
+            gauges.set_service(&labels, service);
         }
     }
     for (scope, open) in &snapshot.open {

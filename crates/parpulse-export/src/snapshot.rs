@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::Datelike;
 use parpulse_clickhouse::budget_staffing::{BudgetYear, Headcount};
 use parpulse_clickhouse::dossier_day::UnitDay;
-use parpulse_clickhouse::dossier_state::{OpenDossiers, ResolvedDay};
-use parpulse_core::kpi::{BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, StaffingTotals};
+use parpulse_clickhouse::dossier_state::{OpenDossiers, ReceivedFacts, ResolvedDay};
+use parpulse_core::kpi::{BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, ServiceCounts, StaffingTotals};
 use parpulse_core::{AgencyGroup, AgencyRegistry, LocalDay};
 
 /// Reporting windows, all ending today (local time) inclusive.
@@ -70,6 +70,8 @@ pub struct Snapshot {
     pub resolved: BTreeMap<(Scope, Window), ResolvedCounts>,
     /// Open dossiers now.
     pub open: BTreeMap<Scope, OpenCounts>,
+    /// Decision 766 service facts, by reception day.
+    pub service: BTreeMap<(Scope, Window), ServiceCounts>,
     /// Budget of the current fiscal year.
     pub fiscal_year: i32,
     pub budget: BTreeMap<Scope, BudgetTotals>,
@@ -123,6 +125,7 @@ impl Snapshot {
             for window in Window::ALL {
                 snapshot.counts.insert((scope.clone(), window), DossierDayCounts::default());
                 snapshot.resolved.insert((scope.clone(), window), ResolvedCounts::default());
+                snapshot.service.insert((scope.clone(), window), ServiceCounts::default());
             }
             snapshot.open.insert(scope.clone(), OpenCounts::default());
             snapshot.budget.insert(scope.clone(), BudgetTotals::default());
@@ -166,6 +169,27 @@ impl Snapshot {
             }
         }
         snapshot
+    }
+
+    /// Adds the Decision 766 service facts (by reception day).
+    pub fn with_service(mut self, rows: &[ReceivedFacts], registry: &AgencyRegistry) -> Snapshot {
+        let Some(today) = self.today else { return self };
+        for row in rows {
+            let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
+            let day = LocalDay(row.day);
+            let counts = ServiceCounts {
+                received: row.received,
+                fee_bearing: row.fee_bearing,
+                paid_online: row.paid_online,
+                digitized: row.digitized,
+            };
+            for window in Window::ALL.into_iter().filter(|w| day <= today && day >= w.first_day(today)) {
+                for scope in &scopes {
+                    self.service.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&counts);
+                }
+            }
+        }
+        self
     }
 
     /// Adds the budget of the current fiscal year and the newest headcounts.
