@@ -16,15 +16,30 @@ pub struct Recount {
 /// (agency code, days since 1970-01-01 in UTC+7) -> counts.
 pub type DayCounts = BTreeMap<(String, i64), Recount>;
 
+/// The events of one `type` in the NDJSON, as untyped JSON values.
+fn events_of_type<'a>(text: &'a str, kind: &'a str) -> impl Iterator<Item = serde_json::Value> + 'a {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("simulator wrote valid JSON"))
+        .filter(move |e| e["type"] == kind)
+}
+
+/// (agency code, dossier id) of a dossier event.
+fn dossier_key(e: &serde_json::Value) -> (String, String) {
+    (
+        e["agency_code"].as_str().expect("agency_code").to_owned(),
+        e["dossier_id"].as_str().expect("dossier_id").to_owned(),
+    )
+}
+
 pub fn local_day(utc_micros: i64) -> i64 {
     (utc_micros.div_euclid(1_000_000) + 7 * 3600).div_euclid(86_400)
 }
 
 pub fn recount_ndjson(text: &str) -> DayCounts {
     let mut counts = DayCounts::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let event: serde_json::Value = serde_json::from_str(line).expect("simulator wrote valid JSON");
-        if event["type"] != "dossier" || event["kind"] != "received" {
+    for event in events_of_type(text, "dossier") {
+        if event["kind"] != "received" {
             continue;
         }
         let agency = event["agency_code"].as_str().expect("agency_code").to_owned();
@@ -85,13 +100,8 @@ struct DossierTimes {
 /// on time when end <= appointment date + waits. Also returns open dossiers per agency.
 pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>, BTreeMap<String, u64>) {
     let mut dossiers: BTreeMap<(String, String), DossierTimes> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let e: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
-        if e["type"] != "dossier" {
-            continue;
-        }
-        let key = (e["agency_code"].as_str().unwrap().to_owned(), e["dossier_id"].as_str().unwrap().to_owned());
-        let d = dossiers.entry(key).or_default();
+    for e in events_of_type(text, "dossier") {
+        let d = dossiers.entry(dossier_key(&e)).or_default();
         let at = e["occurred_at"].as_i64().unwrap();
         if let Some(due) = e["due_at"].as_i64() {
             d.due.get_or_insert(due);
@@ -155,9 +165,8 @@ pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>
 pub fn recount_budget(text: &str) -> BTreeMap<(String, i32), [i64; 5]> {
     let mut seen = std::collections::BTreeSet::new();
     let mut sums: BTreeMap<(String, i32), [i64; 5]> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let e: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
-        if e["type"] != "budget" || !seen.insert(e["event_id"].as_str().unwrap().to_owned()) {
+    for e in events_of_type(text, "budget") {
+        if !seen.insert(e["event_id"].as_str().unwrap().to_owned()) {
             continue;
         }
         let slot = match e["kind"].as_str().unwrap() {
@@ -180,9 +189,8 @@ pub type Headcount = (i32, i32, i32);
 /// The newest headcount snapshot per (agency, position).
 pub fn recount_headcounts(text: &str) -> BTreeMap<(String, String), Headcount> {
     let mut newest: BTreeMap<(String, String), (i64, Headcount)> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let e: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
-        if e["type"] != "staffing" || e["kind"] != "headcount_snapshot" {
+    for e in events_of_type(text, "staffing") {
+        if e["kind"] != "headcount_snapshot" {
             continue;
         }
         let key = (e["agency_code"].as_str().unwrap().to_owned(), e["position"].as_str().unwrap().to_owned());
@@ -207,13 +215,8 @@ pub fn recount_service(text: &str) -> BTreeMap<(String, i64), [u64; 4]> {
         digitized: bool,
     }
     let mut dossiers: BTreeMap<(String, String), Facts> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let e: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
-        if e["type"] != "dossier" {
-            continue;
-        }
-        let key = (e["agency_code"].as_str().unwrap().to_owned(), e["dossier_id"].as_str().unwrap().to_owned());
-        let d = dossiers.entry(key).or_default();
+    for e in events_of_type(text, "dossier") {
+        let d = dossiers.entry(dossier_key(&e)).or_default();
         d.fee_bearing |= e["fee_bearing"] == true;
         d.digitized |= e["digitized"] == true;
         match e["kind"].as_str().unwrap() {

@@ -2,6 +2,7 @@
 //! `event_id` when read, and the budget and staffing KPIs summed from them.
 
 use clickhouse::Row;
+use parpulse_core::kpi::BudgetTotals;
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, Store};
@@ -55,6 +56,18 @@ pub struct BudgetYear {
     pub disbursed: i64,
     pub saved: i64,
     pub disclosed: i64,
+}
+
+impl BudgetYear {
+    pub fn totals(&self) -> BudgetTotals {
+        BudgetTotals {
+            allocated: self.allocated,
+            committed: self.committed,
+            disbursed: self.disbursed,
+            saved: self.saved,
+            disclosed: self.disclosed,
+        }
+    }
 }
 
 /// Budget sums per unit for `fiscal_year`, each event counted once.

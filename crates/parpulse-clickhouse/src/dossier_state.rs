@@ -3,6 +3,7 @@
 //! lateness KPIs summed from it when read.
 
 use clickhouse::Row;
+use parpulse_core::kpi::{OpenCounts, ResolvedCounts, ServiceCounts};
 use parpulse_core::LocalDay;
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +69,19 @@ pub struct ResolvedDay {
     pub returned_postal: u64,
 }
 
+impl ResolvedDay {
+    pub fn counts(&self) -> ResolvedCounts {
+        ResolvedCounts {
+            resolved: self.resolved,
+            on_time: self.on_time,
+            late: self.late,
+            late_with_apology: self.late_with_apology,
+            returned: self.returned,
+            returned_postal: self.returned_postal,
+        }
+    }
+}
+
 /// Lateness counts per unit and end day for days in `[from, to]`, from the newest row of each dossier.
 pub async fn read_resolved_days(store: &Store, from: LocalDay, to: LocalDay) -> Result<Vec<ResolvedDay>> {
     store
@@ -86,6 +100,12 @@ pub struct OpenDossiers {
     pub agency_code: String,
     pub open: u64,
     pub overdue: u64,
+}
+
+impl OpenDossiers {
+    pub fn counts(&self) -> OpenCounts {
+        OpenCounts { open: self.open, overdue: self.overdue }
+    }
 }
 
 /// Open and overdue-open dossiers per unit as of `now_micros` (a snapshot, not a window).
@@ -109,6 +129,17 @@ pub struct ReceivedFacts {
     pub fee_bearing: u64,
     pub paid_online: u64,
     pub digitized: u64,
+}
+
+impl ReceivedFacts {
+    pub fn counts(&self) -> ServiceCounts {
+        ServiceCounts {
+            received: self.received,
+            fee_bearing: self.fee_bearing,
+            paid_online: self.paid_online,
+            digitized: self.digitized,
+        }
+    }
 }
 
 /// Fee-bearing, paid-online and digitized dossiers per unit and reception day in `[from, to]`.

@@ -46,6 +46,11 @@ impl Window {
         }
     }
 
+    /// The windows ending on `today` that contain `day`.
+    pub fn containing(day: LocalDay, today: LocalDay) -> impl Iterator<Item = Window> {
+        Window::ALL.into_iter().filter(move |w| day <= today && day >= w.first_day(today))
+    }
+
     /// The earliest day any window ending on `today` needs.
     pub fn earliest_needed(today: LocalDay) -> LocalDay {
         Window::ALL.iter().map(|w| w.first_day(today)).min().unwrap_or(today)
@@ -132,11 +137,9 @@ impl Snapshot {
             snapshot.staffing.insert(scope, StaffingTotals::default());
         }
         snapshot.fiscal_year = today.year();
-        let windows_of =
-            |day: LocalDay| Window::ALL.into_iter().filter(move |w| day <= today && day >= w.first_day(today));
         for row in rows {
             let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
-            for window in windows_of(row.day()) {
+            for window in Window::containing(row.day(), today) {
                 for scope in &scopes {
                     snapshot.counts.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&row.counts());
                 }
@@ -144,15 +147,8 @@ impl Snapshot {
         }
         for row in resolved_rows {
             let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
-            let counts = ResolvedCounts {
-                resolved: row.resolved,
-                on_time: row.on_time,
-                late: row.late,
-                late_with_apology: row.late_with_apology,
-                returned: row.returned,
-                returned_postal: row.returned_postal,
-            };
-            for window in windows_of(LocalDay(row.day)) {
+            let counts = row.counts();
+            for window in Window::containing(LocalDay(row.day), today) {
                 for scope in &scopes {
                     snapshot.resolved.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&counts);
                 }
@@ -161,11 +157,7 @@ impl Snapshot {
         for row in open_rows {
             let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
             for scope in &scopes {
-                snapshot
-                    .open
-                    .get_mut(scope)
-                    .expect("pre-filled")
-                    .add(&OpenCounts { open: row.open, overdue: row.overdue });
+                snapshot.open.get_mut(scope).expect("pre-filled").add(&row.counts());
             }
         }
         snapshot
@@ -176,14 +168,8 @@ impl Snapshot {
         let Some(today) = self.today else { return self };
         for row in rows {
             let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
-            let day = LocalDay(row.day);
-            let counts = ServiceCounts {
-                received: row.received,
-                fee_bearing: row.fee_bearing,
-                paid_online: row.paid_online,
-                digitized: row.digitized,
-            };
-            for window in Window::ALL.into_iter().filter(|w| day <= today && day >= w.first_day(today)) {
+            let counts = row.counts();
+            for window in Window::containing(LocalDay(row.day), today) {
                 for scope in &scopes {
                     self.service.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&counts);
                 }
@@ -196,13 +182,7 @@ impl Snapshot {
     pub fn with_administration(mut self, rows: &AdministrationRows, registry: &AgencyRegistry) -> Snapshot {
         for row in rows.budget.iter().filter(|r| r.fiscal_year == self.fiscal_year) {
             let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
-            let totals = BudgetTotals {
-                allocated: row.allocated,
-                committed: row.committed,
-                disbursed: row.disbursed,
-                saved: row.saved,
-                disclosed: row.disclosed,
-            };
+            let totals = row.totals();
             for scope in &scopes {
                 self.budget.get_mut(scope).expect("pre-filled").add(&totals);
             }
