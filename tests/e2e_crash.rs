@@ -15,7 +15,18 @@ fn start_aggregator(env: &TestEnv) -> Child {
 }
 
 fn start_aggregator_listening(env: &TestEnv, listen: &str) -> Child {
-    Command::new(parpulse_tests::parpulse_bin())
+    aggregator_command(env, listen)
+        // Static membership: the restarted process takes its partitions back at once
+        // instead of waiting for the killed one's session to time out.
+        .env("PARPULSE_AGGREGATOR_INSTANCE_ID", "crash-test")
+        .spawn()
+        .expect("starting parpulse aggregate")
+}
+
+/// `parpulse aggregate` on the test's services, checkpointing often.
+fn aggregator_command(env: &TestEnv, listen: &str) -> Command {
+    let mut command = Command::new(parpulse_tests::parpulse_bin());
+    command
         .args(["aggregate", "--listen", listen, "--checkpoint-interval-ms", "100", "--checkpoint-max-events", "3000"])
         .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
         .env("PARPULSE_CLICKHOUSE_URL", &env.clickhouse_url)
@@ -23,9 +34,8 @@ fn start_aggregator_listening(env: &TestEnv, listen: &str) -> Child {
         .env("PARPULSE_TOPIC_PREFIX", env.topics.dossier.trim_end_matches("par.dossier.v1"))
         .env("PARPULSE_CONSUMER_GROUP", &env.consumer_group)
         .env("PARPULSE_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("starting parpulse aggregate")
+        .stdout(Stdio::null());
+    command
 }
 
 /// A small deterministic generator for the kill moments (the test prints them).
@@ -177,6 +187,82 @@ async fn clickhouse_restarted_mid_run_pauses_the_aggregator_and_loses_nothing() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(child);
+    parpulse_tests::assert_all_kpis_equal_recount(&store, std::str::from_utf8(&ndjson).unwrap()).await;
+    env.cleanup().await;
+}
+
+/// Scrapes one sample (no labels) from an aggregator's /metrics.
+async fn scrape(port: u16, name: &str) -> f64 {
+    let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else { return 0.0 };
+    let text = response.text().await.unwrap_or_default();
+    parpulse_tests::prom_text::find(&parpulse_tests::prom_text::parse(&text), name, &[]).unwrap_or(0.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Two aggregators share the partitions through the consumer group; one is killed
+/// with SIGKILL mid-run, the other takes its partitions over (after the group's
+/// session timeout) from the dead one's last checkpoint, and the KPIs equal the recount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_aggregators_in_one_group_one_killed_lose_and_double_nothing() {
+    let env = TestEnv::new("two_aggregators");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(62, 30, 30), &AgencyRegistry::demo()).collect();
+    let mut ndjson = Vec::new();
+    parpulse_ingest::ndjson::write_events(&mut ndjson, &events).unwrap();
+    let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
+    let (first, rest) = events.split_at(events.len() / 3);
+    sink.send(first.to_vec(), "test").await.expect("Kafka acknowledged");
+
+    let start = |port: u16| {
+        let listen = format!("127.0.0.1:{port}");
+        let mut command = aggregator_command(&env, &listen);
+        Reaped(command.args(["--session-timeout-ms", "6000"]).spawn().expect("starting parpulse aggregate"))
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = start(port_a);
+    let b = start(port_b);
+    // Both own partitions (12: three topics of 4) and A has applied events of its own.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (owned_a, owned_b) = (
+            scrape(port_a, "parpulse_aggregator_assigned_partitions").await,
+            scrape(port_b, "parpulse_aggregator_assigned_partitions").await,
+        );
+        let applied_a = scrape(port_a, "parpulse_aggregator_events_total").await;
+        if owned_a > 0.0 && owned_b > 0.0 && owned_a + owned_b == 12.0 && applied_a > 0.0 {
+            println!("before the kill: A owns {owned_a} partitions and applied {applied_a} events, B owns {owned_b}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the two aggregators did not share the partitions within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.0.kill().expect("SIGKILL");
+    a.0.wait().expect("reaped");
+    // The rest arrives after the kill: A's partitions have work only B can do.
+    for chunk in rest.chunks(20_000) {
+        sink.send(chunk.to_vec(), "test").await.expect("Kafka acknowledged");
+    }
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.event_topics())
+        .await
+        .unwrap()
+    {
+        assert!(Instant::now() < deadline, "the survivor did not finish within 3 minutes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(scrape(port_b, "parpulse_aggregator_assigned_partitions").await, 12.0, "B owns every partition");
+    let samples = parpulse_tests::prom_text::parse(
+        &reqwest::get(format!("http://127.0.0.1:{port_b}/metrics")).await.unwrap().text().await.unwrap(),
+    );
+    let assigns =
+        parpulse_tests::prom_text::find(&samples, "parpulse_aggregator_rebalances_total", &[("kind", "assign")])
+            .unwrap();
+    assert!(assigns >= 2.0, "B was assigned partitions again after the kill: {assigns}");
+    drop(b);
     parpulse_tests::assert_all_kpis_equal_recount(&store, std::str::from_utf8(&ndjson).unwrap()).await;
     env.cleanup().await;
 }

@@ -100,7 +100,7 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
     let event = serde_json::json!({
         "type": "dossier", "event_id": uuid::Uuid::new_v4().to_string(), "agency_code": "SNV", "occurred_at": now - 60_000_000,
         "dossier_id": "HS-1", "procedure_code": "1.000001", "kind": "received", "channel": "online", "online_level": 4,
-        "due_at": now + 86_400_000_000i64, "fee_bearing": false, "digitized": true});
+        "due_at": now + 86_400_000_000i64, "fee_bearing": true, "digitized": true});
     // A second dossier, received, processed late, with an apology: the lateness series exist too.
     let late: Vec<serde_json::Value> = [
         ("received", now - 10 * 86_400_000_000i64),
@@ -182,6 +182,18 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
         assert!(std::time::Instant::now() < deadline, "Prometheus never scraped the exporter: {}", prometheus.log());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The Decision 766 score, recounted by hand from the two dossiers: on time 0 of 1 (0 of
+    // 20 points), online 1 of 2 = the 50% target (11 of 11), payment 0 of 1 fee-bearing
+    // (0 of 11), digitized 1 of 2 against 80% (0.5 x 22 / 0.8 = 13.75 of 22), satisfaction
+    // proxy 1 - 1 late of 1 resolved (0 of 18): 24.75 of 82 points.
+    let data = prometheus.query("parpulse_766_score_ratio{scope=\"province\",window=\"30d\"}").await.unwrap();
+    let score: f64 = data["result"][0]["value"][1].as_str().expect("a province 766 score").parse().unwrap();
+    assert!((score - 24.75 / 82.0).abs() < 1e-9, "766 score {score}");
+    let data = prometheus
+        .query("parpulse_766_points{scope=\"province\",window=\"30d\"} / on(indicator) group_left(name) parpulse_766_indicator_points_max")
+        .await
+        .unwrap();
+    assert_eq!(data["result"].as_array().map(Vec::len), Some(5), "one bar per indicator: {data}");
     let _ = stop.send(());
     aggregator.await.unwrap().unwrap();
     drop(prometheus);

@@ -133,3 +133,67 @@ async fn the_same_events_produced_twice_change_nothing() {
     parpulse_tests::assert_all_kpis_equal_recount(&store, &ndjson).await;
     env.cleanup().await;
 }
+
+/// Allowed lateness: events older than it behind their partition's newest event
+/// go to the dead-letter topic as `too_late` and are counted there, not in the
+/// KPIs; a late redelivery of an event already counted is only a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_beyond_the_allowed_lateness_go_to_the_dead_letter_topic() {
+    let env = TestEnv::new("too_late");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let (events, ndjson) = simulate(11, 20, 5);
+    produce(&env, &events).await;
+    let newest = events.iter().map(Event::occurred_at).max().unwrap();
+    let five_days = 5 * 86_400_000_000;
+    // New dossiers received more than 5 days before the newest event, reported now.
+    let late: Vec<Event> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Dossier(d)
+                if d.kind == parpulse_core::DossierEventKind::Received && d.occurred_at < newest - 2 * five_days =>
+            {
+                let mut d = d.clone();
+                d.dossier_id = format!("{}-TRE", d.dossier_id);
+                d.event_id = uuid::Uuid::new_v4().to_string();
+                Some(Event::Dossier(d))
+            }
+            _ => None,
+        })
+        .take(7)
+        .collect();
+    assert_eq!(late.len(), 7);
+    let redelivered = events.iter().find(|e| e.occurred_at() < newest - 2 * five_days).unwrap().clone();
+    produce(&env, &late).await;
+    produce(&env, &[redelivered]).await;
+
+    let config = parpulse_aggregate::AggregatorConfig {
+        allowed_lateness: Duration::from_micros(five_days as u64),
+        ..env.aggregator_config()
+    };
+    let metrics = parpulse_aggregate::AggregatorMetrics::new();
+    env.aggregate_to_end_with(config, &metrics, &store, Duration::from_secs(120)).await;
+
+    assert_eq!(metrics.too_late.get(), 7, "each late new dossier counted as too late");
+    let dead = parpulse_tests::kafka_read::read_topic(&env.brokers, &env.topics.deadletter, Duration::from_secs(30));
+    let too_late: Vec<_> =
+        dead.iter().filter(|r| r.headers.get("reason").map(String::as_str) == Some("too_late")).collect();
+    assert_eq!(
+        too_late.len(),
+        7,
+        "every too-late event kept in the dead-letter topic: {:?}",
+        dead.iter().map(|r| &r.headers).collect::<Vec<_>>()
+    );
+    let codec = parpulse_core::avro::AvroCodec::new();
+    let mut dead_ids: Vec<String> =
+        too_late.iter().map(|r| codec.decode_event(&r.payload).unwrap().event_id().to_owned()).collect();
+    let mut late_ids: Vec<String> = late.iter().map(|e| e.event_id().to_owned()).collect();
+    dead_ids.sort();
+    late_ids.sort();
+    assert_eq!(dead_ids, late_ids, "the dead-letter topic holds the original events");
+    assert!(too_late.iter().all(|r| r.headers.get("source").map(String::as_str) == Some("aggregator")));
+    assert!(too_late[0].headers["message"].contains("allowed lateness is 120 h"), "{:?}", too_late[0].headers);
+    // The KPIs are those of the on-time events only.
+    parpulse_tests::assert_all_kpis_equal_recount(&store, &ndjson).await;
+    env.cleanup().await;
+}

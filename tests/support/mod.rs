@@ -98,26 +98,30 @@ impl TestEnv {
 
     pub fn aggregator_config(&self) -> parpulse_aggregate::AggregatorConfig {
         parpulse_aggregate::AggregatorConfig {
-            brokers: self.brokers.clone(),
-            consumer_group: self.consumer_group.clone(),
-            topics: self.topics.clone(),
             checkpoint_interval: Duration::from_millis(200),
             checkpoint_max_events: 5_000,
-            checkpoint_timeout: Duration::from_secs(30),
+            ..parpulse_aggregate::AggregatorConfig::new(&self.brokers, &self.consumer_group, self.topics.clone())
         }
     }
 
     /// Runs an aggregator until it has checkpointed the whole dossier topic, then stops it.
     pub async fn aggregate_to_end(&self, store: &Store, within: Duration) {
+        let metrics = parpulse_aggregate::AggregatorMetrics::new();
+        self.aggregate_to_end_with(self.aggregator_config(), &metrics, store, within).await;
+    }
+
+    /// [`TestEnv::aggregate_to_end`] with a given configuration, reporting into `metrics`.
+    pub async fn aggregate_to_end_with(
+        &self,
+        config: parpulse_aggregate::AggregatorConfig,
+        metrics: &parpulse_aggregate::AggregatorMetrics,
+        store: &Store,
+        within: Duration,
+    ) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(parpulse_aggregate::run(
-            self.aggregator_config(),
-            store.clone(),
-            parpulse_aggregate::AggregatorMetrics::new(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics.clone(), async {
+            let _ = stopped.await;
+        }));
         self.wait_caught_up(store, within).await;
         stop.send(()).expect("aggregator still running");
         task.await.expect("aggregator task").expect("aggregator ran without error");

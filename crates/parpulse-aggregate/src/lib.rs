@@ -3,7 +3,8 @@
 //!
 //! [`state`] is the pure per-partition bucket state (what an event adds, which
 //! buckets changed, which events a reloaded bucket already holds); [`runner`]
-//! is the I/O loop: consume, apply, checkpoint into ClickHouse, commit to Kafka.
+//! is the I/O loop: consume in a consumer group, hand partitions over on
+//! rebalance, apply, checkpoint into ClickHouse, commit to Kafka.
 //! docs/ARCHITECTURE.md explains the checkpoint protocol.
 
 pub mod metrics;
@@ -11,5 +12,5 @@ pub mod runner;
 pub mod state;
 
 pub use metrics::AggregatorMetrics;
-pub use runner::{caught_up, run, AggregatorConfig};
+pub use runner::{caught_up, run, AggregatorConfig, DEFAULT_ALLOWED_LATENESS};
 pub use state::PartitionState;

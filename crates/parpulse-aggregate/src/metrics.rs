@@ -1,6 +1,8 @@
 //! The aggregator's own health metrics (Prometheus conventions).
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct AggregatorMetrics {
@@ -13,6 +15,10 @@ pub struct AggregatorMetrics {
     pub clickhouse_errors: IntCounter,
     pub consumer_lag: IntGaugeVec,
     pub newest_event_time: IntGauge,
+    pub too_late: IntCounter,
+    pub insert_seconds: HistogramVec,
+    pub assigned_partitions: IntGauge,
+    pub rebalances: IntCounterVec,
 }
 
 impl Default for AggregatorMetrics {
@@ -64,6 +70,33 @@ impl AggregatorMetrics {
             "Event time of the newest event applied, Unix seconds (freshness = time() - this)",
         )
         .expect("valid metric");
+        let too_late = IntCounter::new(
+            "parpulse_aggregator_too_late_total",
+            "Events older than the allowed lateness behind their partition's newest event: not counted, sent to the dead-letter topic with reason too_late",
+        )
+        .expect("valid metric");
+        let insert_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "parpulse_aggregator_clickhouse_insert_duration_seconds",
+                "Time of one ClickHouse INSERT during a checkpoint, by table",
+            )
+            .buckets(vec![0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["table"],
+        )
+        .expect("valid metric");
+        let assigned_partitions = IntGauge::new(
+            "parpulse_aggregator_assigned_partitions",
+            "Kafka partitions (all three event topics) this aggregator owns in its consumer group",
+        )
+        .expect("valid metric");
+        let rebalances = IntCounterVec::new(
+            Opts::new(
+                "parpulse_aggregator_rebalances_total",
+                "Consumer-group rebalances seen, by kind (assign: state loaded; revoke: checkpointed and released)",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(undecodable.clone()),
@@ -73,6 +106,10 @@ impl AggregatorMetrics {
             Box::new(clickhouse_errors.clone()),
             Box::new(consumer_lag.clone()),
             Box::new(newest_event_time.clone()),
+            Box::new(too_late.clone()),
+            Box::new(insert_seconds.clone()),
+            Box::new(assigned_partitions.clone()),
+            Box::new(rebalances.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -86,27 +123,10 @@ impl AggregatorMetrics {
             clickhouse_errors,
             consumer_lag,
             newest_event_time,
+            too_late,
+            insert_seconds,
+            assigned_partitions,
+            rebalances,
         }
     }
 }
-
-/// librdkafka client context that turns its periodic statistics into the lag
-/// gauge, so lag is measured without extra broker round trips in the hot loop.
-pub struct LagContext {
-    pub consumer_lag: IntGaugeVec,
-}
-
-impl rdkafka::ClientContext for LagContext {
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        for (topic, stats) in &statistics.topics {
-            for (partition, p) in &stats.partitions {
-                // Partition -1 is librdkafka's internal "unassigned" queue.
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.consumer_lag.with_label_values(&[topic, &partition.to_string()]).set(p.consumer_lag);
-                }
-            }
-        }
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for LagContext {}

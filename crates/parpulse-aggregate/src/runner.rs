@@ -1,15 +1,21 @@
 //! The aggregator loop: consume -> apply -> checkpoint -> commit.
 //!
-//! The aggregator takes every partition of the three event topics (dossier,
-//! budget, staffing; manual assignment) and positions each at its newest
-//! checkpoint in ClickHouse. A checkpoint is
-//! written every `checkpoint_interval` or `checkpoint_max_events`, whichever comes
-//! first: bucket rows first, then the checkpoint rows, then (for lag monitoring
-//! only) a Kafka offset commit. While ClickHouse refuses a checkpoint, nothing
-//! more is consumed (bounded memory) and the write is retried with backoff.
+//! Aggregators share the partitions of the three event topics (dossier, budget,
+//! staffing) through a Kafka consumer group. Partitions change hands cleanly
+//! ([`AggregatorContext`]): on revocation the aggregator writes a checkpoint and
+//! drops the partitions' state; on assignment it loads the state and the newest
+//! checkpoint from ClickHouse and starts each partition there, whatever Kafka's
+//! committed offsets say.
+//!
+//! A checkpoint is written every `checkpoint_interval` or `checkpoint_max_events`,
+//! whichever comes first: dead letters (acknowledged), bucket rows, then the
+//! checkpoint rows, then (for lag monitoring only) a Kafka offset commit. While
+//! ClickHouse refuses a checkpoint, nothing more is consumed (bounded memory) and
+//! the write is retried with backoff.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parpulse_clickhouse::budget_staffing;
@@ -18,19 +24,23 @@ use parpulse_clickhouse::{dossier_day, dossier_state, Store, StoreError};
 use parpulse_core::avro::AvroCodec;
 use parpulse_core::time::now_micros;
 use parpulse_core::topics::Topics;
+use parpulse_core::validate::{RejectReason, Rejection};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Mutex;
 
-use crate::metrics::{AggregatorMetrics, LagContext};
+use crate::metrics::AggregatorMetrics;
+use crate::state::{PartitionState, Verdict};
 
-type Consumer = StreamConsumer<LagContext>;
+type Consumer = StreamConsumer<AggregatorContext>;
 
 /// A partition of one topic.
 type Key = (String, u32);
-use crate::state::PartitionState;
 
 #[derive(Debug, Clone)]
 pub struct AggregatorConfig {
@@ -42,7 +52,34 @@ pub struct AggregatorConfig {
     /// A checkpoint taking longer than this counts as failed and is retried
     /// (a ClickHouse that stops mid-request may otherwise leave it hanging).
     pub checkpoint_timeout: Duration,
+    /// Events older than this behind their partition's newest event are `too_late`.
+    pub allowed_lateness: Duration,
+    /// Kafka group session timeout: how soon a dead aggregator's partitions move.
+    pub session_timeout: Duration,
+    /// Static group membership (`group.instance.id`): a restarted aggregator with
+    /// the same id gets its partitions back without a rebalance.
+    pub instance_id: Option<String>,
 }
+
+impl AggregatorConfig {
+    /// Defaults for everything but where the services are.
+    pub fn new(brokers: &str, consumer_group: &str, topics: Topics) -> Self {
+        Self {
+            brokers: brokers.to_owned(),
+            consumer_group: consumer_group.to_owned(),
+            topics,
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_max_events: 50_000,
+            checkpoint_timeout: Duration::from_secs(30),
+            allowed_lateness: DEFAULT_ALLOWED_LATENESS,
+            session_timeout: Duration::from_secs(10),
+            instance_id: None,
+        }
+    }
+}
+
+/// 45 days: a month closes, its reports go out, corrections still come in.
+pub const DEFAULT_ALLOWED_LATENESS: Duration = Duration::from_secs(45 * 86_400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AggregateError {
@@ -60,6 +97,282 @@ pub enum AggregateError {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Attempts at the hand-over checkpoint before partitions are released anyway
+/// (safe: the next owner replays from the previous checkpoint, exactly).
+const REVOKE_ATTEMPTS: u32 = 3;
+
+/// A too-late event on its way to the dead-letter topic.
+struct DeadLetter {
+    key: Vec<u8>,
+    payload: Vec<u8>,
+    message: String,
+}
+
+/// What the consume loop and the rebalance callback share.
+#[derive(Default)]
+struct Work {
+    states: BTreeMap<Key, PartitionState>,
+    /// Delivered (and acknowledged) before the checkpoint that moves past them.
+    dead_letters: Vec<DeadLetter>,
+}
+
+struct Shared {
+    config: AggregatorConfig,
+    store: Store,
+    metrics: AggregatorMetrics,
+    producer: FutureProducer,
+    runtime: tokio::runtime::Handle,
+    work: Mutex<Work>,
+}
+
+/// librdkafka client context: statistics become the lag gauge (no extra broker
+/// round trips in the hot loop), and rebalances hand partitions over cleanly.
+///
+/// librdkafka calls the rebalance callback from inside `recv()`, on the consume
+/// task, while the loop holds no lock; the callback blocks that task (not the
+/// runtime: `block_in_place`) until the checkpoint or the state load is done, so
+/// no message of a partition is applied before its state is loaded.
+pub struct AggregatorContext {
+    shared: Arc<Shared>,
+}
+
+impl rdkafka::ClientContext for AggregatorContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                // Partition -1 is librdkafka's internal "unassigned" queue.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.shared
+                        .metrics
+                        .consumer_lag
+                        .with_label_values(&[topic, &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for AggregatorContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let shared = &self.shared;
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let keys = keys_of(tpl);
+                let offsets = tokio::task::block_in_place(|| shared.runtime.block_on(shared.take_over(&keys)));
+                for ((topic, partition), next_offset) in keys.iter().zip(offsets) {
+                    if let Err(error) = tpl.set_partition_offset(topic, *partition as i32, Offset::Offset(next_offset))
+                    {
+                        tracing::error!(%error, topic, partition, "cannot position an assigned partition");
+                    }
+                }
+                if let Err(error) = consumer.assign(tpl) {
+                    tracing::error!(%error, "assigning partitions failed");
+                }
+            }
+            _ => {
+                let keys = keys_of(tpl);
+                if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    let commit = tokio::task::block_in_place(|| shared.runtime.block_on(shared.hand_over(&keys)));
+                    commit_for_lag(consumer, commit);
+                } else {
+                    tracing::error!(?err, "rebalance error; releasing the partitions");
+                    tokio::task::block_in_place(|| shared.runtime.block_on(shared.release(&keys)));
+                }
+                if let Err(error) = consumer.unassign() {
+                    tracing::error!(%error, "unassigning partitions failed");
+                }
+            }
+        }
+    }
+}
+
+fn keys_of(tpl: &TopicPartitionList) -> Vec<Key> {
+    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition() as u32)).collect()
+}
+
+/// Kafka offset commits are for lag monitoring only: ClickHouse holds the offsets that count.
+fn commit_for_lag<C: ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+    commit: Option<TopicPartitionList>,
+) {
+    if let Some(commit) = commit {
+        if let Err(error) = consumer.commit(&commit, CommitMode::Async) {
+            tracing::debug!(%error, "Kafka offset commit failed (monitoring only)");
+        }
+    }
+}
+
+impl Shared {
+    /// Loads the state of newly assigned partitions (retrying while ClickHouse is
+    /// unreachable) and returns the offset each must start from.
+    async fn take_over(&self, keys: &[Key]) -> Vec<i64> {
+        let loaded = self
+            .until_clickhouse_answers("loading assigned partitions failed", || {
+                load_states(&self.store, &self.config, keys)
+            })
+            .await;
+        let offsets = loaded.iter().map(|(_, state)| state.next_offset()).collect();
+        let mut work = self.work.lock().await;
+        work.states.extend(loaded);
+        self.metrics.assigned_partitions.set(work.states.len() as i64);
+        self.metrics.rebalances.with_label_values(&["assign"]).inc();
+        tracing::info!(partitions = keys.len(), owned = work.states.len(), group = %self.config.consumer_group, "partitions assigned");
+        offsets
+    }
+
+    /// Checkpoints, then drops the revoked partitions' state. Returns the offsets to commit.
+    async fn hand_over(&self, keys: &[Key]) -> Option<TopicPartitionList> {
+        let mut commit = None;
+        {
+            let mut work = self.work.lock().await;
+            for attempt in 1..=REVOKE_ATTEMPTS {
+                match self.checkpoint_once(&mut work).await {
+                    Ok(done) => {
+                        commit = done;
+                        break;
+                    }
+                    Err(error) => {
+                        self.metrics.clickhouse_errors.inc();
+                        tracing::warn!(%error, attempt, "hand-over checkpoint failed; the next owner replays from the last one");
+                    }
+                }
+            }
+        }
+        self.release(keys).await;
+        self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+        commit
+    }
+
+    async fn release(&self, keys: &[Key]) {
+        let mut work = self.work.lock().await;
+        for key in keys {
+            work.states.remove(key);
+            let _ = self.metrics.consumer_lag.remove_label_values(&[&key.0, &key.1.to_string()]);
+        }
+        if work.states.is_empty() {
+            // Unsent dead letters belong to released partitions: their next owner replays them.
+            work.dead_letters.clear();
+        }
+        self.metrics.assigned_partitions.set(work.states.len() as i64);
+        tracing::info!(partitions = keys.len(), owned = work.states.len(), "partitions released");
+    }
+
+    /// Writes a checkpoint, retrying with backoff until ClickHouse takes it.
+    /// Consumption waits meanwhile: that is the backpressure.
+    async fn checkpoint_with_retry(&self, work: &mut Work) -> Option<TopicPartitionList> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.checkpoint_once(work).await {
+                Ok(commit) => return commit,
+                Err(error) => backoff = self.failed("checkpoint failed; consumption paused", error, backoff).await,
+            }
+        }
+    }
+
+    /// Retries `attempt` with backoff until it succeeds.
+    async fn until_clickhouse_answers<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+        &self,
+        what: &'static str,
+        mut attempt: impl FnMut() -> F,
+    ) -> T {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match attempt().await {
+                Ok(value) => return value,
+                Err(error) => backoff = self.failed(what, error, backoff).await,
+            }
+        }
+    }
+
+    /// Counts and logs a failed ClickHouse attempt, waits, and returns the next backoff.
+    async fn failed(&self, what: &'static str, error: impl std::fmt::Display, backoff: Duration) -> Duration {
+        self.metrics.clickhouse_errors.inc();
+        tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "{what}");
+        tokio::time::sleep(backoff).await;
+        (backoff * 2).min(MAX_BACKOFF)
+    }
+
+    async fn checkpoint_once(&self, work: &mut Work) -> Result<Option<TopicPartitionList>, String> {
+        let timeout = self.config.checkpoint_timeout;
+        match tokio::time::timeout(timeout, self.checkpoint(work)).await {
+            Ok(Ok(commit)) => Ok(commit),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+
+    async fn checkpoint(&self, work: &mut Work) -> Result<Option<TopicPartitionList>, String> {
+        let states = &mut work.states;
+        let progressed: Vec<Key> = states.iter().filter(|(_, s)| s.has_progress()).map(|(k, _)| k.clone()).collect();
+        if progressed.is_empty() {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        self.deliver_dead_letters(&work.dead_letters).await?;
+        work.dead_letters.clear();
+        let states = &mut work.states;
+        // Any order of these inserts is safe: each row carries its own version (state.rs), and
+        // budget and staffing rows are the events themselves, deduplicated by id when read.
+        let now = now_micros();
+        let dossiers: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_dossier_rows(now)).collect();
+        self.timed("dossier_state", dossier_state::write(&self.store, &dossiers)).await?;
+        let rows: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_rows()).collect();
+        self.timed("dossier_day", dossier_day::write(&self.store, &rows)).await?;
+        let budget: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_event_rows().0.iter().cloned()).collect();
+        self.timed("budget_event", budget_staffing::write_budget(&self.store, &budget)).await?;
+        let staffing: Vec<_> =
+            progressed.iter().flat_map(|k| states[k].pending_event_rows().1.iter().cloned()).collect();
+        self.timed("staffing_event", budget_staffing::write_staffing(&self.store, &staffing)).await?;
+        let written_at = u32::try_from(now_micros() / 1_000_000).unwrap_or(u32::MAX);
+        let checkpoints: Vec<_> = progressed
+            .iter()
+            .map(|key| CheckpointRow {
+                consumer_group: self.config.consumer_group.clone(),
+                topic: key.0.clone(),
+                kafka_partition: key.1,
+                next_offset: states[key].next_offset(),
+                written_at,
+                watermark: states[key].watermark(),
+            })
+            .collect();
+        self.timed("checkpoints", checkpoint::write(&self.store, &checkpoints)).await?;
+        let mut commit = TopicPartitionList::new();
+        for c in &checkpoints {
+            let key = (c.topic.clone(), c.kafka_partition);
+            states.get_mut(&key).expect("progressed partition").checkpoint_written(c.next_offset);
+            let _ = commit.add_partition_offset(&c.topic, c.kafka_partition as i32, Offset::Offset(c.next_offset));
+        }
+        self.metrics.checkpoints.inc();
+        self.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
+        tracing::debug!(rows = rows.len(), partitions = progressed.len(), "checkpoint written");
+        Ok(Some(commit))
+    }
+
+    async fn timed(&self, table: &str, insert: impl Future<Output = Result<(), StoreError>>) -> Result<(), String> {
+        let started = Instant::now();
+        insert.await.map_err(|e| e.to_string())?;
+        self.metrics.insert_seconds.with_label_values(&[table]).observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Produces the pending dead letters and waits for Kafka's acknowledgement.
+    async fn deliver_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), String> {
+        let mut deliveries = Vec::with_capacity(letters.len());
+        for letter in letters {
+            let rejection = Rejection { reason: RejectReason::TooLate, message: letter.message.clone() };
+            let record = FutureRecord::to(&self.config.topics.deadletter)
+                .key(&letter.key)
+                .payload(&letter.payload)
+                .headers(parpulse_ingest::kafka::dead_letter_headers(&rejection, "aggregator"));
+            deliveries.push(self.producer.send(record, Duration::from_secs(30)));
+        }
+        for delivery in deliveries {
+            delivery.await.map_err(|(error, _)| format!("dead-letter delivery: {error}"))?;
+        }
+        Ok(())
+    }
+}
 
 /// Runs until `shutdown` completes, then writes a final checkpoint.
 pub async fn run(
@@ -72,31 +385,43 @@ pub async fn run(
         let brokers = config.brokers.clone();
         move |source| AggregateError::Kafka { brokers, doing, source }
     };
-    let consumer: Consumer = ClientConfig::new()
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .create()
+        .map_err(kafka_err("creating the dead-letter producer"))?;
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        store,
+        metrics: metrics.clone(),
+        producer,
+        runtime: tokio::runtime::Handle::current(),
+        work: Mutex::new(Work::default()),
+    });
+    let mut client = ClientConfig::new();
+    client
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.consumer_group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "1000")
-        .create_with_context(LagContext { consumer_lag: metrics.consumer_lag.clone() })
+        .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
+        .set("statistics.interval.ms", "1000");
+    if let Some(id) = &config.instance_id {
+        client.set("group.instance.id", id);
+    }
+    let consumer: Consumer = client
+        .create_with_context(AggregatorContext { shared: shared.clone() })
         .map_err(kafka_err("creating a consumer"))?;
-
-    let mut states = BTreeMap::new();
     for topic in config.topics.event_topics() {
-        let partitions = partition_ids(&consumer, topic).await?;
-        states.extend(load_states(&store, &config, topic, &partitions).await?);
+        check_topic(&consumer, topic).await?;
     }
-    let mut assignment = TopicPartitionList::new();
-    for ((topic, partition), state) in &states {
-        assignment
-            .add_partition_offset(topic, *partition as i32, Offset::Offset(state.next_offset()))
-            .map_err(kafka_err("building the assignment"))?;
-    }
-    consumer.assign(&assignment).map_err(kafka_err("assigning partitions"))?;
-    tracing::info!(partitions = states.len(), group = %config.consumer_group, "aggregator assigned");
+    consumer.subscribe(&config.topics.event_topics()).map_err(kafka_err("subscribing"))?;
+    tracing::info!(group = %config.consumer_group, instance = ?config.instance_id, "aggregator subscribed");
 
     let codec = AvroCodec::new();
+    let allowed_lateness = config.allowed_lateness;
     let mut since_checkpoint: u64 = 0;
     let mut ticker = tokio::time::interval(config.checkpoint_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -106,22 +431,41 @@ pub async fn run(
             biased;
             _ = &mut shutdown => break,
             _ = ticker.tick() => {
-                checkpoint_with_retry(&store, &config, &consumer, &mut states, &metrics).await;
+                let mut work = shared.work.lock().await;
+                commit_for_lag(&consumer, shared.checkpoint_with_retry(&mut work).await);
                 since_checkpoint = 0;
                 // A full interval of consuming before the next one, however long this took.
                 ticker.reset();
             }
             message = consumer.recv() => {
                 let message = message.map_err(kafka_err("receiving"))?;
+                let mut work = shared.work.lock().await;
                 let key = (message.topic().to_owned(), message.partition() as u32);
-                let Some(state) = states.get_mut(&key) else { continue };
+                let Some(state) = work.states.get_mut(&key) else { continue };
+                if message.offset() < state.next_offset() {
+                    continue; // fetched before a hand-over; already applied
+                }
                 match message.payload().map(|bytes| codec.decode_event(bytes)) {
                     Some(Ok(event)) => {
                         let duplicates = state.duplicates();
-                        state.apply_event(message.offset(), &event);
+                        let verdict = state.apply_event(message.offset(), &event);
                         metrics.duplicate_receptions.inc_by(state.duplicates() - duplicates);
-                        metrics.events.inc();
-                        metrics.newest_event_time.set(metrics.newest_event_time.get().max(event.occurred_at() / 1_000_000));
+                        if verdict == Verdict::TooLate {
+                            metrics.too_late.inc();
+                            let behind = Duration::from_micros(u64::try_from(state.watermark() - event.occurred_at()).unwrap_or(0));
+                            work.dead_letters.push(DeadLetter {
+                                key: message.key().unwrap_or_default().to_vec(),
+                                payload: message.payload().unwrap_or_default().to_vec(),
+                                message: format!(
+                                    "event time is {} h behind the newest event of its partition; allowed lateness is {} h",
+                                    behind.as_secs() / 3600,
+                                    allowed_lateness.as_secs() / 3600
+                                ),
+                            });
+                        } else {
+                            metrics.events.inc();
+                            metrics.newest_event_time.set(metrics.newest_event_time.get().max(event.occurred_at() / 1_000_000));
+                        }
                     }
                     other => {
                         let reason = match other { Some(Err(e)) => e.to_string(), _ => "empty payload".to_owned() };
@@ -132,49 +476,53 @@ pub async fn run(
                 }
                 since_checkpoint += 1;
                 if since_checkpoint >= config.checkpoint_max_events {
-                    checkpoint_with_retry(&store, &config, &consumer, &mut states, &metrics).await;
+                    commit_for_lag(&consumer, shared.checkpoint_with_retry(&mut work).await);
                     since_checkpoint = 0;
                     ticker.reset();
                 }
             }
         }
     }
-    checkpoint_with_retry(&store, &config, &consumer, &mut states, &metrics).await;
+    let mut work = shared.work.lock().await;
+    commit_for_lag(&consumer, shared.checkpoint_with_retry(&mut work).await);
+    drop(work);
     tracing::info!("aggregator stopped after a final checkpoint");
     Ok(())
 }
 
-async fn partition_ids(consumer: &Consumer, topic: &str) -> Result<Vec<u32>, AggregateError> {
+/// Fails early, with a clear message, when a topic is missing.
+async fn check_topic(consumer: &Consumer, topic: &str) -> Result<(), AggregateError> {
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(|source| AggregateError::Kafka { brokers: String::new(), doing: "reading topic metadata", source })?;
-    let partitions: Vec<u32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id() as u32))
-        .collect();
-    if partitions.is_empty() {
+    let exists =
+        metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    if !exists {
         return Err(AggregateError::NoSuchTopic(topic.to_owned()));
     }
-    Ok(partitions)
+    Ok(())
 }
 
+/// The stored state and newest checkpoint of each partition (in the order given).
 async fn load_states(
     store: &Store,
     config: &AggregatorConfig,
-    topic: &str,
-    partitions: &[u32],
-) -> Result<BTreeMap<Key, PartitionState>, AggregateError> {
-    let committed = checkpoint::committed(store, &config.consumer_group, topic).await?;
-    let mut states = BTreeMap::new();
-    for &partition in partitions {
-        let next_offset = committed.iter().find(|c| c.kafka_partition == partition).map_or(0, |c| c.next_offset);
+    keys: &[Key],
+) -> Result<Vec<(Key, PartitionState)>, StoreError> {
+    let lateness = i64::try_from(config.allowed_lateness.as_micros()).unwrap_or(i64::MAX);
+    let mut committed = BTreeMap::new();
+    let mut loaded = Vec::with_capacity(keys.len());
+    for (topic, partition) in keys {
+        if !committed.contains_key(topic) {
+            committed.insert(topic.clone(), checkpoint::committed(store, &config.consumer_group, topic).await?);
+        }
+        let checkpoint = committed[topic].iter().find(|c| c.kafka_partition == *partition);
+        let (next_offset, watermark) = checkpoint.map_or((0, 0), |c| (c.next_offset, c.watermark_micros));
         // Only dossier partitions keep state; budget and staffing rows are idempotent by event id.
-        let (rows, dossiers) = if topic == config.topics.dossier {
+        let (rows, dossiers) = if *topic == config.topics.dossier {
             (
-                dossier_day::load_partition(store, partition).await?,
-                dossier_state::load_partition(store, partition).await?,
+                dossier_day::load_partition(store, *partition).await?,
+                dossier_state::load_partition(store, *partition).await?,
             )
         } else {
             (Vec::new(), Vec::new())
@@ -187,86 +535,10 @@ async fn load_states(
             dossiers = dossiers.len(),
             "loaded partition state"
         );
-        states.insert((topic.to_owned(), partition), PartitionState::load(partition, next_offset, &rows, &dossiers));
+        let state = PartitionState::load(*partition, next_offset, &rows, &dossiers).with_lateness(watermark, lateness);
+        loaded.push(((topic.clone(), *partition), state));
     }
-    Ok(states)
-}
-
-/// Writes a checkpoint, retrying with backoff until ClickHouse takes it. Consumption
-/// waits meanwhile: that is the backpressure.
-async fn checkpoint_with_retry(
-    store: &Store,
-    config: &AggregatorConfig,
-    consumer: &Consumer,
-    states: &mut BTreeMap<Key, PartitionState>,
-    metrics: &AggregatorMetrics,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let error =
-            match tokio::time::timeout(config.checkpoint_timeout, checkpoint(store, config, consumer, states, metrics))
-                .await
-            {
-                Ok(Ok(())) => return,
-                Ok(Err(error)) => error.to_string(),
-                Err(_) => format!("no answer from ClickHouse within {:?}", config.checkpoint_timeout),
-            };
-        metrics.clickhouse_errors.inc();
-        tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "checkpoint failed; consumption paused");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
-async fn checkpoint(
-    store: &Store,
-    config: &AggregatorConfig,
-    consumer: &Consumer,
-    states: &mut BTreeMap<Key, PartitionState>,
-    metrics: &AggregatorMetrics,
-) -> Result<(), StoreError> {
-    let progressed: Vec<Key> = states.iter().filter(|(_, s)| s.has_progress()).map(|(k, _)| k.clone()).collect();
-    if progressed.is_empty() {
-        return Ok(());
-    }
-    let started = Instant::now();
-    // Any order of these inserts is safe: each row carries its own version (state.rs), and
-    // budget and staffing rows are the events themselves, deduplicated by id when read.
-    let now = now_micros();
-    let dossiers: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_dossier_rows(now)).collect();
-    dossier_state::write(store, &dossiers).await?;
-    let rows: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_rows()).collect();
-    dossier_day::write(store, &rows).await?;
-    let budget: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_event_rows().0.iter().cloned()).collect();
-    budget_staffing::write_budget(store, &budget).await?;
-    let staffing: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_event_rows().1.iter().cloned()).collect();
-    budget_staffing::write_staffing(store, &staffing).await?;
-    let written_at = u32::try_from(now_micros() / 1_000_000).unwrap_or(u32::MAX);
-    let checkpoints: Vec<_> = progressed
-        .iter()
-        .map(|key| CheckpointRow {
-            consumer_group: config.consumer_group.clone(),
-            topic: key.0.clone(),
-            kafka_partition: key.1,
-            next_offset: states[key].next_offset(),
-            written_at,
-        })
-        .collect();
-    checkpoint::write(store, &checkpoints).await?;
-    let mut commit = TopicPartitionList::new();
-    for c in &checkpoints {
-        let key = (c.topic.clone(), c.kafka_partition);
-        states.get_mut(&key).expect("progressed partition").checkpoint_written(c.next_offset);
-        let _ = commit.add_partition_offset(&c.topic, c.kafka_partition as i32, Offset::Offset(c.next_offset));
-    }
-    // For lag monitoring only: ClickHouse holds the offsets that count.
-    if let Err(error) = consumer.commit(&commit, CommitMode::Async) {
-        tracing::debug!(%error, "Kafka offset commit failed (monitoring only)");
-    }
-    metrics.checkpoints.inc();
-    metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
-    tracing::debug!(rows = rows.len(), partitions = progressed.len(), "checkpoint written");
-    Ok(())
+    Ok(loaded)
 }
 
 /// Whether the checkpoints of `consumer_group` have reached the end of every

@@ -12,6 +12,13 @@
 //! event delivered or imported again, or a repeated report) is a duplicate.
 //! Because the offset itself is kept, a reloaded dossier that is ahead of its
 //! bucket still tells whether a replayed event was the counted one.
+//!
+//! Allowed lateness: the partition's watermark is the newest event time applied.
+//! An event older than the watermark minus the allowed lateness would change a
+//! closed period; unless it changes nothing (a redelivered duplicate), it is not
+//! applied and the caller sends it to the dead-letter topic as `too_late`. The
+//! watermark is stored with each checkpoint, so a replay decides exactly as the
+//! first run did.
 
 use std::collections::{HashMap, HashSet};
 
@@ -115,9 +122,23 @@ impl Dossier {
     }
 }
 
+/// What [`PartitionState::apply_event`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Applied,
+    /// Too late and a duplicate of what the state holds: nothing to do, nothing to report.
+    LateDuplicate,
+    /// Too late to change its period: not applied, for the dead-letter topic.
+    TooLate,
+}
+
 #[derive(Debug)]
 pub struct PartitionState {
     partition: u32,
+    /// Newest event time applied (UTC micros), 0 before the first.
+    watermark: i64,
+    allowed_lateness_micros: i64,
+    too_late: u64,
     buckets: HashMap<BucketKey, Bucket>,
     dirty: HashSet<BucketKey>,
     dossiers: HashMap<DossierKey, Dossier>,
@@ -150,6 +171,9 @@ impl PartitionState {
             .collect();
         Self {
             partition,
+            watermark: 0,
+            allowed_lateness_micros: i64::MAX,
+            too_late: 0,
             buckets,
             dirty: HashSet::new(),
             dossiers,
@@ -162,8 +186,25 @@ impl PartitionState {
         }
     }
 
+    /// Restores the watermark stored with the checkpoint and sets the allowed lateness.
+    pub fn with_lateness(mut self, watermark: i64, allowed_lateness_micros: i64) -> Self {
+        self.watermark = watermark;
+        self.allowed_lateness_micros = allowed_lateness_micros;
+        self
+    }
+
     pub fn partition(&self) -> u32 {
         self.partition
+    }
+
+    /// Newest event time applied (UTC micros): stored with each checkpoint.
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// Events refused as too late since the state was loaded.
+    pub fn too_late(&self) -> u64 {
+        self.too_late
     }
 
     /// The first offset not yet applied.
@@ -176,13 +217,40 @@ impl PartitionState {
         self.next_offset != self.checkpointed_offset
     }
 
-    /// Applies an event of any kind at `offset`. Offsets must come in increasing order.
-    pub fn apply_event(&mut self, offset: i64, event: &Event) {
+    /// Applies an event of any kind at `offset`, unless it is too late. Offsets must
+    /// come in increasing order.
+    pub fn apply_event(&mut self, offset: i64, event: &Event) -> Verdict {
+        let occurred_at = event.occurred_at();
+        if occurred_at < self.watermark.saturating_sub(self.allowed_lateness_micros) {
+            self.skip(offset);
+            if let Event::Dossier(e) = event {
+                if self.changes_nothing(e) {
+                    self.duplicates += u64::from(e.kind == DossierEventKind::Received);
+                    return Verdict::LateDuplicate;
+                }
+            }
+            self.too_late += 1;
+            return Verdict::TooLate;
+        }
+        self.watermark = self.watermark.max(occurred_at);
         match event {
             Event::Dossier(e) => self.apply(offset, e),
             Event::Budget(e) => self.record_budget(offset, e),
             Event::Staffing(e) => self.record_staffing(offset, e),
         }
+        Verdict::Applied
+    }
+
+    /// Whether the state already holds everything `event` says (a redelivery).
+    fn changes_nothing(&self, event: &DossierEvent) -> bool {
+        let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
+        let Some(dossier) = self.dossiers.get(&key) else { return false };
+        if event.kind == DossierEventKind::Received && dossier.received_offset.is_none() {
+            return false;
+        }
+        let mut lifecycle = dossier.lifecycle.clone();
+        lifecycle.apply(event);
+        lifecycle == dossier.lifecycle
     }
 
     fn record_budget(&mut self, offset: i64, e: &BudgetEvent) {
@@ -445,6 +513,56 @@ mod tests {
         after.apply(0, &reception("SNV", "D1", Channel::Online));
         after.apply(1, &reception("SNV", "D1", Channel::Online));
         assert_eq!(after.counts("SNV", DAY).unwrap().received, 1);
+    }
+
+    const HOUR: i64 = 3_600_000_000;
+
+    fn at(mut event: DossierEvent, occurred_at: i64) -> Event {
+        event.occurred_at = occurred_at;
+        Event::Dossier(event)
+    }
+
+    #[test]
+    fn events_beyond_the_allowed_lateness_are_refused_unless_they_change_nothing() {
+        let t0 = DAY.start_micros() + HOUR;
+        let mut state = PartitionState::load(0, 0, &[], &[]).with_lateness(0, 48 * HOUR);
+        assert_eq!(state.apply_event(0, &at(reception("SNV", "OLD", Channel::Online), t0)), Verdict::Applied);
+        assert_eq!(
+            state.apply_event(1, &at(reception("SNV", "NEW", Channel::Online), t0 + 72 * HOUR)),
+            Verdict::Applied
+        );
+        assert_eq!(state.watermark(), t0 + 72 * HOUR);
+        // 72 h behind the watermark with 48 h allowed: a new dossier is too late...
+        let late = at(reception("SNV", "LATE", Channel::InPerson), t0);
+        assert_eq!(state.apply_event(2, &late), Verdict::TooLate);
+        // ...the old one delivered again changes nothing and is only a duplicate.
+        let again = at(reception("SNV", "OLD", Channel::Online), t0);
+        assert_eq!(state.apply_event(3, &again), Verdict::LateDuplicate);
+        // Within the allowed lateness, late events still rewrite their day.
+        let within = at(reception("SNV", "WITHIN", Channel::Online), t0 + 25 * HOUR);
+        assert_eq!(state.apply_event(4, &within), Verdict::Applied);
+        assert_eq!(state.counts("SNV", DAY).unwrap().received, 1);
+        assert_eq!(state.counts("SNV", LocalDay(DAY.0 + 1)).unwrap().received, 1);
+        assert_eq!((state.too_late(), state.duplicates(), state.next_offset()), (1, 1, 5));
+        // The watermark never moves back.
+        assert_eq!(state.watermark(), t0 + 72 * HOUR);
+    }
+
+    #[test]
+    fn a_replay_from_the_stored_watermark_decides_as_the_first_run() {
+        let t0 = DAY.start_micros() + HOUR;
+        let events = [
+            at(reception("SNV", "A", Channel::Online), t0 + 100 * HOUR),
+            at(reception("SNV", "B", Channel::Online), t0),
+            at(reception("SNV", "C", Channel::Online), t0 + 90 * HOUR),
+        ];
+        let mut first = PartitionState::load(0, 0, &[], &[]).with_lateness(0, 24 * HOUR);
+        let verdicts: Vec<_> = events.iter().enumerate().map(|(o, e)| first.apply_event(o as i64, e)).collect();
+        assert_eq!(verdicts, [Verdict::Applied, Verdict::TooLate, Verdict::Applied]);
+        // Checkpoint after offset 0 (watermark stored), crash, replay offsets 1 and 2.
+        let mut replay = PartitionState::load(0, 1, &[], &[]).with_lateness(t0 + 100 * HOUR, 24 * HOUR);
+        assert_eq!(replay.apply_event(1, &events[1]), Verdict::TooLate);
+        assert_eq!(replay.apply_event(2, &events[2]), Verdict::Applied);
     }
 
     #[test]

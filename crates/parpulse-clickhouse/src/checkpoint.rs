@@ -17,12 +17,16 @@ pub struct CheckpointRow {
     pub next_offset: i64,
     /// Unix seconds.
     pub written_at: u32,
+    /// Newest event time applied in the partition (UTC micros).
+    pub watermark: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct PartitionOffset {
     pub kafka_partition: u32,
     pub next_offset: i64,
+    /// The watermark stored with that checkpoint (UTC micros).
+    pub watermark_micros: i64,
 }
 
 pub async fn write(store: &Store, rows: &[CheckpointRow]) -> Result<()> {

@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_budget_and_staffing_events.sql",
         include_str!("../../../schemas/clickhouse/0004_budget_and_staffing_events.sql"),
     ),
+    ("0005_checkpoint_watermark.sql", include_str!("../../../schemas/clickhouse/0005_checkpoint_watermark.sql")),
 ];
 
 #[derive(Debug, Row, Serialize, Deserialize)]

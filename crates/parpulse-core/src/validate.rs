@@ -32,10 +32,13 @@ pub enum RejectReason {
     InvalidUtf8,
     /// The caller's token does not cover the event's unit.
     Forbidden,
+    /// Older than the aggregator's allowed lateness behind the newest event of its
+    /// partition: the period it belongs to is closed (set by the aggregator, not the gate).
+    TooLate,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 15] = [
+    pub const ALL: [RejectReason; 16] = [
         RejectReason::MissingField,
         RejectReason::BadEventId,
         RejectReason::UnknownAgency,
@@ -51,6 +54,7 @@ impl RejectReason {
         RejectReason::Malformed,
         RejectReason::InvalidUtf8,
         RejectReason::Forbidden,
+        RejectReason::TooLate,
     ];
 
     pub fn code(self) -> &'static str {
@@ -70,6 +74,7 @@ impl RejectReason {
             RejectReason::Malformed => "malformed",
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::Forbidden => "forbidden",
+            RejectReason::TooLate => "too_late",
         }
     }
 }

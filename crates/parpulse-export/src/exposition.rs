@@ -7,6 +7,7 @@
 //! `window` (day | 7d | 30d | mtd | ytd). With the demo registry that is
 //! (31 units + 2 groups + 1 province) x 5 windows = 170 series per KPI.
 
+use parpulse_core::decision766::{self, Score766};
 use parpulse_core::kpi::{
     postal_use, BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, ServiceCounts, StaffingTotals,
     APOLOGY_COVERAGE_TARGET, ONLINE_SHARE_TARGET, ON_TIME_TARGET, STAFF_REDUCTION_TARGET,
@@ -201,6 +202,43 @@ impl KpiGauges {
     }
 }
 
+/// Decision 766 scoring of the stream's indicators (parpulse_core::decision766).
+struct ScoreGauges {
+    points: GaugeVec,
+    ratio: GaugeVec,
+}
+
+impl ScoreGauges {
+    fn register(registry: &Registry) -> Self {
+        Self {
+            points: gauge_vec(
+                registry,
+                "parpulse_766_points",
+                "Decision 766 points earned per indicator (full points at or above target, else rate x points / target)",
+                &["scope", "unit", "group", "window", "indicator"],
+            ),
+            ratio: gauge_vec(
+                registry,
+                "parpulse_766_score_ratio",
+                "Decision 766 score of the indicators with data: earned / available points (x100 for the bands: >= 90 xuất sắc, < 50 yếu)",
+                &KPI_LABELS,
+            ),
+        }
+    }
+
+    fn set(&self, labels: &[&str; 4], score: &Score766) {
+        for (indicator, points) in decision766::INDICATORS.iter().zip(score.points) {
+            if let Some(points) = points {
+                let [scope, unit, group, window] = *labels;
+                self.points.with_label_values(&[scope, unit, group, window, indicator.code]).set(points);
+            }
+        }
+        if let Some(ratio) = score.ratio() {
+            self.ratio.with_label_values(labels).set(ratio);
+        }
+    }
+}
+
 /// The `unit` and `group` label values of a scope.
 pub fn scope_labels<'a>(scope: &'a Scope, province_code: &'a str) -> (&'static str, &'a str, &'static str) {
     match scope {
@@ -299,6 +337,7 @@ impl AdministrationGauges {
 pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> String {
     let prom = Registry::new();
     let gauges = KpiGauges::register(&prom);
+    let scores = ScoreGauges::register(&prom);
     let province = registry.province().code.as_str();
     for ((scope, window), counts) in &snapshot.counts {
         let (scope_label, unit, group) = scope_labels(scope, province);
@@ -310,6 +349,9 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
         if let Some(service) = snapshot.service.get(&(scope.clone(), *window)) {
             gauges.set_service(&labels, service);
         }
+        let resolved = snapshot.get_resolved(scope, *window).copied().unwrap_or_default();
+        let service = snapshot.service.get(&(scope.clone(), *window)).copied().unwrap_or_default();
+        scores.set(&labels, &Score766::of(counts, &resolved, &service));
     }
     for (scope, open) in &snapshot.open {
         let (scope_label, unit, group) = scope_labels(scope, province);
@@ -336,6 +378,22 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
             .set(1.0);
     }
     info.with_label_values(&[province, &registry.province().name, "", ""]).set(1.0);
+    let indicator_points = gauge_vec(
+        &prom,
+        "parpulse_766_indicator_points_max",
+        "Decision 766 indicators parpulse scores: full points, with the Vietnamese name and the decision's group",
+        &["indicator", "name", "group766"],
+    );
+    let indicator_target = gauge_vec(
+        &prom,
+        "parpulse_766_target_ratio",
+        "Decision 766 target rate per indicator (full points at or above it)",
+        &["indicator"],
+    );
+    for indicator in decision766::INDICATORS {
+        indicator_points.with_label_values(&[indicator.code, indicator.name_vi, indicator.group]).set(indicator.points);
+        indicator_target.with_label_values(&[indicator.code]).set(indicator.target);
+    }
     for (name, help, value) in [
         (
             "parpulse_online_share_target_ratio",

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use parpulse_core::avro::EventKind;
 use parpulse_core::time::now_micros;
 use parpulse_core::topics::Topics;
+use parpulse_core::validate::Rejection;
 use parpulse_core::Event;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -162,10 +163,7 @@ impl KafkaSink {
                 Outgoing::DeadLetter { key, original, rejection, source } => {
                     summary.rejected += 1;
                     tracing::warn!(agency = %key, reason = rejection.reason.code(), message = %rejection.message, source = %source, "input rejected");
-                    let headers = OwnedHeaders::new()
-                        .insert(Header { key: "reason", value: Some(rejection.reason.code()) })
-                        .insert(Header { key: "message", value: Some(&rejection.message) })
-                        .insert(Header { key: "source", value: Some(source.as_str()) });
+                    let headers = dead_letter_headers(rejection, source);
                     self.enqueue(&self.config.topics.deadletter, key, original, Some(headers)).await?
                 }
             };
@@ -227,6 +225,15 @@ impl KafkaSink {
             .await
             .unwrap_or(false)
     }
+}
+
+/// The headers of a dead-letter record: why it was refused, in a stable code and in
+/// words, and which ingestor or process refused it. The value is the original input.
+pub fn dead_letter_headers(rejection: &Rejection, source: &str) -> OwnedHeaders {
+    OwnedHeaders::new()
+        .insert(Header { key: "reason", value: Some(rejection.reason.code()) })
+        .insert(Header { key: "message", value: Some(&rejection.message) })
+        .insert(Header { key: "source", value: Some(source) })
 }
 
 pub fn kind_label(kind: EventKind) -> &'static str {

@@ -123,6 +123,17 @@ pub struct AggregateArgs {
     /// A checkpoint not done within this many milliseconds is retried.
     #[arg(long, env = "PARPULSE_CHECKPOINT_TIMEOUT_MS", default_value_t = 30_000)]
     pub checkpoint_timeout_ms: u64,
+    /// Events this many days older than the newest event of their partition are
+    /// not counted but sent to the dead-letter topic as `too_late`.
+    #[arg(long, env = "PARPULSE_ALLOWED_LATENESS_DAYS", default_value_t = 45)]
+    pub allowed_lateness_days: u64,
+    /// Consumer-group session timeout: how soon a dead aggregator's partitions move to the others.
+    #[arg(long, env = "PARPULSE_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+    /// Static group membership id (e.g. the host name): a restarted aggregator with the
+    /// same id takes its partitions back at once, without a rebalance.
+    #[arg(long, env = "PARPULSE_AGGREGATOR_INSTANCE_ID")]
+    pub instance_id: Option<String>,
 }
 
 impl SimulateArgs {
@@ -149,6 +160,9 @@ impl AggregateArgs {
             checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
             checkpoint_max_events: self.checkpoint_max_events,
             checkpoint_timeout: Duration::from_millis(self.checkpoint_timeout_ms),
+            allowed_lateness: Duration::from_secs(self.allowed_lateness_days.saturating_mul(86_400)),
+            session_timeout: Duration::from_millis(self.session_timeout_ms),
+            instance_id: self.instance_id.clone(),
         }
     }
 }

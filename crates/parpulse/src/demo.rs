@@ -53,6 +53,9 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
         checkpoint_interval_ms: 500,
         checkpoint_max_events: 50_000,
         checkpoint_timeout_ms: 30_000,
+        allowed_lateness_days: 45,
+        session_timeout_ms: 10_000,
+        instance_id: None,
     };
     let store = common.store().await?;
     let metrics = AggregatorMetrics::new();
