@@ -45,3 +45,32 @@ async fn migrations_and_kpi_queries_give_the_same_results_on_chdb_as_on_the_serv
     assert!(report.contains("resolved_days:") && report.contains("budget_year:"), "{report}");
     env.cleanup().await;
 }
+
+/// The cluster form of the migrations (Replicated*MergeTree + Distributed, ON CLUSTER)
+/// cannot run here (it needs ZooKeeper and several nodes); every statement of it
+/// parses on current ClickHouse, and the single-node form is what every other test runs.
+#[test]
+fn the_cluster_form_of_every_migration_parses_on_current_clickhouse() {
+    let sql = Command::new(parpulse_tests::parpulse_bin())
+        .args(["migrate", "--print-sql", "--clickhouse-cluster", "parpulse_cluster", "--clickhouse-database", "par"])
+        .output()
+        .expect("parpulse migrate --print-sql");
+    assert!(sql.status.success(), "{}", String::from_utf8_lossy(&sql.stderr));
+    let text = String::from_utf8(sql.stdout).unwrap();
+    assert!(text.contains("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/par/dossier_state_local'"));
+    assert!(text.contains("ENGINE = Distributed(parpulse_cluster, par, checkpoints_local, cityHash64(consumer_group))"));
+    let mut child = Command::new(chdb_python())
+        .arg(repo().join("tests/chdb/parse.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("running tests/chdb/parse.py");
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    println!("{report}");
+    assert!(output.status.success(), "{report}");
+    let statements = text.matches(";\n\n").count();
+    assert!(report.contains(&format!("parsed {statements} of {statements} statements")), "{report}");
+}

@@ -53,6 +53,7 @@ impl TestEnv {
             database: self.database.clone(),
             user: None,
             password: None,
+            cluster: None,
         }
     }
 

@@ -18,6 +18,8 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// A cluster name for multi-node ClickHouse (crate::cluster); None: a single node.
+    pub cluster: Option<String>,
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -27,6 +29,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -37,6 +40,8 @@ pub struct Store {
     client: Client,
     url: String,
     server_version: String,
+    database: String,
+    cluster: Option<String>,
 }
 
 fn valid_database_name(name: &str) -> bool {
@@ -68,6 +73,9 @@ impl Store {
         if !valid_database_name(&config.database) {
             return Err(StoreError::BadDatabaseName(config.database.clone()));
         }
+        if let Some(cluster) = config.cluster.as_deref().filter(|c| !valid_database_name(c)) {
+            return Err(StoreError::BadDatabaseName(cluster.to_owned()));
+        }
         let bare = base_client(config);
         let err = |doing| {
             let url = config.url.clone();
@@ -75,15 +83,26 @@ impl Store {
         };
         let server_version: String =
             bare.query("SELECT version()").fetch_one().await.map_err(err("reading the server version"))?;
-        // The name was checked above: identifiers cannot be bound as values in 18.16.
-        bare.query(&format!("CREATE DATABASE IF NOT EXISTS {}", config.database))
+        // The names were checked above: identifiers cannot be bound as values in 18.16.
+        let on_cluster = config.cluster.as_ref().map_or_else(String::new, |c| format!(" ON CLUSTER {c}"));
+        bare.query(&format!("CREATE DATABASE IF NOT EXISTS {}{on_cluster}", config.database))
             .execute()
             .await
             .map_err(err("creating the database"))?;
         let validation = major_version(&server_version).is_some_and(|major| major >= VALIDATION_MIN_MAJOR);
-        let client = bare.with_database(&config.database).with_validation(validation);
+        let mut client = bare.with_database(&config.database).with_validation(validation);
+        if config.cluster.is_some() {
+            // Rows must be on their shards before the checkpoint row is (crate::cluster).
+            client = client.with_setting("insert_distributed_sync", "1");
+        }
         tracing::info!(url = %config.url, database = %config.database, server_version = %server_version, validation, "connected to ClickHouse");
-        Ok(Store { client, url: config.url.clone(), server_version })
+        Ok(Store {
+            client,
+            url: config.url.clone(),
+            server_version,
+            database: config.database.clone(),
+            cluster: config.cluster.clone(),
+        })
     }
 
     /// Drops the database and everything in it (demo resets and test clean-up).
@@ -104,6 +123,15 @@ impl Store {
 
     pub fn server_version(&self) -> &str {
         &self.server_version
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The cluster the tables are replicated and distributed on, if any.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
     }
 
     /// Wraps a client error with what was being done.
@@ -160,6 +188,7 @@ mod tests {
             database: "parpulse".into(),
             user: Some("writer".into()),
             password: Some("hunter2".into()),
+            cluster: None,
         };
         assert!(!format!("{config:?}").contains("hunter2"));
     }

@@ -7,6 +7,7 @@
 
 pub mod budget_staffing;
 pub mod checkpoint;
+pub mod cluster;
 pub mod connect;
 pub mod dossier_day;
 pub mod dossier_state;

@@ -62,6 +62,27 @@ fn push_statement(out: &mut Vec<String>, text: &str) {
     }
 }
 
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
+     (name String, checksum String, applied_at DateTime) ENGINE = MergeTree ORDER BY name";
+
+/// A statement as the topology needs it: as written on a single node, in its
+/// replicated and distributed form on a cluster (crate::cluster).
+fn for_topology(cluster: Option<&str>, database: &str, statement: &str) -> Vec<String> {
+    match cluster {
+        Some(cluster) => crate::cluster::for_cluster(statement, cluster, database),
+        None => vec![statement.to_owned()],
+    }
+}
+
+/// Every statement a first `migrate` runs, for review (`parpulse migrate --print-sql`).
+pub fn plan(cluster: Option<&str>, database: &str) -> Vec<String> {
+    let mut out = for_topology(cluster, database, CREATE_MIGRATIONS_TABLE);
+    for (_, sql) in MIGRATIONS {
+        out.extend(statements(sql).iter().flat_map(|s| for_topology(cluster, database, s)));
+    }
+    out
+}
+
 /// What a migration run did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct MigrationReport {
@@ -71,14 +92,9 @@ pub struct MigrationReport {
 
 pub async fn migrate(store: &Store) -> Result<MigrationReport> {
     let client = store.client();
-    client
-        .query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations \
-             (name String, checksum String, applied_at DateTime) ENGINE = MergeTree ORDER BY name",
-        )
-        .execute()
-        .await
-        .map_err(store.error("creating schema_migrations"))?;
+    for statement in for_topology(store.cluster(), store.database(), CREATE_MIGRATIONS_TABLE) {
+        client.query(&statement).execute().await.map_err(store.error("creating schema_migrations"))?;
+    }
     let applied: Vec<AppliedMigration> = client
         .query("SELECT ?fields FROM schema_migrations")
         .fetch_all()
@@ -99,7 +115,7 @@ pub async fn migrate(store: &Store) -> Result<MigrationReport> {
             report.already_applied.push((*name).to_owned());
             continue;
         }
-        for statement in statements(sql) {
+        for statement in statements(sql).iter().flat_map(|s| for_topology(store.cluster(), store.database(), s)) {
             client.query(&statement).execute().await.map_err(store.error("applying a migration"))?;
         }
         let applied_at = u32::try_from(parpulse_core::time::now_micros() / 1_000_000).unwrap_or(u32::MAX);

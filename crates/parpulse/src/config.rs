@@ -33,6 +33,10 @@ pub struct Common {
     /// ClickHouse user; the password comes from PARPULSE_CLICKHOUSE_PASSWORD only.
     #[arg(long, env = "PARPULSE_CLICKHOUSE_USER", global = true)]
     pub clickhouse_user: Option<String>,
+    /// ClickHouse cluster name: `migrate` then creates Replicated*MergeTree tables with
+    /// Distributed tables over them, ON CLUSTER (docs/ARCHITECTURE.md). Unset: one node.
+    #[arg(long, env = "PARPULSE_CLICKHOUSE_CLUSTER", global = true)]
+    pub clickhouse_cluster: Option<String>,
     /// Agency registry TOML (default: the demo province built in, deploy/agencies.toml).
     #[arg(long, env = "PARPULSE_AGENCIES", global = true)]
     pub agencies: Option<PathBuf>,
@@ -67,6 +71,7 @@ impl Common {
             database: self.clickhouse_database.clone(),
             user: self.clickhouse_user.clone(),
             password: std::env::var("PARPULSE_CLICKHOUSE_PASSWORD").ok().filter(|p| !p.is_empty()),
+            cluster: self.clickhouse_cluster.clone().filter(|c| !c.is_empty()),
         }
     }
 
@@ -107,6 +112,14 @@ pub struct SimulateArgs {
     /// Target rate in events per second (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MigrateArgs {
+    /// Print the SQL a first migration runs (for the database and cluster configured)
+    /// and touch nothing: for review by a DBA, e.g. with PARPULSE_CLICKHOUSE_CLUSTER.
+    #[arg(long)]
+    pub print_sql: bool,
 }
 
 #[derive(Args, Debug, Clone)]

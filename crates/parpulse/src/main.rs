@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create the Kafka topics and apply ClickHouse migrations (idempotent).
-    Migrate,
+    Migrate(config::MigrateArgs),
     /// Bring events into Kafka.
     #[command(subcommand)]
     Ingest(IngestCommand),
@@ -64,7 +64,8 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Migrate => serve::migrate(&cli.common).await,
+            Command::Migrate(args) if args.print_sql => serve::print_migrations(&cli.common),
+            Command::Migrate(_) => serve::migrate(&cli.common).await,
             Command::Ingest(IngestCommand::Simulate(args)) => serve::simulate(&cli.common, &args).await.map(|_| ()),
             Command::Ingest(IngestCommand::Http(args)) => serve::intake(&cli.common, &args).await,
             Command::Ingest(IngestCommand::File(args)) => serve::import(&cli.common, &args).await,

@@ -33,6 +33,14 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+pub fn print_migrations(common: &Common) -> Result<()> {
+    let config = common.clickhouse();
+    for statement in parpulse_clickhouse::migrate::plan(config.cluster.as_deref(), &config.database) {
+        println!("{statement};\n");
+    }
+    Ok(())
+}
+
 pub async fn migrate(common: &Common) -> Result<()> {
     parpulse_ingest::kafka::ensure_topics(&common.kafka()).await.with_context(|| {
         format!("cannot create Kafka topics at {}: is Kafka running? (`make up`)", common.kafka_brokers)
