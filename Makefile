@@ -7,7 +7,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all build up down status install demo test test-unit lint fmt clean clean-data
+.PHONY: all build up down status install demo test test-unit bench lint fmt clean clean-data
+BENCH_ARGS ?=
 
 all: build
 
@@ -40,6 +41,17 @@ test: up
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
+
+# Benchmarks (docs/BENCHMARKS.md): release build, the local services, parpulse side by side
+# with a bare librdkafka consumer/producer and ClickHouse's Kafka engine on the same events;
+# the table goes to target/bench/report.md, Criterion's micro-benchmarks to target/bench/hot_paths.txt.
+# Never part of `make test`: timings are measured here, not asserted.
+bench: up
+	deploy/local/kafka-legacy.sh start
+	$(CARGO) build --release -p parpulse -p parpulse-bench
+	target/release/parpulse-bench $(BENCH_ARGS); status=$$?; deploy/local/kafka-legacy.sh stop; exit $$status
+	$(CARGO) bench -p parpulse-bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3 \
+	  | tee target/bench/hot_paths.txt
 
 test-unit: install
 	$(CARGO) test --workspace --lib --bins

@@ -7,11 +7,12 @@
 //! checkpoint from ClickHouse and starts each partition there, whatever Kafka's
 //! committed offsets say.
 //!
-//! A checkpoint is written every `checkpoint_interval` or `checkpoint_max_events`,
-//! whichever comes first: dead letters (acknowledged), bucket rows, then the
-//! checkpoint rows, then (for lag monitoring only) a Kafka offset commit. While
-//! ClickHouse refuses a checkpoint, nothing more is consumed (bounded memory) and
-//! the write is retried with backoff.
+//! A checkpoint is taken every `checkpoint_interval` or `checkpoint_max_events`,
+//! whichever comes first, and written in the background while consumption goes on:
+//! dead letters (acknowledged), bucket rows, then the checkpoint rows, then (for lag
+//! monitoring only) a Kafka offset commit. At most one checkpoint is in flight: while
+//! ClickHouse refuses one, it is retried with backoff and the next checkpoint waits
+//! for it, so consumption stops (bounded memory) until ClickHouse answers.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -108,12 +109,71 @@ struct DeadLetter {
     message: String,
 }
 
+/// Everything one checkpoint writes, taken from the state at one instant.
+struct Snapshot {
+    dead_letters: Vec<DeadLetter>,
+    dossiers: Vec<parpulse_clickhouse::dossier_state::DossierStateRow>,
+    days: Vec<parpulse_clickhouse::dossier_day::DossierDayRow>,
+    budget: Vec<parpulse_clickhouse::budget_staffing::BudgetEventRow>,
+    staffing: Vec<parpulse_clickhouse::budget_staffing::StaffingEventRow>,
+    checkpoints: Vec<CheckpointRow>,
+}
+
+impl Snapshot {
+    /// The offsets to commit to Kafka (lag monitoring) once the snapshot is stored.
+    fn commit_list(&self) -> TopicPartitionList {
+        let mut commit = TopicPartitionList::new();
+        for c in &self.checkpoints {
+            let _ = commit.add_partition_offset(&c.topic, c.kafka_partition as i32, Offset::Offset(c.next_offset));
+        }
+        commit
+    }
+}
+
+/// Takes what changed since the last snapshot out of the state (None: nothing did).
+fn snapshot(work: &mut Work, consumer_group: &str) -> Option<Snapshot> {
+    let progressed: Vec<Key> = work.states.iter().filter(|(_, s)| s.has_progress()).map(|(k, _)| k.clone()).collect();
+    if progressed.is_empty() {
+        return None;
+    }
+    let now = now_micros();
+    let written_at = u32::try_from(now / 1_000_000).unwrap_or(u32::MAX);
+    let mut snapshot = Snapshot {
+        dead_letters: std::mem::take(&mut work.dead_letters),
+        dossiers: Vec::new(),
+        days: Vec::new(),
+        budget: Vec::new(),
+        staffing: Vec::new(),
+        checkpoints: Vec::with_capacity(progressed.len()),
+    };
+    for key in progressed {
+        let state = work.states.get_mut(&key).expect("progressed partition");
+        snapshot.dossiers.extend(state.pending_dossier_rows(now));
+        snapshot.days.extend(state.pending_rows());
+        let (budget, staffing) = state.pending_event_rows();
+        snapshot.budget.extend_from_slice(budget);
+        snapshot.staffing.extend_from_slice(staffing);
+        snapshot.checkpoints.push(CheckpointRow {
+            consumer_group: consumer_group.to_owned(),
+            topic: key.0.clone(),
+            kafka_partition: key.1,
+            next_offset: state.next_offset(),
+            written_at,
+            watermark: state.watermark(),
+        });
+        state.checkpoint_written(state.next_offset());
+    }
+    Some(snapshot)
+}
+
 /// What the consume loop and the rebalance callback share.
 #[derive(Default)]
 struct Work {
     states: BTreeMap<Key, PartitionState>,
     /// Delivered (and acknowledged) before the checkpoint that moves past them.
     dead_letters: Vec<DeadLetter>,
+    /// The checkpoint being written in the background (at most one).
+    in_flight: Option<tokio::task::JoinHandle<Option<TopicPartitionList>>>,
 }
 
 struct Shared {
@@ -223,25 +283,29 @@ impl Shared {
 
     /// Checkpoints, then drops the revoked partitions' state. Returns the offsets to commit.
     async fn hand_over(&self, keys: &[Key]) -> Option<TopicPartitionList> {
-        let mut commit = None;
+        let mut commits = None;
         {
             let mut work = self.work.lock().await;
-            for attempt in 1..=REVOKE_ATTEMPTS {
-                match self.checkpoint_once(&mut work).await {
-                    Ok(done) => {
-                        commit = done;
-                        break;
-                    }
-                    Err(error) => {
-                        self.metrics.clickhouse_errors.inc();
-                        tracing::warn!(%error, attempt, "hand-over checkpoint failed; the next owner replays from the last one");
+            let in_flight = self.finish_in_flight(&mut work).await;
+            if let Some(snapshot) = snapshot(&mut work, &self.config.consumer_group) {
+                for attempt in 1..=REVOKE_ATTEMPTS {
+                    match self.write_once(&snapshot).await {
+                        Ok(()) => {
+                            commits = Some(snapshot.commit_list());
+                            break;
+                        }
+                        Err(error) => {
+                            self.metrics.clickhouse_errors.inc();
+                            tracing::warn!(%error, attempt, "hand-over checkpoint failed; the next owner replays from the last one");
+                        }
                     }
                 }
             }
+            commits = commits.or(in_flight);
         }
         self.release(keys).await;
         self.metrics.rebalances.with_label_values(&["revoke"]).inc();
-        commit
+        commits
     }
 
     async fn release(&self, keys: &[Key]) {
@@ -258,13 +322,43 @@ impl Shared {
         tracing::info!(partitions = keys.len(), owned = work.states.len(), "partitions released");
     }
 
+    /// Waits for the checkpoint being written in the background, if any; returns its offsets.
+    async fn finish_in_flight(&self, work: &mut Work) -> Option<TopicPartitionList> {
+        let handle = work.in_flight.take()?;
+        handle.await.unwrap_or_else(|error| {
+            tracing::error!(%error, "checkpoint task failed");
+            None
+        })
+    }
+
+    /// Starts a checkpoint in the background (consumption goes on meanwhile) once the
+    /// previous one is stored: at most one is in flight, so a slow or unreachable
+    /// ClickHouse stops consumption at the next checkpoint (bounded memory).
+    /// Returns the offsets of the previous checkpoint, to commit.
+    async fn start_checkpoint(self: &Arc<Self>, work: &mut Work) -> Option<TopicPartitionList> {
+        let done = self.finish_in_flight(work).await;
+        if let Some(snapshot) = snapshot(work, &self.config.consumer_group) {
+            let shared = self.clone();
+            work.in_flight = Some(tokio::spawn(async move { Some(shared.write_with_retry(snapshot).await) }));
+        }
+        done
+    }
+
+    /// Writes a checkpoint now (shutdown), after the one in flight.
+    async fn checkpoint_now(&self, work: &mut Work) -> Vec<TopicPartitionList> {
+        let mut commits: Vec<_> = self.finish_in_flight(work).await.into_iter().collect();
+        if let Some(snapshot) = snapshot(work, &self.config.consumer_group) {
+            commits.push(self.write_with_retry(snapshot).await);
+        }
+        commits
+    }
+
     /// Writes a checkpoint, retrying with backoff until ClickHouse takes it.
-    /// Consumption waits meanwhile: that is the backpressure.
-    async fn checkpoint_with_retry(&self, work: &mut Work) -> Option<TopicPartitionList> {
+    async fn write_with_retry(&self, snapshot: Snapshot) -> TopicPartitionList {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.checkpoint_once(work).await {
-                Ok(commit) => return commit,
+            match self.write_once(&snapshot).await {
+                Ok(()) => return snapshot.commit_list(),
                 Err(error) => backoff = self.failed("checkpoint failed; consumption paused", error, backoff).await,
             }
         }
@@ -293,60 +387,29 @@ impl Shared {
         (backoff * 2).min(MAX_BACKOFF)
     }
 
-    async fn checkpoint_once(&self, work: &mut Work) -> Result<Option<TopicPartitionList>, String> {
+    async fn write_once(&self, snapshot: &Snapshot) -> Result<(), String> {
         let timeout = self.config.checkpoint_timeout;
-        match tokio::time::timeout(timeout, self.checkpoint(work)).await {
-            Ok(Ok(commit)) => Ok(commit),
-            Ok(Err(error)) => Err(error),
+        match tokio::time::timeout(timeout, self.write(snapshot)).await {
+            Ok(result) => result,
             Err(_) => Err(format!("no answer within {timeout:?}")),
         }
     }
 
-    async fn checkpoint(&self, work: &mut Work) -> Result<Option<TopicPartitionList>, String> {
-        let states = &mut work.states;
-        let progressed: Vec<Key> = states.iter().filter(|(_, s)| s.has_progress()).map(|(k, _)| k.clone()).collect();
-        if progressed.is_empty() {
-            return Ok(None);
-        }
+    /// Dead letters (acknowledged), then rows, then the checkpoint rows. Any order of
+    /// the row inserts is safe: each row carries its own version (state.rs), and budget
+    /// and staffing rows are the events themselves, deduplicated by id when read.
+    async fn write(&self, snapshot: &Snapshot) -> Result<(), String> {
         let started = Instant::now();
-        self.deliver_dead_letters(&work.dead_letters).await?;
-        work.dead_letters.clear();
-        let states = &mut work.states;
-        // Any order of these inserts is safe: each row carries its own version (state.rs), and
-        // budget and staffing rows are the events themselves, deduplicated by id when read.
-        let now = now_micros();
-        let dossiers: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_dossier_rows(now)).collect();
-        self.timed("dossier_state", dossier_state::write(&self.store, &dossiers)).await?;
-        let rows: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_rows()).collect();
-        self.timed("dossier_day", dossier_day::write(&self.store, &rows)).await?;
-        let budget: Vec<_> = progressed.iter().flat_map(|k| states[k].pending_event_rows().0.iter().cloned()).collect();
-        self.timed("budget_event", budget_staffing::write_budget(&self.store, &budget)).await?;
-        let staffing: Vec<_> =
-            progressed.iter().flat_map(|k| states[k].pending_event_rows().1.iter().cloned()).collect();
-        self.timed("staffing_event", budget_staffing::write_staffing(&self.store, &staffing)).await?;
-        let written_at = u32::try_from(now_micros() / 1_000_000).unwrap_or(u32::MAX);
-        let checkpoints: Vec<_> = progressed
-            .iter()
-            .map(|key| CheckpointRow {
-                consumer_group: self.config.consumer_group.clone(),
-                topic: key.0.clone(),
-                kafka_partition: key.1,
-                next_offset: states[key].next_offset(),
-                written_at,
-                watermark: states[key].watermark(),
-            })
-            .collect();
-        self.timed("checkpoints", checkpoint::write(&self.store, &checkpoints)).await?;
-        let mut commit = TopicPartitionList::new();
-        for c in &checkpoints {
-            let key = (c.topic.clone(), c.kafka_partition);
-            states.get_mut(&key).expect("progressed partition").checkpoint_written(c.next_offset);
-            let _ = commit.add_partition_offset(&c.topic, c.kafka_partition as i32, Offset::Offset(c.next_offset));
-        }
+        self.deliver_dead_letters(&snapshot.dead_letters).await?;
+        self.timed("dossier_state", dossier_state::write(&self.store, &snapshot.dossiers)).await?;
+        self.timed("dossier_day", dossier_day::write(&self.store, &snapshot.days)).await?;
+        self.timed("budget_event", budget_staffing::write_budget(&self.store, &snapshot.budget)).await?;
+        self.timed("staffing_event", budget_staffing::write_staffing(&self.store, &snapshot.staffing)).await?;
+        self.timed("checkpoints", checkpoint::write(&self.store, &snapshot.checkpoints)).await?;
         self.metrics.checkpoints.inc();
         self.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
-        tracing::debug!(rows = rows.len(), partitions = progressed.len(), "checkpoint written");
-        Ok(Some(commit))
+        tracing::debug!(rows = snapshot.days.len(), partitions = snapshot.checkpoints.len(), "checkpoint written");
+        Ok(())
     }
 
     async fn timed(&self, table: &str, insert: impl Future<Output = Result<(), StoreError>>) -> Result<(), String> {
@@ -407,6 +470,10 @@ pub async fn run(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
+        // librdkafka waits this long before fetching again once a partition's prefetch
+        // queue is full (default 1 s): long enough to leave the consumer idle between
+        // drained queues. Measured in docs/BENCHMARKS.md.
+        .set("fetch.queue.backoff.ms", "20")
         .set("statistics.interval.ms", "1000");
     if let Some(id) = &config.instance_id {
         client.set("group.instance.id", id);
@@ -423,6 +490,7 @@ pub async fn run(
     let codec = AvroCodec::new();
     let allowed_lateness = config.allowed_lateness;
     let mut since_checkpoint: u64 = 0;
+    let mut key: Key = (String::new(), u32::MAX);
     let mut ticker = tokio::time::interval(config.checkpoint_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -432,7 +500,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             _ = ticker.tick() => {
                 let mut work = shared.work.lock().await;
-                commit_for_lag(&consumer, shared.checkpoint_with_retry(&mut work).await);
+                commit_for_lag(&consumer, shared.start_checkpoint(&mut work).await);
                 since_checkpoint = 0;
                 // A full interval of consuming before the next one, however long this took.
                 ticker.reset();
@@ -440,7 +508,9 @@ pub async fn run(
             message = consumer.recv() => {
                 let message = message.map_err(kafka_err("receiving"))?;
                 let mut work = shared.work.lock().await;
-                let key = (message.topic().to_owned(), message.partition() as u32);
+                if key.1 != message.partition() as u32 || key.0 != message.topic() {
+                    key = (message.topic().to_owned(), message.partition() as u32); // no allocation per message
+                }
                 let Some(state) = work.states.get_mut(&key) else { continue };
                 if message.offset() < state.next_offset() {
                     continue; // fetched before a hand-over; already applied
@@ -476,7 +546,7 @@ pub async fn run(
                 }
                 since_checkpoint += 1;
                 if since_checkpoint >= config.checkpoint_max_events {
-                    commit_for_lag(&consumer, shared.checkpoint_with_retry(&mut work).await);
+                    commit_for_lag(&consumer, shared.start_checkpoint(&mut work).await);
                     since_checkpoint = 0;
                     ticker.reset();
                 }
@@ -484,7 +554,9 @@ pub async fn run(
         }
     }
     let mut work = shared.work.lock().await;
-    commit_for_lag(&consumer, shared.checkpoint_with_retry(&mut work).await);
+    for commit in shared.checkpoint_now(&mut work).await {
+        commit_for_lag(&consumer, Some(commit));
+    }
     drop(work);
     tracing::info!("aggregator stopped after a final checkpoint");
     Ok(())

@@ -20,7 +20,9 @@
 //! watermark is stored with each checkpoint, so a replay decides exactly as the
 //! first run did.
 
-use std::collections::{HashMap, HashSet};
+// FxHash: keys are unit codes and dossier ids from authenticated agencies, and the
+// hasher is a measured share of the aggregator's time (docs/BENCHMARKS.md).
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use parpulse_clickhouse::budget_staffing::{BudgetEventRow, StaffingEventRow};
 use parpulse_clickhouse::dossier_day::DossierDayRow;
@@ -175,9 +177,9 @@ impl PartitionState {
             allowed_lateness_micros: i64::MAX,
             too_late: 0,
             buckets,
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
             dossiers,
-            dirty_dossiers: HashSet::new(),
+            dirty_dossiers: HashSet::default(),
             duplicates: 0,
             budget_rows: Vec::new(),
             staffing_rows: Vec::new(),
@@ -296,15 +298,16 @@ impl PartitionState {
     /// Applies the dossier event at `offset`. Offsets must come in increasing order.
     pub fn apply(&mut self, offset: i64, event: &DossierEvent) {
         self.skip(offset);
-        self.record_lifecycle(offset, event);
+        let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
+        self.record_lifecycle(offset, event, &key);
         if event.kind != DossierEventKind::Received {
             return; // day buckets count receptions; the rest is judged from the lifecycle
         }
         let day = LocalDay::of_micros(event.occurred_at);
-        if !self.first_reception(offset, event, day) {
+        if !self.first_reception(offset, &key, day) {
             return;
         }
-        let key = BucketKey { agency_code: event.agency_code.clone(), day };
+        let key = BucketKey { agency_code: key.agency_code, day };
         let bucket = self.buckets.entry(key.clone()).or_default();
         if offset < bucket.complete_through {
             return; // already counted before a restart
@@ -315,28 +318,30 @@ impl PartitionState {
     }
 
     /// Adds the event to its dossier's lifecycle facts, unless the stored dossier already has it.
-    fn record_lifecycle(&mut self, offset: i64, event: &DossierEvent) {
-        let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
-        let dossier = self.dossiers.entry(key.clone()).or_insert_with(|| Dossier {
-            received_offset: None,
-            received_day: LocalDay::of_micros(event.occurred_at),
-            lifecycle: DossierLifecycle::default(),
-            complete_through: 0,
-        });
+    fn record_lifecycle(&mut self, offset: i64, event: &DossierEvent, key: &DossierKey) {
+        if !self.dossiers.contains_key(key) {
+            let dossier = Dossier {
+                received_offset: None,
+                received_day: LocalDay::of_micros(event.occurred_at),
+                lifecycle: DossierLifecycle::default(),
+                complete_through: 0,
+            };
+            self.dossiers.insert(key.clone(), dossier);
+        }
+        let dossier = self.dossiers.get_mut(key).expect("inserted above");
         if offset < dossier.complete_through {
             return;
         }
         let before = dossier.lifecycle.clone();
         dossier.lifecycle.apply(event);
-        if dossier.lifecycle != before {
-            self.dirty_dossiers.insert(key);
+        if dossier.lifecycle != before && !self.dirty_dossiers.contains(key) {
+            self.dirty_dossiers.insert(key.clone());
         }
     }
 
     /// Whether the `received` event at `offset` is the dossier's counted reception.
-    fn first_reception(&mut self, offset: i64, event: &DossierEvent, day: LocalDay) -> bool {
-        let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
-        let dossier = self.dossiers.get_mut(&key).expect("record_lifecycle created it");
+    fn first_reception(&mut self, offset: i64, key: &DossierKey, day: LocalDay) -> bool {
+        let dossier = self.dossiers.get_mut(key).expect("record_lifecycle created it");
         if offset < dossier.complete_through {
             // The stored dossier already reflects this event: it was counted iff it set the reception.
             return dossier.received_offset == Some(offset);
@@ -347,7 +352,9 @@ impl PartitionState {
         }
         dossier.received_offset = Some(offset);
         dossier.received_day = day;
-        self.dirty_dossiers.insert(key);
+        if !self.dirty_dossiers.contains(key) {
+            self.dirty_dossiers.insert(key.clone());
+        }
         true
     }
 
@@ -360,9 +367,11 @@ impl PartitionState {
     /// and judged as of `now_micros`.
     pub fn pending_dossier_rows(&self, now_micros: i64) -> Vec<DossierStateRow> {
         let version = u64::try_from(self.next_offset).unwrap_or(0);
-        let mut keys: Vec<_> = self.dirty_dossiers.iter().collect();
-        keys.sort();
-        keys.into_iter().map(|key| self.dossiers[key].to_row(self.partition, key, version, now_micros)).collect()
+        // Unordered: each row carries its own key and version.
+        self.dirty_dossiers
+            .iter()
+            .map(|key| self.dossiers[key].to_row(self.partition, key, version, now_micros))
+            .collect()
     }
 
     /// Moves past an offset without counting anything (undecodable messages).
@@ -374,9 +383,8 @@ impl PartitionState {
     /// Call [`PartitionState::checkpoint_written`] once they and the checkpoint are stored.
     pub fn pending_rows(&self) -> Vec<DossierDayRow> {
         let version = u64::try_from(self.next_offset).unwrap_or(0);
-        let mut keys: Vec<_> = self.dirty.iter().collect();
-        keys.sort();
-        keys.into_iter()
+        self.dirty
+            .iter()
             .map(|key| {
                 let counts = self.buckets[key].counts;
                 DossierDayRow {

@@ -2,6 +2,12 @@
 //! the rendered `/metrics` text, so scrapes are cheap and never wait on
 //! ClickHouse. When ClickHouse is unreachable, the last values keep being served,
 //! `parpulse_exporter_stale` turns 1 and `/readyz` fails.
+//!
+//! Two cadences: the day buckets (receptions, online and postal shares: one small
+//! table) every `refresh_interval`, and the per-dossier facts (lateness, open
+//! dossiers, 766 service facts) with budget and staffing every
+//! `lateness_refresh_interval`, in their own loop, since they scan a row per dossier.
+//! Each refresh renders from the newest of both.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -18,13 +24,19 @@ use parpulse_http::MetricsSource;
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
     pub refresh_interval: Duration,
+    /// How often the per-dossier and administration reads run (at least `refresh_interval`).
+    pub lateness_refresh_interval: Duration,
     /// After this long without a successful refresh, the values are stale.
     pub stale_after: Duration,
 }
 
 impl Default for ExporterConfig {
     fn default() -> Self {
-        Self { refresh_interval: Duration::from_secs(5), stale_after: Duration::from_secs(60) }
+        Self {
+            refresh_interval: Duration::from_secs(5),
+            lateness_refresh_interval: Duration::from_secs(15),
+            stale_after: Duration::from_secs(60),
+        }
     }
 }
 
@@ -73,11 +85,20 @@ impl Health {
     }
 }
 
+/// The reads that scan a row per dossier, plus budget and staffing (slow cadence).
+struct DossierFacts {
+    resolved: Vec<dossier_state::ResolvedDay>,
+    open: Vec<dossier_state::OpenDossiers>,
+    service: Vec<dossier_state::ReceivedFacts>,
+    administration: AdministrationRows,
+}
+
 pub struct Exporter {
     store: Store,
     registry: AgencyRegistry,
     config: ExporterConfig,
     cached: RwLock<Cached>,
+    facts: RwLock<Option<Arc<DossierFacts>>>,
     health: Health,
 }
 
@@ -92,38 +113,67 @@ impl Exporter {
                 snapshot: Arc::new(Snapshot::default()),
                 refreshed: None,
             }),
+            facts: RwLock::new(None),
             health: Health::new(),
         }
     }
 
-    /// Reads the day buckets every window needs and replaces the cached values.
+    /// Reads everything (day buckets and dossier facts) and replaces the cached values.
     pub async fn refresh(&self) -> Result<Arc<Snapshot>, StoreError> {
+        self.refresh_facts().await?;
+        self.refresh_days().await
+    }
+
+    /// Re-reads the per-dossier facts, budget and staffing (the slow cadence).
+    pub async fn refresh_facts(&self) -> Result<(), StoreError> {
         let now = now_micros();
         let today = LocalDay::of_micros(now);
         let from = Window::earliest_needed(today);
         let result = async {
-            let rows = dossier_day::read_days(&self.store, from, today).await?;
-            let resolved = dossier_state::read_resolved_days(&self.store, from, today).await?;
-            let open = dossier_state::read_open(&self.store, now).await?;
-            let service = dossier_state::read_received_facts(&self.store, from, today).await?;
-            let administration = AdministrationRows {
-                budget: budget_staffing::read_budget_year(&self.store, today.year()).await?,
-                headcounts: budget_staffing::read_headcounts(&self.store).await?,
-            };
-            Ok::<_, StoreError>((rows, resolved, open, service, administration))
+            Ok::<_, StoreError>(DossierFacts {
+                resolved: dossier_state::read_resolved_days(&self.store, from, today).await?,
+                open: dossier_state::read_open(&self.store, now).await?,
+                service: dossier_state::read_received_facts(&self.store, from, today).await?,
+                administration: AdministrationRows {
+                    budget: budget_staffing::read_budget_year(&self.store, today.year()).await?,
+                    headcounts: budget_staffing::read_headcounts(&self.store).await?,
+                },
+            })
         }
         .await;
-        let (rows, resolved, open, service, administration) = match result {
-            Ok(read) => read,
+        match result {
+            Ok(facts) => {
+                *self.facts.write().expect("facts lock poisoned") = Some(Arc::new(facts));
+                Ok(())
+            }
+            Err(error) => {
+                self.health.refresh_errors.inc();
+                Err(error)
+            }
+        }
+    }
+
+    /// Re-reads the day buckets and renders with the newest dossier facts (reading
+    /// those first if there are none yet).
+    pub async fn refresh_days(&self) -> Result<Arc<Snapshot>, StoreError> {
+        let now = now_micros();
+        let today = LocalDay::of_micros(now);
+        let from = Window::earliest_needed(today);
+        if self.facts.read().expect("facts lock poisoned").is_none() {
+            self.refresh_facts().await?;
+        }
+        let rows = match dossier_day::read_days(&self.store, from, today).await {
+            Ok(rows) => rows,
             Err(error) => {
                 self.health.refresh_errors.inc();
                 return Err(error);
             }
         };
+        let facts = self.facts.read().expect("facts lock poisoned").clone().expect("read above");
         let snapshot = Arc::new(
-            Snapshot::build_all(&rows, &resolved, &open, &self.registry, today)
-                .with_administration(&administration, &self.registry)
-                .with_service(&service, &self.registry),
+            Snapshot::build_all(&rows, &facts.resolved, &facts.open, &self.registry, today)
+                .with_administration(&facts.administration, &self.registry)
+                .with_service(&facts.service, &self.registry),
         );
         let text = Arc::new(render_prometheus(&snapshot, &self.registry));
         {
@@ -138,20 +188,37 @@ impl Exporter {
     }
 
     /// Refreshes every `refresh_interval` until `shutdown` completes.
+    /// The dossier facts refresh in a task of their own, so a long scan never delays
+    /// the day buckets.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let facts = tokio::spawn({
+            let exporter = self.clone();
+            let every = self.config.lateness_refresh_interval.max(self.config.refresh_interval);
+            async move {
+                let mut ticker = tokio::time::interval(every);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    if let Err(error) = exporter.refresh_facts().await {
+                        tracing::warn!(%error, "dossier facts refresh failed; serving the last values");
+                    }
+                }
+            }
+        });
         let mut ticker = tokio::time::interval(self.config.refresh_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
                 _ = ticker.tick() => {
-                    if let Err(error) = self.refresh().await {
+                    if let Err(error) = self.refresh_days().await {
                         tracing::warn!(%error, "KPI refresh failed; serving the last values");
                     }
                 }
             }
         }
+        facts.abort();
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {

@@ -185,9 +185,13 @@ pub struct ExportArgs {
     /// Where /metrics, /healthz and /readyz listen.
     #[arg(long, env = "PARPULSE_EXPORTER_LISTEN", default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
-    /// Seconds between refreshes from ClickHouse.
-    #[arg(long, env = "PARPULSE_EXPORTER_REFRESH_SECS", default_value_t = 5)]
-    pub refresh_secs: u64,
+    /// Milliseconds between refreshes from ClickHouse (at least 100).
+    #[arg(long, env = "PARPULSE_EXPORTER_REFRESH_MS", default_value_t = 5000)]
+    pub refresh_ms: u64,
+    /// Milliseconds between reads of the per-dossier facts (lateness, open dossiers,
+    /// 766 service facts), budget and staffing, which scan a row per dossier.
+    #[arg(long, env = "PARPULSE_EXPORTER_LATENESS_REFRESH_MS", default_value_t = 15_000)]
+    pub lateness_refresh_ms: u64,
     /// Seconds without a successful refresh after which values are stale and /readyz fails.
     #[arg(long, env = "PARPULSE_EXPORTER_STALE_SECS", default_value_t = 60)]
     pub stale_secs: u64,
@@ -196,7 +200,8 @@ pub struct ExportArgs {
 impl ExportArgs {
     pub fn config(&self) -> parpulse_export::ExporterConfig {
         parpulse_export::ExporterConfig {
-            refresh_interval: Duration::from_secs(self.refresh_secs.max(1)),
+            refresh_interval: Duration::from_millis(self.refresh_ms.max(100)),
+            lateness_refresh_interval: Duration::from_millis(self.lateness_refresh_ms.max(100)),
             stale_after: Duration::from_secs(self.stale_secs),
         }
     }

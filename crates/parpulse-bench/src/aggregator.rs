@@ -1,0 +1,94 @@
+//! parpulse's aggregator end to end: decode, aggregate, checkpoint into ClickHouse.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use parpulse_core::LocalDay;
+
+use crate::peer::DayCounts;
+use crate::process::{free_port, scrape, Deployment};
+
+pub struct AggregatorRun {
+    /// Events per second from the first event applied to the final checkpoint.
+    pub events_per_sec: f64,
+    /// Events per second from the process start (group join, state load) to the final checkpoint.
+    pub events_per_sec_from_start: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Starts `parpulse aggregate` on a migrated deployment whose dossier topic holds
+/// `n` events and measures it until its checkpoints reach the end.
+pub async fn run(deployment: &Deployment, n: u64) -> Result<AggregatorRun> {
+    let store = deployment.store().await?;
+    let port = free_port();
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let started = Instant::now();
+    let mut child = deployment.spawn(&["aggregate", "--listen", &format!("127.0.0.1:{port}")])?;
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let first = loop {
+        if scrape(&client, &metrics, "parpulse_aggregator_events_total").await.unwrap_or(0.0) > 0.0 {
+            break Instant::now();
+        }
+        if !child.alive() || Instant::now() > deadline {
+            bail!("the aggregator applied nothing within 2 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    deployment.wait_caught_up(&store, Duration::from_secs(1800)).await?;
+    let done = Instant::now();
+    let peak_rss_mib = child.peak_rss_mib()?;
+    drop(child);
+    Ok(AggregatorRun {
+        events_per_sec: n as f64 / (done - first).as_secs_f64(),
+        events_per_sec_from_start: n as f64 / (done - started).as_secs_f64(),
+        peak_rss_mib,
+    })
+}
+
+/// parpulse's stored day counts (received, online, postal) per unit and day, 2000 to 2099.
+pub async fn stored_counts(deployment: &Deployment) -> Result<DayCounts> {
+    let store = deployment.store().await?;
+    let rows = parpulse_clickhouse::dossier_day::read_days(&store, LocalDay(10_957), LocalDay(47_482)).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.received > 0)
+        .map(|r| ((r.agency_code, r.day), [r.received, r.received_online, r.received_postal]))
+        .collect())
+}
+
+/// Peak RSS of an aggregator that consumed `count` dossier events of a province
+/// running at a fixed pace (100 dossiers per unit and working day), so that more
+/// events mean a longer period, not a busier day.
+pub async fn memory(deployment: &Deployment, count: usize) -> Result<f64> {
+    deployment.migrate()?;
+    let units = parpulse_core::AgencyRegistry::demo().iter().count();
+    let per_day = units * 100 * 3 * 5 / 7;
+    let days = (count / per_day + 2) as u32;
+    let simulator = parpulse_ingest::Simulator::new(
+        parpulse_ingest::SimulatorConfig::recent(3, days, 100),
+        &parpulse_core::AgencyRegistry::demo(),
+    );
+    let codec = parpulse_core::avro::AvroCodec::new();
+    let mut batch = Vec::with_capacity(100_000);
+    let mut produced = 0;
+    let topic = deployment.topics().dossier.clone();
+    for event in simulator.filter(|e| matches!(e, parpulse_core::Event::Dossier(_))).take(count) {
+        let mut value = Vec::with_capacity(256);
+        codec.encode_event(&event, &mut value)?;
+        batch.push(crate::workload::Record { key: event.agency_code().to_owned(), value });
+        if batch.len() == batch.capacity() {
+            crate::kafka::bare_produce(&deployment.brokers, &topic, &batch).await?;
+            produced += batch.len();
+            batch.clear();
+        }
+    }
+    crate::kafka::bare_produce(&deployment.brokers, &topic, &batch).await?;
+    produced += batch.len();
+    if produced != count {
+        bail!("the simulator gave {produced} dossier events over {days} days, not {count}");
+    }
+    let result = run(deployment, count as u64).await?;
+    deployment.drop_database().await?;
+    Ok(result.peak_rss_mib)
+}

@@ -1,0 +1,130 @@
+//! Kafka sides of the benchmark: topics, a bare producer and a bare consumer (the
+//! limit parpulse is compared with), and parpulse's own producing path.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use parpulse_core::AgencyRegistry;
+use parpulse_ingest::gate::Gate;
+use parpulse_ingest::{KafkaConfig, KafkaSink};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::workload::Record;
+
+pub const PARTITIONS: i32 = 4;
+
+pub async fn create_topic(brokers: &str, topic: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().context("admin client")?;
+    let results = admin
+        .create_topics(&[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await
+        .context("creating a topic")?;
+    for result in results {
+        if let Err((name, code)) = result {
+            if code != RDKafkaErrorCode::TopicAlreadyExists {
+                bail!("creating {name}: {code}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The producer settings parpulse's ingestors use (kafka.rs), without the gate.
+fn bare_producer(brokers: &str) -> Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .create()
+        .context("bare producer")
+}
+
+/// Produces `records` to `topic` and waits for every acknowledgement: messages/s.
+pub async fn bare_produce(brokers: &str, topic: &str, records: &[Record]) -> Result<f64> {
+    let producer = bare_producer(brokers)?;
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(records.len());
+    for record in records {
+        let mut future = FutureRecord::to(topic).key(&record.key).payload(&record.value);
+        loop {
+            match producer.send_result(future) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    future = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((error, _)) => return Err(error).context("producing"),
+            }
+        }
+    }
+    for delivery in deliveries {
+        delivery.await.context("delivery canceled")?.map_err(|(e, _)| e).context("delivery")?;
+    }
+    Ok(records.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// parpulse's ingest path for values (validate, encode Avro, produce, wait for acks):
+/// events/s.
+pub async fn parpulse_produce(config: KafkaConfig, events: &[parpulse_core::Event]) -> Result<f64> {
+    let sink = KafkaSink::new(config, Gate::new(AgencyRegistry::demo(), Default::default()))?;
+    let started = Instant::now();
+    for chunk in events.chunks(50_000) {
+        let summary = sink.send(chunk.to_vec(), "bench").await?;
+        if summary.rejected > 0 {
+            bail!("{} simulated events rejected", summary.rejected);
+        }
+    }
+    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A consumer that reads `topic` from the beginning to its current end and does
+/// nothing with the messages: the limit. Returns messages/s from the first message to
+/// the last, and the count.
+pub fn bare_consume(brokers: &str, topic: &str) -> Result<(f64, u64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bench-bare-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        // As the aggregator (runner.rs): no idle second after a full prefetch queue.
+        .set("fetch.queue.backoff.ms", "20")
+        .create()
+        .context("bare consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    let mut total: i64 = 0;
+    for p in 0..PARTITIONS {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        total += high - low;
+        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let mut seen: i64 = 0;
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen < total {
+        if Instant::now() > deadline {
+            bail!("bare consumer: {seen} of {total} in 10 minutes");
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(_)) => {
+                first.get_or_insert_with(Instant::now);
+                seen += 1;
+            }
+            Some(Err(error)) => return Err(error).context("bare consumer"),
+            None => {}
+        }
+    }
+    let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
+    Ok((seen as f64 / elapsed.as_secs_f64(), seen as u64))
+}

@@ -1,0 +1,276 @@
+//! `make bench`: parpulse measured side by side with the limit (a bare librdkafka
+//! consumer and producer) and a peer (ClickHouse's Kafka engine), on the same
+//! events, in one run, on the local services of deploy/local. Ratios are what
+//! count: the machine is shared and noisy. docs/BENCHMARKS.md explains each figure.
+
+mod aggregator;
+mod freshness;
+mod intake;
+mod kafka;
+mod peer;
+mod process;
+mod report;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use crate::process::Deployment;
+use crate::report::Report;
+
+#[derive(Parser, Debug)]
+#[command(about = "parpulse benchmarks against a bare librdkafka consumer and ClickHouse's Kafka engine")]
+struct Args {
+    /// Dossier events pre-loaded into Kafka for the throughput measurements.
+    #[arg(long, default_value_t = 2_000_000)]
+    events: usize,
+    /// Repetitions of each throughput measurement (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Event counts at which the aggregator's peak memory is measured.
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    memory_events: Vec<usize>,
+    /// Produce rates (events/s) at which freshness is measured.
+    #[arg(long, value_delimiter = ',', default_value = "20000,50000")]
+    freshness_rates: Vec<u64>,
+    /// Seconds of steady load per freshness rate.
+    #[arg(long, default_value_t = 20)]
+    freshness_seconds: u64,
+    /// Events posted to the HTTP intake.
+    #[arg(long, default_value_t = 400_000)]
+    intake_events: usize,
+    /// Measurements to skip: produce, consume, aggregator, peer, intake, freshness, memory.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+    /// The parpulse release binary.
+    #[arg(long, default_value = "target/release/parpulse")]
+    parpulse: PathBuf,
+    #[arg(long, env = "PARPULSE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long, env = "PARPULSE_CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
+    clickhouse_url: String,
+    /// A Kafka 3.x broker for the peer comparison (ClickHouse 18.16's Kafka engine cannot
+    /// consume from Kafka 4); `make bench` starts one from deploy/local/kafka-legacy.
+    #[arg(long, env = "PARPULSE_BENCH_LEGACY_BROKERS", default_value = "127.0.0.1:19392")]
+    legacy_brokers: String,
+    /// Where the Markdown table is written.
+    #[arg(long, default_value = "target/bench/report.md")]
+    out: PathBuf,
+}
+
+impl Args {
+    fn runs(&self, stage: &str) -> bool {
+        !self.skip.iter().any(|s| s == stage)
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !args.parpulse.exists() {
+        bail!("{} not found: build it with `cargo build --release -p parpulse`", args.parpulse.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let deployment = |name: &str| Deployment {
+        binary: args.parpulse.clone(),
+        brokers: args.brokers.clone(),
+        clickhouse_url: args.clickhouse_url.clone(),
+        database: format!("bench_{stamp}_{name}"),
+        topic_prefix: format!("bench{stamp}."),
+        consumer_group: format!("bench-{stamp}-{name}"),
+    };
+    let mut report = Report::default();
+    let n = args.events;
+    report.line(format!(
+        "{} dossier events, {} repeats, {} cores, parpulse {}",
+        n,
+        args.repeats,
+        std::thread::available_parallelism().map_or(0, |p| p.get()),
+        env!("CARGO_PKG_VERSION")
+    ));
+
+    let events = workload::dossier_events(1, n, 40);
+    if events.len() < n {
+        bail!("the simulator gave {} dossier events, not {n}", events.len());
+    }
+    let avro = workload::avro_records(&events);
+    let json = workload::json_records(&events);
+    let expected = workload::expected_counts(&events);
+    let bytes: usize = avro.iter().map(|r| r.value.len()).sum();
+    report.line(format!("Avro records: {:.0} bytes each on average", bytes as f64 / n as f64));
+
+    // Pre-load: parpulse's ingest path fills the dossier topic the consumers read.
+    let main = deployment("main");
+    main.migrate()?;
+    let dossier_topic = main.topics().dossier.clone();
+    let mut produce_parpulse = vec![kafka::parpulse_produce(main.kafka(), &events).await?];
+    let mut produce_bare = Vec::new();
+    if args.runs("produce") {
+        for repeat in 0..args.repeats {
+            let scratch = format!("bench{stamp}.scratch{repeat}");
+            kafka::create_topic(&args.brokers, &scratch).await?;
+            produce_bare.push(kafka::bare_produce(&args.brokers, &scratch, &avro).await?);
+            if repeat > 0 {
+                let scratch_deployment =
+                    Deployment { topic_prefix: format!("bench{stamp}.p{repeat}."), ..main.clone() };
+                parpulse_ingest::kafka::ensure_topics(&scratch_deployment.kafka()).await?;
+                produce_parpulse.push(kafka::parpulse_produce(scratch_deployment.kafka(), &events).await?);
+            }
+        }
+        let p = report.add("produce: parpulse ingest (validate, Avro, acks=all)", "events/s", produce_parpulse, "");
+        let b = report.add("produce: bare librdkafka, same bytes and settings", "msgs/s", produce_bare, "");
+        report.add("produce ratio parpulse / bare", "x", vec![p / b], "");
+    }
+
+    let mut bare = Vec::new();
+    let mut parpulse = Vec::new();
+    let mut parpulse_from_start = Vec::new();
+    for repeat in 0..args.repeats {
+        if args.runs("consume") {
+            let (rate, seen) = tokio::task::spawn_blocking({
+                let (brokers, topic) = (args.brokers.clone(), dossier_topic.clone());
+                move || kafka::bare_consume(&brokers, &topic)
+            })
+            .await??;
+            if seen != n as u64 {
+                bail!("the bare consumer read {seen} messages, not {n}");
+            }
+            bare.push(rate);
+        }
+        if args.runs("aggregator") {
+            let run = Deployment { ..deployment(&format!("agg{repeat}")) };
+            let run = Deployment { topic_prefix: main.topic_prefix.clone(), ..run };
+            run.migrate()?;
+            let result = aggregator::run(&run, n as u64).await?;
+            let stored = aggregator::stored_counts(&run).await?;
+            if stored != expected {
+                bail!("parpulse's day counts differ from a direct count of the events: {}", diff(&stored, &expected));
+            }
+            parpulse.push(result.events_per_sec);
+            parpulse_from_start.push(result.events_per_sec_from_start);
+            run.drop_database().await?;
+        }
+    }
+    let bare_rate = report.add("consume: bare librdkafka consumer, no work (the limit)", "msgs/s", bare, "");
+    let parpulse_rate = report.add(
+        "aggregator: decode, aggregate, checkpoint (first event to final checkpoint)",
+        "events/s",
+        parpulse.clone(),
+        "day counts equal a direct count",
+    );
+    report.add("aggregator: from process start (group join, state load)", "events/s", parpulse_from_start, "");
+    report.add("aggregator / bare consumer", "x", vec![parpulse_rate / bare_rate], "target >= 0.8");
+
+    if args.runs("peer") {
+        // Both sides on the legacy broker, from the same events: parpulse reads the Avro
+        // topic, the Kafka engine a JSONEachRow copy.
+        let legacy = Deployment { brokers: args.legacy_brokers.clone(), ..deployment("legacy") };
+        legacy.migrate().context("the legacy Kafka broker for the peer (make bench starts it)")?;
+        let legacy_json = format!("bench{stamp}.legacy.json");
+        kafka::create_topic(&legacy.brokers, &legacy_json).await?;
+        kafka::bare_produce(&legacy.brokers, &legacy.topics().dossier, &avro).await?;
+        kafka::bare_produce(&legacy.brokers, &legacy_json, &json).await?;
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for repeat in 0..args.repeats {
+            let run = Deployment { ..deployment(&format!("legacyagg{repeat}")) };
+            let run = Deployment { brokers: legacy.brokers.clone(), topic_prefix: legacy.topic_prefix.clone(), ..run };
+            run.migrate()?;
+            let result = aggregator::run(&run, n as u64).await?;
+            if aggregator::stored_counts(&run).await? != expected {
+                bail!("parpulse's day counts (legacy broker) differ from a direct count of the events");
+            }
+            run.drop_database().await?;
+            ours.push(result.events_per_sec_from_start);
+            let db = format!("bench_{stamp}_peer{repeat}");
+            let peer_run = peer::run(&args.clickhouse_url, &legacy.brokers, &db, &legacy_json, n as u64).await?;
+            if peer_run.counts != expected {
+                bail!(
+                    "the Kafka engine's day counts differ from a direct count of the events: {}",
+                    diff(&peer_run.counts, &expected)
+                );
+            }
+            theirs.push(peer_run.rows_per_sec);
+        }
+        let ours = report.add(
+            "Kafka 3.9: aggregator from process start to final checkpoint",
+            "events/s",
+            ours,
+            "day counts equal a direct count",
+        );
+        let theirs = report.add(
+            "Kafka 3.9: peer, ClickHouse Kafka engine + materialized view (MV created to last row)",
+            "rows/s",
+            theirs,
+            "day counts equal a direct count",
+        );
+        report.add("aggregator / peer", "x", vec![ours / theirs], "target >= 3");
+        legacy.drop_database().await?;
+    }
+
+    if args.runs("intake") {
+        let intake = intake::run(&deployment("intake"), &events[..args.intake_events.min(n)], 3).await?;
+        report.add("HTTP intake, batches of 1000, 4 connections", "events/s", intake, "target >= 100,000");
+    }
+    drop(avro);
+    drop(json);
+    drop(events);
+    if args.runs("freshness") {
+        for &rate in &args.freshness_rates {
+            let result = freshness::run(&deployment(&format!("fresh{rate}")), rate, args.freshness_seconds).await?;
+            report.add(
+                format!("freshness at {rate} events/s: p50"),
+                "s",
+                vec![result.p50],
+                format!("{} markers", result.markers),
+            );
+            report.add(
+                format!("freshness at {rate} events/s: p99"),
+                "s",
+                vec![result.p99],
+                format!("achieved {:.0} events/s; target p99 < 1 s at 50,000", result.achieved_rate),
+            );
+        }
+    }
+    if args.runs("memory") {
+        for &count in &args.memory_events {
+            let memory = deployment(&format!("mem{count}"));
+            let memory = Deployment { topic_prefix: format!("bench{stamp}.mem{count}."), ..memory };
+            let rss = aggregator::memory(&memory, count).await?;
+            report.add(format!("aggregator peak RSS after {count} events"), "MiB", vec![rss], "target < 256, flat");
+        }
+    }
+    report.line(format!("whole run: {:.0} s", started.elapsed().as_secs_f64()));
+    let header = format!("# parpulse bench, {} (`make bench`)", chrono_like_now());
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, report.markdown(&header)).with_context(|| format!("writing {}", args.out.display()))?;
+    println!("table written to {}", args.out.display());
+    main.drop_database().await?;
+    Ok(())
+}
+
+fn chrono_like_now() -> String {
+    let micros = parpulse_core::time::now_micros();
+    format!("{} (UTC+7 day)", parpulse_core::LocalDay::of_micros(micros))
+}
+
+/// The first few (unit, day) keys where two counts differ, for the error message.
+fn diff(got: &peer::DayCounts, want: &peer::DayCounts) -> String {
+    let keys: std::collections::BTreeSet<_> = got.keys().chain(want.keys()).collect();
+    let differing: Vec<String> = keys
+        .into_iter()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .take(5)
+        .map(|k| format!("{k:?}: {:?} vs {:?}", got.get(k), want.get(k)))
+        .collect();
+    format!("{} of {} keys, e.g. {}", differing.len(), want.len(), differing.join("; "))
+}
