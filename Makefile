@@ -47,9 +47,8 @@ test: up
 # the table goes to target/bench/report.md, Criterion's micro-benchmarks to target/bench/hot_paths.txt.
 # Never part of `make test`: timings are measured here, not asserted.
 bench: up
-	deploy/local/kafka-legacy.sh start
 	$(CARGO) build --release -p parpulse -p parpulse-bench
-	target/release/parpulse-bench $(BENCH_ARGS); status=$$?; deploy/local/kafka-legacy.sh stop; exit $$status
+	target/release/parpulse-bench $(BENCH_ARGS)
 	$(CARGO) bench -p parpulse-bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3 \
 	  | tee target/bench/hot_paths.txt
 

@@ -12,8 +12,7 @@ KAFKA_LOG="$KAFKA_HOME/kafka.log"
 KAFKA_HEAP="${PARPULSE_LOCAL_KAFKA_HEAP:-768m}"
 
 fetch_jars() {
-  # PARPULSE_KAFKA_POM: another broker version (the benchmark's legacy broker).
-  local pom="${PARPULSE_KAFKA_POM:-$PARPULSE_REPO/deploy/local/kafka/pom.xml}"
+  local pom="$PARPULSE_REPO/deploy/local/kafka/pom.xml"
   local stamp="$KAFKA_LIBS/.pom.sha256"
   local want
   want="$(sha256sum "$pom" | cut -d' ' -f1)"

@@ -64,6 +64,16 @@ def bind(sql, params):
     return out
 
 
+def one_dossier(url, database):
+    """Partition, unit and id of a dossier the server holds (for the one-dossier query)."""
+    line = server(url, database, "SELECT kafka_partition, agency_code, dossier_id FROM dossier_state "
+                  "ORDER BY agency_code, dossier_id LIMIT 1 FORMAT TabSeparated").strip()
+    if not line:
+        raise SystemExit("the server's dossier_state is empty: nothing to compare")
+    partition, agency, dossier = line.split("\t")
+    return [int(partition), agency, dossier]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -82,7 +92,8 @@ def main():
         "checkpoints_committed": [args.group, args.topic],
         "dossier_day_load_partition": [0],
         "dossier_day_read_days": [first, last],
-        "dossier_state_load_partition": [0],
+        "dossier_state_load_partition": [0, 0],
+        "dossier_state_load_one": one_dossier(args.url, args.database),
         "resolved_days": [first, last],
         "received_facts": [first, last],
         "open_dossiers": [now_micros],

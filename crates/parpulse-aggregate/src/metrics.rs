@@ -19,6 +19,8 @@ pub struct AggregatorMetrics {
     pub insert_seconds: HistogramVec,
     pub assigned_partitions: IntGauge,
     pub rebalances: IntCounterVec,
+    pub dossiers_in_memory: IntGauge,
+    pub dossiers_fetched: IntCounter,
 }
 
 impl Default for AggregatorMetrics {
@@ -97,6 +99,16 @@ impl AggregatorMetrics {
             &["kind"],
         )
         .expect("valid metric");
+        let dossiers_in_memory = IntGauge::new(
+            "parpulse_aggregator_dossiers_in_memory",
+            "Dossiers kept in memory: those with an event within the allowed lateness (the others stay in ClickHouse)",
+        )
+        .expect("valid metric");
+        let dossiers_fetched = IntCounter::new(
+            "parpulse_aggregator_dossiers_fetched_total",
+            "Dossiers fetched back from ClickHouse because an event arrived after they left memory",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(undecodable.clone()),
@@ -110,6 +122,8 @@ impl AggregatorMetrics {
             Box::new(insert_seconds.clone()),
             Box::new(assigned_partitions.clone()),
             Box::new(rebalances.clone()),
+            Box::new(dossiers_in_memory.clone()),
+            Box::new(dossiers_fetched.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -127,6 +141,8 @@ impl AggregatorMetrics {
             insert_seconds,
             assigned_partitions,
             rebalances,
+            dossiers_in_memory,
+            dossiers_fetched,
         }
     }
 }

@@ -28,7 +28,7 @@ use parpulse_core::topics::Topics;
 use parpulse_core::validate::{RejectReason, Rejection};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
@@ -337,7 +337,10 @@ impl Shared {
     /// Returns the offsets of the previous checkpoint, to commit.
     async fn start_checkpoint(self: &Arc<Self>, work: &mut Work) -> Option<TopicPartitionList> {
         let done = self.finish_in_flight(work).await;
-        if let Some(snapshot) = snapshot(work, &self.config.consumer_group) {
+        let snapshot = snapshot(work, &self.config.consumer_group);
+        let in_memory: usize = work.states.values().map(|state| state.dossier_counts().0).sum();
+        self.metrics.dossiers_in_memory.set(in_memory as i64);
+        if let Some(snapshot) = snapshot {
             let shared = self.clone();
             work.in_flight = Some(tokio::spawn(async move { Some(shared.write_with_retry(snapshot).await) }));
         }
@@ -428,10 +431,26 @@ impl Shared {
                 .key(&letter.key)
                 .payload(&letter.payload)
                 .headers(parpulse_ingest::kafka::dead_letter_headers(&rejection, "aggregator"));
-            deliveries.push(self.producer.send(record, Duration::from_secs(30)));
+            // Enqueue every record first (send_result), then wait for the acknowledgements:
+            // awaiting `send` one by one would cost a round trip per dead letter.
+            let mut record = record;
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => break deliveries.push(delivery),
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((error, _)) => return Err(format!("dead-letter enqueue: {error}")),
+                }
+            }
         }
         for delivery in deliveries {
-            delivery.await.map_err(|(error, _)| format!("dead-letter delivery: {error}"))?;
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => return Err(format!("dead-letter delivery: {error}")),
+                Err(_) => return Err("dead-letter delivery canceled".to_owned()),
+            }
         }
         Ok(())
     }
@@ -517,6 +536,18 @@ pub async fn run(
                 }
                 match message.payload().map(|bytes| codec.decode_event(bytes)) {
                     Some(Ok(event)) => {
+                        if let Some((agency, dossier)) = state.missing_dossier(&event) {
+                            let partition = state.partition();
+                            let row = shared
+                                .until_clickhouse_answers("fetching a dossier's state failed", || {
+                                    dossier_state::load_one(&shared.store, partition, &agency, &dossier)
+                                })
+                                .await;
+                            metrics.dossiers_fetched.inc();
+                            if let Some(row) = row {
+                                state.restore_dossier(&row);
+                            }
+                        }
                         let duplicates = state.duplicates();
                         let verdict = state.apply_event(message.offset(), &event);
                         metrics.duplicate_receptions.inc_by(state.duplicates() - duplicates);
@@ -590,11 +621,13 @@ async fn load_states(
         }
         let checkpoint = committed[topic].iter().find(|c| c.kafka_partition == *partition);
         let (next_offset, watermark) = checkpoint.map_or((0, 0), |c| (c.next_offset, c.watermark_micros));
+        // Dossiers idle for longer than the allowed lateness stay in ClickHouse (state.rs).
+        let active_since = watermark.saturating_sub(lateness);
         // Only dossier partitions keep state; budget and staffing rows are idempotent by event id.
         let (rows, dossiers) = if *topic == config.topics.dossier {
             (
                 dossier_day::load_partition(store, *partition).await?,
-                dossier_state::load_partition(store, *partition).await?,
+                dossier_state::load_partition(store, *partition, active_since).await?,
             )
         } else {
             (Vec::new(), Vec::new())

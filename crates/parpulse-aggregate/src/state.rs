@@ -19,6 +19,13 @@
 //! applied and the caller sends it to the dead-letter topic as `too_late`. The
 //! watermark is stored with each checkpoint, so a replay decides exactly as the
 //! first run did.
+//!
+//! Bounded state: at checkpoints, dossiers with no event within the allowed lateness
+//! behind the watermark are dropped from memory (their rows stay in ClickHouse). An
+//! event for a dossier that is not in memory, of a kind that only follows a
+//! reception, asks the caller to fetch the dossier's row first
+//! ([`PartitionState::missing_dossier`]): a dossier is never rebuilt from a partial
+//! history.
 
 // FxHash: keys are unit codes and dossier ids from authenticated agencies, and the
 // hasher is a measured share of the aggregator's time (docs/BENCHMARKS.md).
@@ -58,6 +65,8 @@ struct Dossier {
     /// Facts for the lateness KPIs (judged when the row is written).
     lifecycle: DossierLifecycle,
     complete_through: i64,
+    /// Newest event time applied (UTC micros): when the dossier may leave memory.
+    last_event_at: i64,
 }
 
 fn some(value: i64) -> Option<i64> {
@@ -86,6 +95,8 @@ impl Dossier {
             received_day: LocalDay(row.received_day),
             lifecycle,
             complete_through: i64::try_from(row.version).unwrap_or(i64::MAX),
+            // Rows from before migration 0006 say 0: the newest time they hold will do.
+            last_event_at: row.last_event_at.max(row.received_at).max(row.processed_at).max(row.returned_at),
         }
     }
 
@@ -120,6 +131,7 @@ impl Dossier {
             outcome: code,
             end_day,
             deadline_at,
+            last_event_at: self.last_event_at,
         }
     }
 }
@@ -141,6 +153,9 @@ pub struct PartitionState {
     watermark: i64,
     allowed_lateness_micros: i64,
     too_late: u64,
+    evicted_through_day: u16,
+    evicted: u64,
+    restored: u64,
     buckets: HashMap<BucketKey, Bucket>,
     dirty: HashSet<BucketKey>,
     dossiers: HashMap<DossierKey, Dossier>,
@@ -176,6 +191,9 @@ impl PartitionState {
             watermark: 0,
             allowed_lateness_micros: i64::MAX,
             too_late: 0,
+            evicted_through_day: 0,
+            evicted: 0,
+            restored: 0,
             buckets,
             dirty: HashSet::default(),
             dossiers,
@@ -325,10 +343,12 @@ impl PartitionState {
                 received_day: LocalDay::of_micros(event.occurred_at),
                 lifecycle: DossierLifecycle::default(),
                 complete_through: 0,
+                last_event_at: event.occurred_at,
             };
             self.dossiers.insert(key.clone(), dossier);
         }
         let dossier = self.dossiers.get_mut(key).expect("inserted above");
+        dossier.last_event_at = dossier.last_event_at.max(event.occurred_at);
         if offset < dossier.complete_through {
             return;
         }
@@ -400,13 +420,61 @@ impl PartitionState {
             .collect()
     }
 
-    /// Marks everything up to `next_offset` as stored.
+    /// Marks everything up to `next_offset` as stored (or being stored: the caller writes
+    /// the pending rows it just took), and drops from memory the dossiers idle for longer
+    /// than the allowed lateness, except those whose rows are pending.
     pub fn checkpoint_written(&mut self, next_offset: i64) {
+        self.evict_idle_dossiers();
         self.dirty.clear();
         self.dirty_dossiers.clear();
         self.budget_rows.clear();
         self.staffing_rows.clear();
         self.checkpointed_offset = next_offset;
+    }
+
+    fn evict_idle_dossiers(&mut self) {
+        let horizon = self.watermark.saturating_sub(self.allowed_lateness_micros);
+        // Once per local day of watermark progress: a scan of the map per checkpoint would cost more.
+        let day = LocalDay::of_micros(self.watermark.max(0)).0;
+        if self.allowed_lateness_micros == i64::MAX || day <= self.evicted_through_day {
+            return;
+        }
+        self.evicted_through_day = day;
+        let dirty = &self.dirty_dossiers;
+        let before = self.dossiers.len();
+        self.dossiers.retain(|key, d| d.last_event_at >= horizon || dirty.contains(key));
+        self.evicted += (before - self.dossiers.len()) as u64;
+    }
+
+    /// The dossier an event needs that is not in memory but may be stored (it was
+    /// evicted, or not loaded as idle): the caller fetches its row and
+    /// [`PartitionState::restore_dossier`]s it before applying the event. None for
+    /// kinds that start a dossier (submitted, received, refused at the desk) and for
+    /// events that are too late anyway.
+    pub fn missing_dossier(&self, event: &Event) -> Option<(String, String)> {
+        let Event::Dossier(e) = event else { return None };
+        if self.allowed_lateness_micros == i64::MAX
+            || matches!(e.kind, DossierEventKind::Submitted | DossierEventKind::Received | DossierEventKind::Refused)
+            // Too late anyway (apply_event refuses it): no fetch, or re-importing an old
+            // file would cost a ClickHouse round trip per event.
+            || e.occurred_at < self.watermark.saturating_sub(self.allowed_lateness_micros)
+        {
+            return None;
+        }
+        let key = DossierKey { agency_code: e.agency_code.clone(), dossier_id: e.dossier_id.clone() };
+        (!self.dossiers.contains_key(&key)).then_some((key.agency_code, key.dossier_id))
+    }
+
+    /// Puts a fetched dossier row back in memory (see [`PartitionState::missing_dossier`]).
+    pub fn restore_dossier(&mut self, row: &DossierStateRow) {
+        let key = DossierKey { agency_code: row.agency_code.clone(), dossier_id: row.dossier_id.clone() };
+        self.dossiers.entry(key).or_insert_with(|| Dossier::from_row(row));
+        self.restored += 1;
+    }
+
+    /// Dossiers in memory, dropped as idle, and fetched back, since the state was loaded.
+    pub fn dossier_counts(&self) -> (usize, u64, u64) {
+        (self.dossiers.len(), self.evicted, self.restored)
     }
 
     pub fn counts(&self, agency_code: &str, day: LocalDay) -> Option<DossierDayCounts> {
@@ -571,6 +639,52 @@ mod tests {
         let mut replay = PartitionState::load(0, 1, &[], &[]).with_lateness(t0 + 100 * HOUR, 24 * HOUR);
         assert_eq!(replay.apply_event(1, &events[1]), Verdict::TooLate);
         assert_eq!(replay.apply_event(2, &events[2]), Verdict::Applied);
+    }
+
+    fn event(dossier: &str, kind: DossierEventKind, occurred_at: i64) -> Event {
+        let mut e = reception("SNV", dossier, Channel::Online);
+        e.kind = kind;
+        e.occurred_at = occurred_at;
+        Event::Dossier(e)
+    }
+
+    #[test]
+    fn idle_dossiers_leave_memory_and_come_back_whole_when_an_event_needs_them() {
+        let t0 = DAY.start_micros() + HOUR;
+        let mut state = PartitionState::load(0, 0, &[], &[]).with_lateness(0, 48 * HOUR);
+        state.apply_event(0, &event("OLD", DossierEventKind::Received, t0));
+        state.apply_event(1, &event("OLD", DossierEventKind::Processed, t0 + HOUR));
+        let stored = state.pending_dossier_rows(0); // what ClickHouse holds after the checkpoint
+        state.checkpoint_written(2);
+        state.apply_event(2, &event("NEW", DossierEventKind::Received, t0 + 100 * HOUR));
+        state.checkpoint_written(3);
+        assert_eq!(state.dossier_counts(), (1, 1, 0), "OLD was idle for 99 h with 48 h allowed");
+
+        // A new dossier needs nothing; OLD's late result return needs its stored row first.
+        let new = event("NEWER", DossierEventKind::Received, t0 + 101 * HOUR);
+        assert_eq!(state.missing_dossier(&new), None);
+        let returned = event("OLD", DossierEventKind::ResultReturned, t0 + 101 * HOUR);
+        assert_eq!(state.missing_dossier(&returned), Some(("SNV".to_owned(), "OLD".to_owned())));
+        state.restore_dossier(stored.iter().find(|r| r.dossier_id == "OLD").unwrap());
+        assert_eq!(state.missing_dossier(&returned), None);
+        state.apply_event(3, &returned);
+        let row = state.pending_dossier_rows(0).into_iter().find(|r| r.dossier_id == "OLD").unwrap();
+        assert_eq!((row.received_at, row.processed_at, row.returned_at), (t0, t0 + HOUR, t0 + 101 * HOUR));
+        assert_eq!(row.received_offset, 0, "still counted once, at its first reception");
+        assert_eq!(state.dossier_counts(), (2, 1, 1));
+        // An event too late to apply is not worth a fetch.
+        let ancient = event("GONE", DossierEventKind::Processed, t0 - 100 * HOUR);
+        assert_eq!(state.missing_dossier(&ancient), None);
+    }
+
+    #[test]
+    fn without_an_allowed_lateness_nothing_leaves_memory() {
+        let mut state = PartitionState::load(0, 0, &[], &[]);
+        state.apply_event(0, &event("A", DossierEventKind::Received, DAY.start_micros()));
+        state.apply_event(1, &event("B", DossierEventKind::Received, DAY.start_micros() + 900 * HOUR));
+        state.checkpoint_written(2);
+        assert_eq!(state.dossier_counts().0, 2);
+        assert_eq!(state.missing_dossier(&event("C", DossierEventKind::Processed, 0)), None);
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clickhouse_http::Http;
 
+use crate::workload::Record;
+
 /// Counts per (unit, local day): received, received online (level 3/4), by post.
 pub type DayCounts = BTreeMap<(String, u16), [u64; 3]>;
 
@@ -50,8 +52,17 @@ pub struct PeerRun {
     pub counts: DayCounts,
 }
 
-/// Runs the peer over `topic` (holding `n` JSON events) into database `db`.
-pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, n: u64) -> Result<PeerRun> {
+/// Runs the peer on the empty `topic` into database `db`: once the engine consumes
+/// (a warm-up message is counted), `records` are produced, and the peer is timed from
+/// the first of them to the last row counted.
+///
+/// ClickHouse 18.16's engine starts a new consumer group at the end of the topic
+/// (librdkafka's default `auto.offset.reset`), so it cannot read events produced
+/// before it subscribed: hence subscribe first, then produce. Producing overlaps with
+/// consuming, so the figure is the engine's rate as long as it is slower than the
+/// producer (the report gives the bare producer's rate to compare).
+pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, records: &[Record]) -> Result<PeerRun> {
+    let n = records.len() as u64 + 1;
     let http = Http { client: reqwest::Client::new(), url: clickhouse_url.to_owned() };
     let (db, topic) = (checked(db)?, checked(topic)?);
     if !brokers.bytes().all(|b| b.is_ascii_alphanumeric() || b":.,-_".contains(&b)) {
@@ -70,7 +81,6 @@ pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, n: 
          received_postal UInt64, events UInt64) ENGINE = SummingMergeTree ORDER BY (agency_code, day)"
     ))
     .await?;
-    let started = Instant::now();
     http.run(&format!(
         "CREATE MATERIALIZED VIEW {db}.peer_mv TO {db}.peer_day AS \
          SELECT agency_code, toDate(intDiv(occurred_at + 25200000000, 86400000000)) AS day, \
@@ -81,6 +91,27 @@ pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, n: 
          FROM {db}.peer_src GROUP BY agency_code, day"
     ))
     .await?;
+    let warm_up = Record {
+        key: "warm-up".into(),
+        value: br#"{"event_id":"","agency_code":"","dossier_id":"","occurred_at":0,"kind":"warm_up","channel":"","online_level":0}"#.to_vec(),
+    };
+    let deadline = Instant::now() + STALL;
+    loop {
+        crate::kafka::bare_produce(brokers, topic, std::slice::from_ref(&warm_up)).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let text = http.run(&format!("SELECT sum(events) FROM {db}.peer_day")).await?;
+        if text.trim().parse::<u64>().unwrap_or(0) > 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = http.run(&format!("DROP DATABASE {db}")).await;
+            bail!("the Kafka engine did not consume a warm-up message within {STALL:?}");
+        }
+    }
+    let warm_ups: u64 = http.run(&format!("SELECT sum(events) FROM {db}.peer_day")).await?.trim().parse()?;
+    let n = n - 1 + warm_ups;
+    let started = Instant::now();
+    crate::kafka::bare_produce(brokers, topic, records).await?;
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut last_progress = (0, Instant::now());
     loop {
@@ -117,5 +148,5 @@ pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, n: 
         }
     }
     http.run(&format!("DROP DATABASE {db}")).await?;
-    Ok(PeerRun { rows_per_sec: n as f64 / seconds, counts })
+    Ok(PeerRun { rows_per_sec: records.len() as f64 / seconds, counts })
 }

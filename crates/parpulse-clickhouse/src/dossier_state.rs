@@ -35,6 +35,8 @@ pub struct DossierStateRow {
     pub outcome: u8,
     pub end_day: u16,
     pub deadline_at: i64,
+    /// Newest event time applied to the dossier (UTC micros); 0 in rows older than migration 0006.
+    pub last_event_at: i64,
 }
 
 pub const OUTCOME_OPEN: u8 = 0;
@@ -45,15 +47,35 @@ pub async fn write(store: &Store, rows: &[DossierStateRow]) -> Result<()> {
     store.insert_rows("dossier_state", rows, "writing dossier_state rows").await
 }
 
-/// The newest state of every dossier of one Kafka partition.
-pub async fn load_partition(store: &Store, kafka_partition: u32) -> Result<Vec<DossierStateRow>> {
+/// The newest state of the dossiers of one Kafka partition with an event at or after
+/// `active_since` (UTC micros): the ones an aggregator keeps in memory.
+pub async fn load_partition(store: &Store, kafka_partition: u32, active_since: i64) -> Result<Vec<DossierStateRow>> {
     store
         .client()
         .query(include_str!("../../../schemas/clickhouse/queries/dossier_state_load_partition.sql"))
         .bind(kafka_partition)
+        .bind(active_since)
         .fetch_all()
         .await
         .map_err(store.error("loading a partition's dossier_state"))
+}
+
+/// The newest state of one dossier, if it has any.
+pub async fn load_one(
+    store: &Store,
+    kafka_partition: u32,
+    agency_code: &str,
+    dossier_id: &str,
+) -> Result<Option<DossierStateRow>> {
+    store
+        .client()
+        .query(include_str!("../../../schemas/clickhouse/queries/dossier_state_load_one.sql"))
+        .bind(kafka_partition)
+        .bind(agency_code)
+        .bind(dossier_id)
+        .fetch_optional()
+        .await
+        .map_err(store.error("loading one dossier's state"))
 }
 
 /// Resolved dossiers of one unit on one local day (the day each ended).

@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../schemas/clickhouse/0004_budget_and_staffing_events.sql"),
     ),
     ("0005_checkpoint_watermark.sql", include_str!("../../../schemas/clickhouse/0005_checkpoint_watermark.sql")),
+    ("0006_dossier_last_event.sql", include_str!("../../../schemas/clickhouse/0006_dossier_last_event.sql")),
 ];
 
 #[derive(Debug, Row, Serialize, Deserialize)]

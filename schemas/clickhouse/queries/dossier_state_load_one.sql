@@ -1,0 +1,10 @@
+-- The newest state of one dossier (an aggregator fetches a dossier it no longer keeps in memory).
+-- Parameters: partition, agency code, dossier id.
+-- Used by crates/parpulse-clickhouse and checked on chDB (tests/chdb). Question marks are bound parameters, in order;
+-- aliases never shadow column names (ClickHouse 18.16 resolves such an alias inside its own aggregate).
+SELECT kafka_partition, agency_code, dossier_id, s.1 AS received_offset, s.2 AS received_day, v AS version, s.3 AS received_at, s.4 AS due_at, s.5 AS legal_max_days, s.6 AS supplement_requested, s.7 AS supplement_received, s.8 AS processed_at, s.9 AS other_end_at, s.10 AS returned_at, s.11 AS returned_postal, s.12 AS apology, s.13 AS fee_bearing, s.14 AS paid_online, s.15 AS digitized, s.16 AS outcome, s.17 AS end_day, s.18 AS deadline_at, s.19 AS last_event_at
+FROM (
+    SELECT kafka_partition, agency_code, dossier_id, max(version) AS v, argMax(tuple(received_offset, received_day, received_at, due_at, legal_max_days, supplement_requested, supplement_received, processed_at, other_end_at, returned_at, returned_postal, apology, fee_bearing, paid_online, digitized, outcome, end_day, deadline_at, last_event_at), version) AS s
+FROM dossier_state
+WHERE kafka_partition = ? AND agency_code = ? AND dossier_id = ?
+GROUP BY kafka_partition, agency_code, dossier_id )
