@@ -331,4 +331,26 @@ pub async fn assert_all_kpis_equal_recount(store: &Store, ndjson: &str) {
     assert_eq!(open, want_open, "open dossiers per unit");
     assert_administration_equals_recount(store, ndjson).await;
     assert_service_equals_recount(store, ndjson).await;
+    assert_audit_trail_equals_events(store, ndjson).await;
+}
+
+/// The `dossier_event` audit table holds every dossier event of the file, each once by id.
+pub async fn assert_audit_trail_equals_events(store: &Store, ndjson: &str) {
+    let mut want: Vec<String> = ndjson
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["type"] == "dossier")
+        .map(|v| v["event_id"].as_str().expect("event_id").to_owned())
+        .collect();
+    want.sort();
+    want.dedup();
+    let mut stored: Vec<String> = store
+        .client()
+        .query("SELECT DISTINCT event_id FROM dossier_event")
+        .fetch_all::<String>()
+        .await
+        .expect("reading dossier_event");
+    stored.sort();
+    assert_eq!(stored.len(), want.len(), "dossier events in the audit table");
+    assert!(stored == want, "the audit table holds exactly the file's dossier event ids");
 }

@@ -115,6 +115,7 @@ struct Snapshot {
     dossiers: Vec<parpulse_clickhouse::dossier_state::DossierStateRow>,
     days: Vec<parpulse_clickhouse::dossier_day::DossierDayRow>,
     budget: Vec<parpulse_clickhouse::budget_staffing::BudgetEventRow>,
+    dossier_events: Vec<parpulse_clickhouse::budget_staffing::DossierEventRow>,
     staffing: Vec<parpulse_clickhouse::budget_staffing::StaffingEventRow>,
     checkpoints: Vec<CheckpointRow>,
 }
@@ -143,6 +144,7 @@ fn snapshot(work: &mut Work, consumer_group: &str) -> Option<Snapshot> {
         dossiers: Vec::new(),
         days: Vec::new(),
         budget: Vec::new(),
+        dossier_events: Vec::new(),
         staffing: Vec::new(),
         checkpoints: Vec::with_capacity(progressed.len()),
     };
@@ -150,6 +152,7 @@ fn snapshot(work: &mut Work, consumer_group: &str) -> Option<Snapshot> {
         let state = work.states.get_mut(&key).expect("progressed partition");
         snapshot.dossiers.extend(state.pending_dossier_rows(now));
         snapshot.days.extend(state.pending_rows());
+        snapshot.dossier_events.append(&mut state.take_dossier_events());
         let (budget, staffing) = state.pending_event_rows();
         snapshot.budget.extend_from_slice(budget);
         snapshot.staffing.extend_from_slice(staffing);
@@ -406,6 +409,8 @@ impl Shared {
         self.deliver_dead_letters(&snapshot.dead_letters).await?;
         self.timed("dossier_state", dossier_state::write(&self.store, &snapshot.dossiers)).await?;
         self.timed("dossier_day", dossier_day::write(&self.store, &snapshot.days)).await?;
+        self.timed("dossier_event", budget_staffing::write_dossier_events(&self.store, &snapshot.dossier_events))
+            .await?;
         self.timed("budget_event", budget_staffing::write_budget(&self.store, &snapshot.budget)).await?;
         self.timed("staffing_event", budget_staffing::write_staffing(&self.store, &snapshot.staffing)).await?;
         self.timed("checkpoints", checkpoint::write(&self.store, &snapshot.checkpoints)).await?;

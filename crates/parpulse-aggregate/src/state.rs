@@ -31,7 +31,7 @@
 // hasher is a measured share of the aggregator's time (docs/BENCHMARKS.md).
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use parpulse_clickhouse::budget_staffing::{BudgetEventRow, StaffingEventRow};
+use parpulse_clickhouse::budget_staffing::{BudgetEventRow, DossierEventRow, StaffingEventRow};
 use parpulse_clickhouse::dossier_day::DossierDayRow;
 use parpulse_clickhouse::dossier_state::{DossierStateRow, OUTCOME_LATE, OUTCOME_ON_TIME, OUTCOME_OPEN};
 use parpulse_core::kpi::DossierDayCounts;
@@ -164,6 +164,8 @@ pub struct PartitionState {
     /// Budget and staffing events since the last checkpoint, as rows (deduplicated when read).
     budget_rows: Vec<BudgetEventRow>,
     staffing_rows: Vec<StaffingEventRow>,
+    /// Dossier events applied since the last checkpoint (audit table).
+    dossier_event_rows: Vec<DossierEventRow>,
     next_offset: i64,
     checkpointed_offset: i64,
 }
@@ -201,6 +203,7 @@ impl PartitionState {
             duplicates: 0,
             budget_rows: Vec::new(),
             staffing_rows: Vec::new(),
+            dossier_event_rows: Vec::new(),
             next_offset,
             checkpointed_offset: next_offset,
         }
@@ -308,6 +311,11 @@ impl PartitionState {
         });
     }
 
+    /// Takes the dossier events applied since the last snapshot, as audit rows.
+    pub fn take_dossier_events(&mut self) -> Vec<DossierEventRow> {
+        std::mem::take(&mut self.dossier_event_rows)
+    }
+
     /// Budget and staffing rows since the last checkpoint.
     pub fn pending_event_rows(&self) -> (&[BudgetEventRow], &[StaffingEventRow]) {
         (&self.budget_rows, &self.staffing_rows)
@@ -316,6 +324,18 @@ impl PartitionState {
     /// Applies the dossier event at `offset`. Offsets must come in increasing order.
     pub fn apply(&mut self, offset: i64, event: &DossierEvent) {
         self.skip(offset);
+        self.dossier_event_rows.push(DossierEventRow {
+            event_id: event.event_id.clone(),
+            agency_code: event.agency_code.clone(),
+            dossier_id: event.dossier_id.clone(),
+            kind: event.kind.as_str().to_owned(),
+            occurred_at: event.occurred_at,
+            day: LocalDay::of_micros(event.occurred_at).0,
+            channel: event.channel.as_str().to_owned(),
+            online_level: event.online_level,
+            kafka_partition: self.partition,
+            kafka_offset: offset,
+        });
         let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
         self.record_lifecycle(offset, event, &key);
         if event.kind != DossierEventKind::Received {
@@ -429,6 +449,7 @@ impl PartitionState {
         self.dirty_dossiers.clear();
         self.budget_rows.clear();
         self.staffing_rows.clear();
+        self.dossier_event_rows.clear();
         self.checkpointed_offset = next_offset;
     }
 
@@ -525,6 +546,12 @@ mod tests {
         let counts = state.counts("SNV", DAY).unwrap();
         assert_eq!((counts.received, counts.received_online), (2, 1));
         assert_eq!(state.next_offset(), 2);
+        let audit = state.take_dossier_events();
+        assert_eq!(audit.len(), 2, "every applied event is kept for audit");
+        assert_eq!(
+            (audit[1].kind.as_str(), audit[1].channel.as_str(), audit[1].kafka_offset),
+            ("received", "in_person", 1)
+        );
     }
 
     #[test]

@@ -38,6 +38,25 @@ pub struct StaffingEventRow {
     pub kafka_offset: i64,
 }
 
+/// A dossier event as applied (table `dossier_event`: audit and replay, deduplicated by id).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct DossierEventRow {
+    pub event_id: String,
+    pub agency_code: String,
+    pub dossier_id: String,
+    pub kind: String,
+    pub occurred_at: i64,
+    pub day: u16,
+    pub channel: String,
+    pub online_level: i32,
+    pub kafka_partition: u32,
+    pub kafka_offset: i64,
+}
+
+pub async fn write_dossier_events(store: &Store, rows: &[DossierEventRow]) -> Result<()> {
+    store.insert_rows("dossier_event", rows, "writing dossier_event rows").await
+}
+
 pub async fn write_budget(store: &Store, rows: &[BudgetEventRow]) -> Result<()> {
     store.insert_rows("budget_event", rows, "writing budget_event rows").await
 }

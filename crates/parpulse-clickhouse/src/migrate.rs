@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0005_checkpoint_watermark.sql", include_str!("../../../schemas/clickhouse/0005_checkpoint_watermark.sql")),
     ("0006_dossier_last_event.sql", include_str!("../../../schemas/clickhouse/0006_dossier_last_event.sql")),
+    ("0007_dossier_event.sql", include_str!("../../../schemas/clickhouse/0007_dossier_event.sql")),
 ];
 
 #[derive(Debug, Row, Serialize, Deserialize)]

@@ -26,6 +26,25 @@ pub enum DossierEventKind {
 }
 
 impl DossierEventKind {
+    /// The wire name (as in the Avro enum and JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DossierEventKind::Submitted => "submitted",
+            DossierEventKind::Received => "received",
+            DossierEventKind::Refused => "refused",
+            DossierEventKind::InProcess => "in_process",
+            DossierEventKind::SupplementRequested => "supplement_requested",
+            DossierEventKind::SupplementReceived => "supplement_received",
+            DossierEventKind::AwaitingPayment => "awaiting_payment",
+            DossierEventKind::Withdrawn => "withdrawn",
+            DossierEventKind::Stopped => "stopped",
+            DossierEventKind::Processed => "processed",
+            DossierEventKind::ResultReturned => "result_returned",
+            DossierEventKind::ApologyIssued => "apology_issued",
+            DossierEventKind::PaidOnline => "paid_online",
+        }
+    }
+
     /// From reception on, a dossier has an appointment date or a legal maximum.
     pub fn needs_deadline(self) -> bool {
         !matches!(self, DossierEventKind::Submitted | DossierEventKind::Refused)
@@ -39,6 +58,17 @@ pub enum Channel {
     InPerson,
     Online,
     Postal,
+}
+
+impl Channel {
+    /// The wire name (as in the Avro enum and JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::InPerson => "in_person",
+            Channel::Online => "online",
+            Channel::Postal => "postal",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
