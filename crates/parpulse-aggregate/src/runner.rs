@@ -60,6 +60,8 @@ pub struct AggregatorConfig {
     /// Static group membership (`group.instance.id`): a restarted aggregator with
     /// the same id gets its partitions back without a rebalance.
     pub instance_id: Option<String>,
+    /// Write every applied dossier event to the `dossier_event` audit table.
+    pub audit_events: bool,
 }
 
 impl AggregatorConfig {
@@ -75,6 +77,7 @@ impl AggregatorConfig {
             allowed_lateness: DEFAULT_ALLOWED_LATENESS,
             session_timeout: Duration::from_secs(10),
             instance_id: None,
+            audit_events: true,
         }
     }
 }
@@ -645,7 +648,9 @@ async fn load_states(
             dossiers = dossiers.len(),
             "loaded partition state"
         );
-        let state = PartitionState::load(*partition, next_offset, &rows, &dossiers).with_lateness(watermark, lateness);
+        let state = PartitionState::load(*partition, next_offset, &rows, &dossiers)
+            .with_lateness(watermark, lateness)
+            .with_audit(config.audit_events);
         loaded.push(((topic.clone(), *partition), state));
     }
     Ok(loaded)

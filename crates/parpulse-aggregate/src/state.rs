@@ -164,8 +164,9 @@ pub struct PartitionState {
     /// Budget and staffing events since the last checkpoint, as rows (deduplicated when read).
     budget_rows: Vec<BudgetEventRow>,
     staffing_rows: Vec<StaffingEventRow>,
-    /// Dossier events applied since the last checkpoint (audit table).
+    /// Dossier events applied since the last checkpoint (audit table), when kept.
     dossier_event_rows: Vec<DossierEventRow>,
+    audit: bool,
     next_offset: i64,
     checkpointed_offset: i64,
 }
@@ -204,6 +205,7 @@ impl PartitionState {
             budget_rows: Vec::new(),
             staffing_rows: Vec::new(),
             dossier_event_rows: Vec::new(),
+            audit: true,
             next_offset,
             checkpointed_offset: next_offset,
         }
@@ -311,6 +313,12 @@ impl PartitionState {
         });
     }
 
+    /// Whether applied dossier events are kept as audit rows (on by default).
+    pub fn with_audit(mut self, audit: bool) -> Self {
+        self.audit = audit;
+        self
+    }
+
     /// Takes the dossier events applied since the last snapshot, as audit rows.
     pub fn take_dossier_events(&mut self) -> Vec<DossierEventRow> {
         std::mem::take(&mut self.dossier_event_rows)
@@ -324,18 +332,9 @@ impl PartitionState {
     /// Applies the dossier event at `offset`. Offsets must come in increasing order.
     pub fn apply(&mut self, offset: i64, event: &DossierEvent) {
         self.skip(offset);
-        self.dossier_event_rows.push(DossierEventRow {
-            event_id: event.event_id.clone(),
-            agency_code: event.agency_code.clone(),
-            dossier_id: event.dossier_id.clone(),
-            kind: event.kind.as_str().to_owned(),
-            occurred_at: event.occurred_at,
-            day: LocalDay::of_micros(event.occurred_at).0,
-            channel: event.channel.as_str().to_owned(),
-            online_level: event.online_level,
-            kafka_partition: self.partition,
-            kafka_offset: offset,
-        });
+        if self.audit {
+            self.audit_row(offset, event);
+        }
         let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
         self.record_lifecycle(offset, event, &key);
         if event.kind != DossierEventKind::Received {
@@ -353,6 +352,21 @@ impl PartitionState {
         if bucket.counts.apply(event) {
             self.dirty.insert(key);
         }
+    }
+
+    fn audit_row(&mut self, offset: i64, event: &DossierEvent) {
+        self.dossier_event_rows.push(DossierEventRow {
+            event_id: event.event_id.clone(),
+            agency_code: event.agency_code.clone(),
+            dossier_id: event.dossier_id.clone(),
+            kind: event.kind.as_str().to_owned(),
+            occurred_at: event.occurred_at,
+            day: LocalDay::of_micros(event.occurred_at).0,
+            channel: event.channel.as_str().to_owned(),
+            online_level: event.online_level,
+            kafka_partition: self.partition,
+            kafka_offset: offset,
+        });
     }
 
     /// Adds the event to its dossier's lifecycle facts, unless the stored dossier already has it.
@@ -552,6 +566,9 @@ mod tests {
             (audit[1].kind.as_str(), audit[1].channel.as_str(), audit[1].kafka_offset),
             ("received", "in_person", 1)
         );
+        let mut quiet = PartitionState::load(0, 0, &[], &[]).with_audit(false);
+        quiet.apply(0, &reception("SNV", "D1", Channel::Online));
+        assert!(quiet.take_dossier_events().is_empty(), "no audit rows when the audit table is off");
     }
 
     #[test]

@@ -17,13 +17,17 @@ pub struct AggregatorRun {
 }
 
 /// Starts `parpulse aggregate` on a migrated deployment whose dossier topic holds
-/// `n` events and measures it until its checkpoints reach the end.
-pub async fn run(deployment: &Deployment, n: u64) -> Result<AggregatorRun> {
+/// `n` events and measures it until its checkpoints reach the end; `audit`: whether it
+/// also writes every event to the `dossier_event` audit table (the default).
+pub async fn run(deployment: &Deployment, n: u64, audit: bool) -> Result<AggregatorRun> {
     let store = deployment.store().await?;
     let port = free_port();
     let metrics = format!("http://127.0.0.1:{port}/metrics");
     let started = Instant::now();
-    let mut child = deployment.spawn(&["aggregate", "--listen", &format!("127.0.0.1:{port}")])?;
+    let listen = format!("127.0.0.1:{port}");
+    let mut command = deployment.command(&["aggregate", "--listen", &listen]);
+    command.env("PARPULSE_AUDIT_EVENTS", audit.to_string());
+    let mut child = crate::process::Running(command.spawn()?);
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     let first = loop {
@@ -88,7 +92,7 @@ pub async fn memory(deployment: &Deployment, count: usize) -> Result<f64> {
     if produced != count {
         bail!("the simulator gave {produced} dossier events over {days} days, not {count}");
     }
-    let result = run(deployment, count as u64).await?;
+    let result = run(deployment, count as u64, true).await?;
     deployment.drop_database().await?;
     Ok(result.peak_rss_mib)
 }

@@ -147,6 +147,10 @@ pub struct AggregateArgs {
     /// same id takes its partitions back at once, without a rebalance.
     #[arg(long, env = "PARPULSE_AGGREGATOR_INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// Keep every applied dossier event in the `dossier_event` audit table (one more
+    /// ClickHouse row per event: see docs/BENCHMARKS.md for its cost).
+    #[arg(long, env = "PARPULSE_AUDIT_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub audit_events: bool,
 }
 
 impl SimulateArgs {
@@ -176,6 +180,7 @@ impl AggregateArgs {
             allowed_lateness: Duration::from_secs(self.allowed_lateness_days.saturating_mul(86_400)),
             session_timeout: Duration::from_millis(self.session_timeout_ms),
             instance_id: self.instance_id.clone(),
+            audit_events: self.audit_events,
         }
     }
 }

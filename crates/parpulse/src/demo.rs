@@ -56,6 +56,7 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
         allowed_lateness_days: 45,
         session_timeout_ms: 10_000,
         instance_id: None,
+        audit_events: true,
     };
     let store = common.store().await?;
     let metrics = AggregatorMetrics::new();
