@@ -48,13 +48,7 @@ impl TestEnv {
     }
 
     pub fn clickhouse(&self) -> ClickHouseConfig {
-        ClickHouseConfig {
-            url: self.clickhouse_url.clone(),
-            database: self.database.clone(),
-            user: None,
-            password: None,
-            cluster: None,
-        }
+        ClickHouseConfig::local(&self.clickhouse_url, &self.database)
     }
 
     /// Connects to both services, or panics saying which one is missing and how to start it.

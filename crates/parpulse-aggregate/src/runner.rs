@@ -28,7 +28,7 @@ use parpulse_core::topics::Topics;
 use parpulse_core::validate::{RejectReason, Rejection};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
@@ -156,9 +156,9 @@ fn snapshot(work: &mut Work, consumer_group: &str) -> Option<Snapshot> {
         snapshot.dossiers.extend(state.pending_dossier_rows(now));
         snapshot.days.extend(state.pending_rows());
         snapshot.dossier_events.append(&mut state.take_dossier_events());
-        let (budget, staffing) = state.pending_event_rows();
-        snapshot.budget.extend_from_slice(budget);
-        snapshot.staffing.extend_from_slice(staffing);
+        let (mut budget, mut staffing) = state.take_event_rows();
+        snapshot.budget.append(&mut budget);
+        snapshot.staffing.append(&mut staffing);
         snapshot.checkpoints.push(CheckpointRow {
             consumer_group: consumer_group.to_owned(),
             topic: key.0.clone(),
@@ -364,13 +364,8 @@ impl Shared {
 
     /// Writes a checkpoint, retrying with backoff until ClickHouse takes it.
     async fn write_with_retry(&self, snapshot: Snapshot) -> TopicPartitionList {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.write_once(&snapshot).await {
-                Ok(()) => return snapshot.commit_list(),
-                Err(error) => backoff = self.failed("checkpoint failed; consumption paused", error, backoff).await,
-            }
-        }
+        self.until_clickhouse_answers("checkpoint failed; consumption paused", || self.write_once(&snapshot)).await;
+        snapshot.commit_list()
     }
 
     /// Retries `attempt` with backoff until it succeeds.
@@ -439,19 +434,8 @@ impl Shared {
                 .key(&letter.key)
                 .payload(&letter.payload)
                 .headers(parpulse_ingest::kafka::dead_letter_headers(&rejection, "aggregator"));
-            // Enqueue every record first (send_result), then wait for the acknowledgements:
-            // awaiting `send` one by one would cost a round trip per dead letter.
-            let mut record = record;
-            loop {
-                match self.producer.send_result(record) {
-                    Ok(delivery) => break deliveries.push(delivery),
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err((error, _)) => return Err(format!("dead-letter enqueue: {error}")),
-                }
-            }
+            let delivery = parpulse_ingest::kafka::enqueue(&self.producer, record).await;
+            deliveries.push(delivery.map_err(|error| format!("dead-letter enqueue: {error}"))?);
         }
         for delivery in deliveries {
             match delivery.await {

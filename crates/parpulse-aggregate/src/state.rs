@@ -324,9 +324,9 @@ impl PartitionState {
         std::mem::take(&mut self.dossier_event_rows)
     }
 
-    /// Budget and staffing rows since the last checkpoint.
-    pub fn pending_event_rows(&self) -> (&[BudgetEventRow], &[StaffingEventRow]) {
-        (&self.budget_rows, &self.staffing_rows)
+    /// Takes the budget and staffing rows recorded since the last snapshot.
+    pub fn take_event_rows(&mut self) -> (Vec<BudgetEventRow>, Vec<StaffingEventRow>) {
+        (std::mem::take(&mut self.budget_rows), std::mem::take(&mut self.staffing_rows))
     }
 
     /// Applies the dossier event at `offset`. Offsets must come in increasing order.

@@ -11,7 +11,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -54,20 +54,8 @@ pub async fn bare_produce(brokers: &str, topic: &str, records: &[Record]) -> Res
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(records.len());
     for record in records {
-        let mut future = FutureRecord::to(topic).key(&record.key).payload(&record.value);
-        loop {
-            match producer.send_result(future) {
-                Ok(delivery) => {
-                    deliveries.push(delivery);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    future = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((error, _)) => return Err(error).context("producing"),
-            }
-        }
+        let future = FutureRecord::to(topic).key(&record.key).payload(&record.value);
+        deliveries.push(parpulse_ingest::kafka::enqueue(&producer, future).await.context("producing")?);
     }
     for delivery in deliveries {
         delivery.await.context("delivery canceled")?.map_err(|(e, _)| e).context("delivery")?;

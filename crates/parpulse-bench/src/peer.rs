@@ -5,37 +5,26 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use clickhouse_http::Http;
+use anyhow::{bail, Result};
+use clickhouse::Row;
+use parpulse_clickhouse::{ClickHouseConfig, Store};
+use serde::Deserialize;
 
 use crate::workload::Record;
 
 /// Counts per (unit, local day): received, received online (level 3/4), by post.
 pub type DayCounts = BTreeMap<(String, u16), [u64; 3]>;
 
-/// Minimal ClickHouse HTTP client for DDL with identifiers the harness made itself
-/// (database, topic and group names of letters, digits, '_', '.', '-').
-mod clickhouse_http {
-    use anyhow::{bail, Result};
-
-    pub struct Http {
-        pub client: reqwest::Client,
-        pub url: String,
-    }
-
-    impl Http {
-        pub async fn run(&self, sql: &str) -> Result<String> {
-            let response = self.client.post(&self.url).body(sql.to_owned()).send().await?;
-            let status = response.status();
-            let text = response.text().await?;
-            if !status.is_success() {
-                bail!("ClickHouse: {text} (in {sql})");
-            }
-            Ok(text)
-        }
-    }
+#[derive(Row, Deserialize)]
+struct PeerDay {
+    agency_code: String,
+    day_number: u16,
+    received_total: u64,
+    online_total: u64,
+    postal_total: u64,
 }
 
+/// Identifiers the harness made itself go into the DDL (letters, digits, '_', '.', '-').
 fn checked(name: &str) -> Result<&str> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
         bail!("unexpected identifier {name:?}");
@@ -62,27 +51,28 @@ pub struct PeerRun {
 /// consuming, so the figure is the engine's rate as long as it is slower than the
 /// producer (the report gives the bare producer's rate to compare).
 pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, records: &[Record]) -> Result<PeerRun> {
-    let n = records.len() as u64 + 1;
-    let http = Http { client: reqwest::Client::new(), url: clickhouse_url.to_owned() };
     let (db, topic) = (checked(db)?, checked(topic)?);
     if !brokers.bytes().all(|b| b.is_ascii_alphanumeric() || b":.,-_".contains(&b)) {
         bail!("unexpected broker list {brokers:?}");
     }
-    let group = format!("{db}_group");
-    http.run(&format!("CREATE DATABASE IF NOT EXISTS {db}")).await?;
-    http.run(&format!(
-        "CREATE TABLE {db}.peer_src (event_id String, agency_code String, dossier_id String, occurred_at Int64, \
+    let config = ClickHouseConfig::local(clickhouse_url, db);
+    let store = Store::connect(&config).await?; // creates the database
+    let ddl = |sql: String| {
+        let store = store.clone();
+        async move { store.client().query(&sql).execute().await.map_err(anyhow::Error::from) }
+    };
+    ddl(format!(
+        "CREATE TABLE peer_src (event_id String, agency_code String, dossier_id String, occurred_at Int64, \
          kind String, channel String, online_level Int32) \
-         ENGINE = Kafka('{brokers}', '{topic}', '{group}', 'JSONEachRow')"
+         ENGINE = Kafka('{brokers}', '{topic}', '{db}_group', 'JSONEachRow')"
     ))
     .await?;
-    http.run(&format!(
-        "CREATE TABLE {db}.peer_day (agency_code String, day Date, received UInt64, received_online UInt64, \
+    ddl("CREATE TABLE peer_day (agency_code String, day Date, received UInt64, received_online UInt64, \
          received_postal UInt64, events UInt64) ENGINE = SummingMergeTree ORDER BY (agency_code, day)"
-    ))
+        .to_owned())
     .await?;
-    http.run(&format!(
-        "CREATE MATERIALIZED VIEW {db}.peer_mv TO {db}.peer_day AS \
+    ddl(format!(
+        "CREATE MATERIALIZED VIEW peer_mv TO {db}.peer_day AS \
          SELECT agency_code, toDate(intDiv(occurred_at + 25200000000, 86400000000)) AS day, \
          countIf(kind = 'received') AS received, \
          countIf(kind = 'received' AND channel = 'online' AND online_level >= 3) AS received_online, \
@@ -91,6 +81,13 @@ pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, rec
          FROM {db}.peer_src GROUP BY agency_code, day"
     ))
     .await?;
+    let counted = || async {
+        Ok::<u64, anyhow::Error>(store.client().query("SELECT sum(events) FROM peer_day").fetch_one().await?)
+    };
+    let give_up = |why: String| async {
+        let _ = Store::drop_database(&config).await;
+        anyhow::anyhow!(why)
+    };
     let warm_up = Record {
         key: "warm-up".into(),
         value: br#"{"event_id":"","agency_code":"","dossier_id":"","occurred_at":0,"kind":"warm_up","channel":"","online_level":0}"#.to_vec(),
@@ -99,24 +96,20 @@ pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, rec
     loop {
         crate::kafka::bare_produce(brokers, topic, std::slice::from_ref(&warm_up)).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let text = http.run(&format!("SELECT sum(events) FROM {db}.peer_day")).await?;
-        if text.trim().parse::<u64>().unwrap_or(0) > 0 {
+        if counted().await? > 0 {
             break;
         }
         if Instant::now() > deadline {
-            let _ = http.run(&format!("DROP DATABASE {db}")).await;
-            bail!("the Kafka engine did not consume a warm-up message within {STALL:?}");
+            return Err(give_up(format!("the Kafka engine did not consume a warm-up message within {STALL:?}")).await);
         }
     }
-    let warm_ups: u64 = http.run(&format!("SELECT sum(events) FROM {db}.peer_day")).await?.trim().parse()?;
-    let n = n - 1 + warm_ups;
+    let n = records.len() as u64 + counted().await?;
     let started = Instant::now();
     crate::kafka::bare_produce(brokers, topic, records).await?;
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut last_progress = (0, Instant::now());
     loop {
-        let text = http.run(&format!("SELECT sum(events) FROM {db}.peer_day")).await?;
-        let done: u64 = text.trim().parse().unwrap_or(0);
+        let done = counted().await?;
         if done >= n {
             break;
         }
@@ -124,29 +117,28 @@ pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, rec
             last_progress = (done, Instant::now());
         }
         if Instant::now() > deadline || last_progress.1.elapsed() > STALL {
-            let _ = http.run(&format!("DROP DATABASE {db}")).await;
-            bail!("the Kafka engine counted {done} of {n} events and made no progress for {STALL:?}");
+            let why = format!("the Kafka engine counted {done} of {n} events and made no progress for {STALL:?}");
+            return Err(give_up(why).await);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
     // Stop consuming before reading (and before the database is dropped).
-    http.run(&format!("DROP TABLE {db}.peer_mv")).await?;
-    let text = http
-        .run(&format!(
-            "SELECT agency_code, toUInt16(day), sum(received), sum(received_online), sum(received_postal) \
-             FROM {db}.peer_day GROUP BY agency_code, day FORMAT TabSeparated"
-        ))
+    ddl("DROP TABLE peer_mv".to_owned()).await?;
+    let days: Vec<PeerDay> = store
+        .client()
+        .query(
+            "SELECT agency_code, toUInt16(day) AS day_number, sum(received) AS received_total, \
+             sum(received_online) AS online_total, sum(received_postal) AS postal_total \
+             FROM peer_day GROUP BY agency_code, day",
+        )
+        .fetch_all()
         .await?;
-    let mut counts = DayCounts::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        let n = |i: usize| -> Result<u64> { f.get(i).context("column")?.parse().context("number") };
-        let received = n(2)?;
-        if received > 0 {
-            counts.insert((f[0].to_owned(), n(1)? as u16), [received, n(3)?, n(4)?]);
-        }
-    }
-    http.run(&format!("DROP DATABASE {db}")).await?;
+    let counts = days
+        .into_iter()
+        .filter(|d| d.received_total > 0)
+        .map(|d| ((d.agency_code, d.day_number), [d.received_total, d.online_total, d.postal_total]))
+        .collect();
+    Store::drop_database(&config).await?;
     Ok(PeerRun { rows_per_sec: records.len() as f64 / seconds, counts })
 }

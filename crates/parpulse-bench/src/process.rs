@@ -34,13 +34,7 @@ impl Deployment {
     }
 
     fn clickhouse(&self) -> ClickHouseConfig {
-        ClickHouseConfig {
-            url: self.clickhouse_url.clone(),
-            database: self.database.clone(),
-            user: None,
-            password: None,
-            cluster: None,
-        }
+        ClickHouseConfig::local(&self.clickhouse_url, &self.database)
     }
 
     pub async fn store(&self) -> Result<Store> {

@@ -22,6 +22,13 @@ pub struct ClickHouseConfig {
     pub cluster: Option<String>,
 }
 
+impl ClickHouseConfig {
+    /// A single node without credentials (local services, tests, benchmarks).
+    pub fn local(url: &str, database: &str) -> Self {
+        Self { url: url.to_owned(), database: database.to_owned(), user: None, password: None, cluster: None }
+    }
+}
+
 impl std::fmt::Debug for ClickHouseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClickHouseConfig")

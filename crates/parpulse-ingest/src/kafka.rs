@@ -14,7 +14,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use crate::gate::{Gate, Outgoing};
@@ -201,17 +201,7 @@ impl KafkaSink {
         if let Some(headers) = headers {
             record = record.headers(headers);
         }
-        loop {
-            match self.producer.send_result(record) {
-                Ok(delivery) => return Ok(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    // Local queue full: let librdkafka drain, then retry the same record.
-                    record = returned;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err((source, _)) => return Err(self.error("enqueueing a message", source)),
-            }
-        }
+        enqueue(&self.producer, record).await.map_err(|source| self.error("enqueueing a message", source))
     }
 
     fn error(&self, doing: &'static str, source: KafkaError) -> SinkError {
@@ -224,6 +214,30 @@ impl KafkaSink {
         tokio::task::spawn_blocking(move || client.client().fetch_metadata(None, timeout).is_ok())
             .await
             .unwrap_or(false)
+    }
+}
+
+/// Hands `record` to librdkafka, waiting while its local queue is full; the returned
+/// future resolves when Kafka acknowledges it. Enqueue many, then await them all:
+/// one round trip for the lot instead of one per record.
+pub async fn enqueue<K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+) -> Result<DeliveryFuture, KafkaError>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                // Local queue full: let librdkafka drain, then retry the same record.
+                record = returned;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((source, _)) => return Err(source),
+        }
     }
 }
 
