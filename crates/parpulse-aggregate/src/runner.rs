@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,11 @@ use parpulse_core::avro::AvroCodec;
 use parpulse_core::time::now_micros;
 use parpulse_core::topics::Topics;
 use parpulse_core::validate::{RejectReason, Rejection};
+use parpulse_core::Event;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
@@ -189,6 +191,8 @@ struct Shared {
     producer: FutureProducer,
     runtime: tokio::runtime::Handle,
     work: Mutex<Work>,
+    /// Rebalances so far: the consume loop drops a batch taken across one.
+    rebalances: AtomicU64,
 }
 
 /// librdkafka client context: statistics become the lag gauge (no extra broker
@@ -222,6 +226,7 @@ impl rdkafka::ClientContext for AggregatorContext {
 impl ConsumerContext for AggregatorContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let shared = &self.shared;
+        shared.rebalances.fetch_add(1, Ordering::AcqRel);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let keys = keys_of(tpl);
@@ -472,6 +477,7 @@ pub async fn run(
         producer,
         runtime: tokio::runtime::Handle::current(),
         work: Mutex::new(Work::default()),
+        rebalances: AtomicU64::new(0),
     });
     let mut client = ClientConfig::new();
     client
@@ -499,9 +505,9 @@ pub async fn run(
     tracing::info!(group = %config.consumer_group, instance = ?config.instance_id, "aggregator subscribed");
 
     let codec = AvroCodec::new();
-    let allowed_lateness = config.allowed_lateness;
     let mut since_checkpoint: u64 = 0;
-    let mut key: Key = (String::new(), u32::MAX);
+    let mut position = Position::default();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut ticker = tokio::time::interval(config.checkpoint_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -517,62 +523,35 @@ pub async fn run(
                 ticker.reset();
             }
             message = consumer.recv() => {
-                let message = message.map_err(kafka_err("receiving"))?;
+                batch.push(message.map_err(kafka_err("receiving"))?);
+                // Whatever else librdkafka already holds, up to a batch: one lock of the
+                // state and one round of this select per batch, not per message.
+                let mut generation = shared.rebalances.load(Ordering::Acquire);
+                while batch.len() < MAX_BATCH {
+                    let Some(next) = ready(consumer.recv()) else { break };
+                    let next = next.map_err(kafka_err("receiving"))?;
+                    let now = shared.rebalances.load(Ordering::Acquire);
+                    if now != generation {
+                        // A rebalance ran inside that poll: the messages taken before it
+                        // belong to the former assignment, whose partitions start again
+                        // from their checkpoints. Only the new message counts.
+                        batch.clear();
+                        generation = now;
+                    }
+                    batch.push(next);
+                }
                 let mut work = shared.work.lock().await;
-                if key.1 != message.partition() as u32 || key.0 != message.topic() {
-                    key = (message.topic().to_owned(), message.partition() as u32); // no allocation per message
-                }
-                let Some(state) = work.states.get_mut(&key) else { continue };
-                if message.offset() < state.next_offset() {
-                    continue; // fetched before a hand-over; already applied
-                }
-                match message.payload().map(|bytes| codec.decode_event(bytes)) {
-                    Some(Ok(event)) => {
-                        if let Some((agency, dossier)) = state.missing_dossier(&event) {
-                            let partition = state.partition();
-                            let row = shared
-                                .until_clickhouse_answers("fetching a dossier's state failed", || {
-                                    dossier_state::load_one(&shared.store, partition, &agency, &dossier)
-                                })
-                                .await;
-                            metrics.dossiers_fetched.inc();
-                            if let Some(row) = row {
-                                state.restore_dossier(&row);
-                            }
-                        }
-                        let duplicates = state.duplicates();
-                        let verdict = state.apply_event(message.offset(), &event);
-                        metrics.duplicate_receptions.inc_by(state.duplicates() - duplicates);
-                        if verdict == Verdict::TooLate {
-                            metrics.too_late.inc();
-                            let behind = Duration::from_micros(u64::try_from(state.watermark() - event.occurred_at()).unwrap_or(0));
-                            work.dead_letters.push(DeadLetter {
-                                key: message.key().unwrap_or_default().to_vec(),
-                                payload: message.payload().unwrap_or_default().to_vec(),
-                                message: format!(
-                                    "event time is {} h behind the newest event of its partition; allowed lateness is {} h",
-                                    behind.as_secs() / 3600,
-                                    allowed_lateness.as_secs() / 3600
-                                ),
-                            });
-                        } else {
-                            metrics.events.inc();
-                            metrics.newest_event_time.set(metrics.newest_event_time.get().max(event.occurred_at() / 1_000_000));
-                        }
-                    }
-                    other => {
-                        let reason = match other { Some(Err(e)) => e.to_string(), _ => "empty payload".to_owned() };
-                        tracing::warn!(topic = %key.0, partition = key.1, offset = message.offset(), %reason, "skipping undecodable message");
-                        state.skip(message.offset());
-                        metrics.undecodable.inc();
+                let mut tally = Tally::default();
+                for message in batch.drain(..) {
+                    apply_message(&shared, &mut work, &codec, &mut position, &message, &mut tally).await;
+                    since_checkpoint += 1;
+                    if since_checkpoint >= config.checkpoint_max_events {
+                        commit_for_lag(&consumer, shared.start_checkpoint(&mut work).await);
+                        since_checkpoint = 0;
+                        ticker.reset();
                     }
                 }
-                since_checkpoint += 1;
-                if since_checkpoint >= config.checkpoint_max_events {
-                    commit_for_lag(&consumer, shared.start_checkpoint(&mut work).await);
-                    since_checkpoint = 0;
-                    ticker.reset();
-                }
+                tally.record(&metrics);
             }
         }
     }
@@ -583,6 +562,123 @@ pub async fn run(
     drop(work);
     tracing::info!("aggregator stopped after a final checkpoint");
     Ok(())
+}
+
+/// Messages applied per lock of the state.
+const MAX_BATCH: usize = 512;
+
+/// The output of `future` if it is ready now (never waits): the messages librdkafka
+/// already holds.
+fn ready<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// The partition of the previous message, kept so that a run of messages from one
+/// partition costs no allocation.
+struct Position {
+    key: Key,
+}
+
+impl Default for Position {
+    fn default() -> Self {
+        Position { key: (String::new(), u32::MAX) }
+    }
+}
+
+impl Position {
+    fn of(&mut self, message: &BorrowedMessage<'_>) -> &Key {
+        if self.key.1 != message.partition() as u32 || self.key.0 != message.topic() {
+            self.key = (message.topic().to_owned(), message.partition() as u32);
+        }
+        &self.key
+    }
+}
+
+/// Metric changes of one batch, recorded together.
+#[derive(Default)]
+struct Tally {
+    applied: u64,
+    duplicates: u64,
+    newest_event_secs: i64,
+}
+
+impl Tally {
+    fn record(&self, metrics: &AggregatorMetrics) {
+        metrics.events.inc_by(self.applied);
+        metrics.duplicate_receptions.inc_by(self.duplicates);
+        if self.newest_event_secs > metrics.newest_event_time.get() {
+            metrics.newest_event_time.set(self.newest_event_secs);
+        }
+    }
+}
+
+/// Decodes one message (borrowing its strings) and applies it to its partition's
+/// state, fetching a dossier that left memory first if the event needs it.
+async fn apply_message(
+    shared: &Shared,
+    work: &mut Work,
+    codec: &AvroCodec,
+    position: &mut Position,
+    message: &BorrowedMessage<'_>,
+    tally: &mut Tally,
+) {
+    let key = position.of(message);
+    let Some(state) = work.states.get_mut(key) else { return };
+    if message.offset() < state.next_offset() {
+        return; // fetched before a hand-over; already applied
+    }
+    let event = match message.payload().map(|bytes| codec.decode_event_ref(bytes)) {
+        Some(Ok(event)) => event,
+        other => {
+            let reason = match other {
+                Some(Err(e)) => e.to_string(),
+                _ => "empty payload".to_owned(),
+            };
+            tracing::warn!(topic = %key.0, partition = key.1, offset = message.offset(), %reason, "skipping undecodable message");
+            state.skip(message.offset());
+            shared.metrics.undecodable.inc();
+            return;
+        }
+    };
+    let duplicates = state.duplicates();
+    let mut verdict = state.apply_event(message.offset(), &event);
+    if verdict == Verdict::NeedsStoredDossier {
+        let Event::Dossier(dossier) = &event else { unreachable!("only dossier events need a stored dossier") };
+        let partition = state.partition();
+        let row = shared
+            .until_clickhouse_answers("fetching a dossier's state failed", || {
+                dossier_state::load_one(&shared.store, partition, dossier.agency_code, dossier.dossier_id)
+            })
+            .await;
+        shared.metrics.dossiers_fetched.inc();
+        state.restore_dossier(row.as_ref(), dossier);
+        verdict = state.apply_event(message.offset(), &event);
+    }
+    tally.duplicates += state.duplicates() - duplicates;
+    match verdict {
+        Verdict::TooLate => {
+            shared.metrics.too_late.inc();
+            let behind = Duration::from_micros(u64::try_from(state.watermark() - event.occurred_at()).unwrap_or(0));
+            let allowed_lateness = shared.config.allowed_lateness;
+            work.dead_letters.push(DeadLetter {
+                key: message.key().unwrap_or_default().to_vec(),
+                payload: message.payload().unwrap_or_default().to_vec(),
+                message: format!(
+                    "event time is {} h behind the newest event of its partition; allowed lateness is {} h",
+                    behind.as_secs() / 3600,
+                    allowed_lateness.as_secs() / 3600
+                ),
+            });
+        }
+        Verdict::Applied | Verdict::LateDuplicate | Verdict::NeedsStoredDossier => {
+            tally.applied += 1;
+            tally.newest_event_secs = tally.newest_event_secs.max(event.occurred_at() / 1_000_000);
+        }
+    }
 }
 
 /// Fails early, with a clear message, when a topic is missing.

@@ -23,13 +23,24 @@
 //! Bounded state: at checkpoints, dossiers with no event within the allowed lateness
 //! behind the watermark are dropped from memory (their rows stay in ClickHouse). An
 //! event for a dossier that is not in memory, of a kind that only follows a
-//! reception, asks the caller to fetch the dossier's row first
-//! ([`PartitionState::missing_dossier`]): a dossier is never rebuilt from a partial
-//! history.
+//! reception, is not applied until the caller fetched the dossier's row
+//! ([`Verdict::NeedsStoredDossier`], [`PartitionState::restore_dossier`]): a dossier
+//! is never rebuilt from a partial history.
+//!
+//! Hot path (docs/BENCHMARKS.md): events arrive borrowed from the Kafka message
+//! buffer; a dossier is found with one hash lookup by the borrowed (unit, id) pair;
+//! its key is allocated once, when the dossier is first seen, and shared (`Arc<str>`)
+//! with every row written for it; "changed since the last checkpoint" is a flag on
+//! the dossier or bucket plus a list of keys, not a second hash set.
 
+use std::hash::Hash;
+use std::sync::Arc;
+
+use hashbrown::hash_map::EntryRef;
+use hashbrown::Equivalent;
 // FxHash: keys are unit codes and dossier ids from authenticated agencies, and the
 // hasher is a measured share of the aggregator's time (docs/BENCHMARKS.md).
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxBuildHasher;
 
 use parpulse_clickhouse::budget_staffing::{BudgetEventRow, DossierEventRow, StaffingEventRow};
 use parpulse_clickhouse::dossier_day::DossierDayRow;
@@ -38,10 +49,26 @@ use parpulse_core::kpi::DossierDayCounts;
 use parpulse_core::lifecycle::{DossierLifecycle, Outcome};
 use parpulse_core::{BudgetEvent, DossierEvent, DossierEventKind, Event, LocalDay, StaffingEvent};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+type HashMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
+type HashSet<K> = hashbrown::HashSet<K, FxBuildHasher>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BucketKey {
-    pub agency_code: String,
+    pub agency_code: Arc<str>,
     pub day: LocalDay,
+}
+
+/// A [`BucketKey`] borrowed from an event (hashes equal: `Arc<str>` hashes as `str`).
+#[derive(Hash)]
+struct BucketKeyRef<'a> {
+    agency_code: &'a str,
+    day: LocalDay,
+}
+
+impl Equivalent<BucketKey> for BucketKeyRef<'_> {
+    fn equivalent(&self, key: &BucketKey) -> bool {
+        self.day == key.day && *key.agency_code == *self.agency_code
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,12 +76,33 @@ struct Bucket {
     counts: DossierDayCounts,
     /// Events of this partition with an offset below this are already counted.
     complete_through: i64,
+    /// Changed since the last checkpoint (its key is in `dirty_buckets`).
+    dirty: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DossierKey {
-    pub agency_code: String,
-    pub dossier_id: String,
+    pub agency_code: Arc<str>,
+    pub dossier_id: Arc<str>,
+}
+
+/// A [`DossierKey`] borrowed from an event: lookups without allocating.
+#[derive(Hash)]
+struct DossierKeyRef<'a> {
+    agency_code: &'a str,
+    dossier_id: &'a str,
+}
+
+impl Equivalent<DossierKey> for DossierKeyRef<'_> {
+    fn equivalent(&self, key: &DossierKey) -> bool {
+        *key.dossier_id == *self.dossier_id && *key.agency_code == *self.agency_code
+    }
+}
+
+impl<'a, S: AsRef<str>> From<&'a DossierEvent<S>> for DossierKeyRef<'a> {
+    fn from(event: &'a DossierEvent<S>) -> Self {
+        DossierKeyRef { agency_code: event.agency_code.as_ref(), dossier_id: event.dossier_id.as_ref() }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +115,8 @@ struct Dossier {
     complete_through: i64,
     /// Newest event time applied (UTC micros): when the dossier may leave memory.
     last_event_at: i64,
+    /// Changed since the last checkpoint (its key is in `dirty_dossiers`).
+    dirty: bool,
 }
 
 fn some(value: i64) -> Option<i64> {
@@ -74,6 +124,18 @@ fn some(value: i64) -> Option<i64> {
 }
 
 impl Dossier {
+    /// A dossier first seen with `event`.
+    fn new<S>(event: &DossierEvent<S>) -> Self {
+        Dossier {
+            received_offset: None,
+            received_day: LocalDay::of_micros(event.occurred_at),
+            lifecycle: DossierLifecycle::default(),
+            complete_through: 0,
+            last_event_at: event.occurred_at,
+            dirty: false,
+        }
+    }
+
     fn from_row(row: &DossierStateRow) -> Self {
         let lifecycle = DossierLifecycle {
             received_at: some(row.received_at),
@@ -97,6 +159,7 @@ impl Dossier {
             complete_through: i64::try_from(row.version).unwrap_or(i64::MAX),
             // Rows from before migration 0006 say 0: the newest time they hold will do.
             last_event_at: row.last_event_at.max(row.received_at).max(row.processed_at).max(row.returned_at),
+            dirty: false,
         }
     }
 
@@ -144,6 +207,27 @@ pub enum Verdict {
     LateDuplicate,
     /// Too late to change its period: not applied, for the dead-letter topic.
     TooLate,
+    /// Not applied: its dossier is not in memory but may be stored. The caller fetches
+    /// the row, hands it to [`PartitionState::restore_dossier`] and applies the event again.
+    NeedsStoredDossier,
+}
+
+/// The shared copy of a unit code (one allocation per unit and partition).
+fn intern(agencies: &mut HashSet<Arc<str>>, code: &str) -> Arc<str> {
+    if let Some(shared) = agencies.get(code) {
+        return shared.clone();
+    }
+    let shared: Arc<str> = Arc::from(code);
+    agencies.insert(shared.clone());
+    shared
+}
+
+/// Marks a changed entry once per checkpoint and remembers its key.
+fn mark_dirty<K: Clone>(dirty: &mut bool, keys: &mut Vec<K>, key: &K) {
+    if !*dirty {
+        *dirty = true;
+        keys.push(key.clone());
+    }
 }
 
 #[derive(Debug)]
@@ -156,10 +240,11 @@ pub struct PartitionState {
     evicted_through_day: u16,
     evicted: u64,
     restored: u64,
+    agencies: HashSet<Arc<str>>,
     buckets: HashMap<BucketKey, Bucket>,
-    dirty: HashSet<BucketKey>,
+    dirty_buckets: Vec<BucketKey>,
     dossiers: HashMap<DossierKey, Dossier>,
-    dirty_dossiers: HashSet<DossierKey>,
+    dirty_dossiers: Vec<DossierKey>,
     duplicates: u64,
     /// Budget and staffing events since the last checkpoint, as rows (deduplicated when read).
     budget_rows: Vec<BudgetEventRow>,
@@ -174,22 +259,16 @@ pub struct PartitionState {
 impl PartitionState {
     /// State as stored: the checkpoint's next offset and the newest bucket and dossier rows.
     pub fn load(partition: u32, next_offset: i64, rows: &[DossierDayRow], dossier_rows: &[DossierStateRow]) -> Self {
+        let mut agencies = HashSet::default();
         let buckets = rows
             .iter()
             .map(|row| {
-                let key = BucketKey { agency_code: row.agency_code.clone(), day: LocalDay(row.day) };
+                let key = BucketKey { agency_code: intern(&mut agencies, &row.agency_code), day: LocalDay(row.day) };
                 let complete_through = i64::try_from(row.version).unwrap_or(i64::MAX);
-                (key, Bucket { counts: row.counts(), complete_through })
+                (key, Bucket { counts: row.counts(), complete_through, dirty: false })
             })
             .collect();
-        let dossiers = dossier_rows
-            .iter()
-            .map(|row| {
-                let key = DossierKey { agency_code: row.agency_code.clone(), dossier_id: row.dossier_id.clone() };
-                (key, Dossier::from_row(row))
-            })
-            .collect();
-        Self {
+        let mut state = Self {
             partition,
             watermark: 0,
             allowed_lateness_micros: i64::MAX,
@@ -197,10 +276,11 @@ impl PartitionState {
             evicted_through_day: 0,
             evicted: 0,
             restored: 0,
+            agencies,
             buckets,
-            dirty: HashSet::default(),
-            dossiers,
-            dirty_dossiers: HashSet::default(),
+            dirty_buckets: Vec::new(),
+            dossiers: HashMap::default(),
+            dirty_dossiers: Vec::new(),
             duplicates: 0,
             budget_rows: Vec::new(),
             staffing_rows: Vec::new(),
@@ -208,7 +288,20 @@ impl PartitionState {
             audit: true,
             next_offset,
             checkpointed_offset: next_offset,
+        };
+        state.dossiers.reserve(dossier_rows.len());
+        for row in dossier_rows {
+            state.insert_stored(row);
         }
+        state
+    }
+
+    fn insert_stored(&mut self, row: &DossierStateRow) {
+        let key = DossierKey {
+            agency_code: intern(&mut self.agencies, &row.agency_code),
+            dossier_id: row.dossier_id.clone(),
+        };
+        self.dossiers.entry(key).or_insert_with(|| Dossier::from_row(row));
     }
 
     /// Restores the watermark stored with the checkpoint and sets the allowed lateness.
@@ -242,11 +335,15 @@ impl PartitionState {
         self.next_offset != self.checkpointed_offset
     }
 
-    /// Applies an event of any kind at `offset`, unless it is too late. Offsets must
-    /// come in increasing order.
-    pub fn apply_event(&mut self, offset: i64, event: &Event) -> Verdict {
+    fn too_late_horizon(&self) -> i64 {
+        self.watermark.saturating_sub(self.allowed_lateness_micros)
+    }
+
+    /// Applies an event of any kind at `offset`, unless it is too late or needs a
+    /// stored dossier first. Offsets must come in increasing order.
+    pub fn apply_event<S: AsRef<str>>(&mut self, offset: i64, event: &Event<S>) -> Verdict {
         let occurred_at = event.occurred_at();
-        if occurred_at < self.watermark.saturating_sub(self.allowed_lateness_micros) {
+        if occurred_at < self.too_late_horizon() {
             self.skip(offset);
             if let Event::Dossier(e) = event {
                 if self.changes_nothing(e) {
@@ -257,19 +354,20 @@ impl PartitionState {
             self.too_late += 1;
             return Verdict::TooLate;
         }
-        self.watermark = self.watermark.max(occurred_at);
-        match event {
+        let verdict = match event {
             Event::Dossier(e) => self.apply(offset, e),
             Event::Budget(e) => self.record_budget(offset, e),
             Event::Staffing(e) => self.record_staffing(offset, e),
+        };
+        if verdict == Verdict::Applied {
+            self.watermark = self.watermark.max(occurred_at);
         }
-        Verdict::Applied
+        verdict
     }
 
     /// Whether the state already holds everything `event` says (a redelivery).
-    fn changes_nothing(&self, event: &DossierEvent) -> bool {
-        let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
-        let Some(dossier) = self.dossiers.get(&key) else { return false };
+    fn changes_nothing<S: AsRef<str>>(&self, event: &DossierEvent<S>) -> bool {
+        let Some(dossier) = self.dossiers.get(&DossierKeyRef::from(event)) else { return false };
         if event.kind == DossierEventKind::Received && dossier.received_offset.is_none() {
             return false;
         }
@@ -278,7 +376,7 @@ impl PartitionState {
         lifecycle == dossier.lifecycle
     }
 
-    fn record_budget(&mut self, offset: i64, e: &BudgetEvent) {
+    fn record_budget(&mut self, offset: i64, e: &BudgetEvent) -> Verdict {
         self.skip(offset);
         self.budget_rows.push(BudgetEventRow {
             event_id: e.event_id.clone(),
@@ -292,9 +390,10 @@ impl PartitionState {
             kafka_partition: self.partition,
             kafka_offset: offset,
         });
+        Verdict::Applied
     }
 
-    fn record_staffing(&mut self, offset: i64, e: &StaffingEvent) {
+    fn record_staffing(&mut self, offset: i64, e: &StaffingEvent) -> Verdict {
         self.skip(offset);
         self.staffing_rows.push(StaffingEventRow {
             event_id: e.event_id.clone(),
@@ -311,6 +410,7 @@ impl PartitionState {
             kafka_partition: self.partition,
             kafka_offset: offset,
         });
+        Verdict::Applied
     }
 
     /// Whether applied dossier events are kept as audit rows (on by default).
@@ -329,87 +429,90 @@ impl PartitionState {
         (std::mem::take(&mut self.budget_rows), std::mem::take(&mut self.staffing_rows))
     }
 
-    /// Applies the dossier event at `offset`. Offsets must come in increasing order.
-    pub fn apply(&mut self, offset: i64, event: &DossierEvent) {
-        self.skip(offset);
+    /// Whether an event of this kind, for a dossier not in memory, needs the stored
+    /// row first: kinds that only follow a reception do, once dossiers can leave memory.
+    fn needs_stored(&self, kind: DossierEventKind) -> bool {
+        self.allowed_lateness_micros != i64::MAX
+            && !matches!(kind, DossierEventKind::Submitted | DossierEventKind::Received | DossierEventKind::Refused)
+    }
+
+    /// Applies the dossier event at `offset` (one hash lookup for its dossier, one more
+    /// for its day bucket if it is a counted reception). Offsets must come in
+    /// increasing order. Returns [`Verdict::NeedsStoredDossier`], changing nothing,
+    /// when the dossier must be fetched first.
+    pub fn apply<S: AsRef<str>>(&mut self, offset: i64, event: &DossierEvent<S>) -> Verdict {
+        let needs_stored = self.needs_stored(event.kind);
+        let (key, dossier) = match self.dossiers.entry_ref(&DossierKeyRef::from(event)) {
+            EntryRef::Occupied(entry) => (entry.key().clone(), entry.into_mut()),
+            EntryRef::Vacant(_) if needs_stored => return Verdict::NeedsStoredDossier,
+            EntryRef::Vacant(entry) => {
+                let key = DossierKey {
+                    agency_code: intern(&mut self.agencies, event.agency_code.as_ref()),
+                    dossier_id: Arc::from(event.dossier_id.as_ref()),
+                };
+                (key.clone(), entry.insert_with_key(key, Dossier::new(event)))
+            }
+        };
+        self.next_offset = self.next_offset.max(offset + 1);
         if self.audit {
-            self.audit_row(offset, event);
+            self.dossier_event_rows.push(DossierEventRow {
+                event_id: event.event_id.as_ref().to_owned(),
+                agency_code: key.agency_code.clone(),
+                dossier_id: key.dossier_id.clone(),
+                kind: event.kind.as_str(),
+                occurred_at: event.occurred_at,
+                day: LocalDay::of_micros(event.occurred_at).0,
+                channel: event.channel.as_str(),
+                online_level: event.online_level,
+                kafka_partition: self.partition,
+                kafka_offset: offset,
+            });
         }
-        let key = DossierKey { agency_code: event.agency_code.clone(), dossier_id: event.dossier_id.clone() };
-        self.record_lifecycle(offset, event, &key);
-        if event.kind != DossierEventKind::Received {
-            return; // day buckets count receptions; the rest is judged from the lifecycle
+        dossier.last_event_at = dossier.last_event_at.max(event.occurred_at);
+        if offset < dossier.complete_through {
+            // The stored dossier already reflects this event: a reception was counted
+            // iff it is the one the dossier remembers.
+            if event.kind != DossierEventKind::Received || dossier.received_offset != Some(offset) {
+                return Verdict::Applied;
+            }
+        } else {
+            let before = dossier.lifecycle.clone();
+            dossier.lifecycle.apply(event);
+            if dossier.lifecycle != before {
+                mark_dirty(&mut dossier.dirty, &mut self.dirty_dossiers, &key);
+            }
+            if event.kind != DossierEventKind::Received {
+                return Verdict::Applied; // day buckets count receptions; the rest is judged from the lifecycle
+            }
+            if dossier.received_offset.is_some() {
+                self.duplicates += 1;
+                return Verdict::Applied;
+            }
+            dossier.received_offset = Some(offset);
+            dossier.received_day = LocalDay::of_micros(event.occurred_at);
+            mark_dirty(&mut dossier.dirty, &mut self.dirty_dossiers, &key);
         }
+        self.count_reception(offset, key.agency_code, event);
+        Verdict::Applied
+    }
+
+    /// Adds a counted reception to its unit's day bucket, unless the stored bucket has it.
+    fn count_reception<S>(&mut self, offset: i64, agency_code: Arc<str>, event: &DossierEvent<S>) {
         let day = LocalDay::of_micros(event.occurred_at);
-        if !self.first_reception(offset, &key, day) {
-            return;
-        }
-        let key = BucketKey { agency_code: key.agency_code, day };
-        let bucket = self.buckets.entry(key.clone()).or_default();
+        let bucket_ref = BucketKeyRef { agency_code: &agency_code, day };
+        let (key, bucket) = match self.buckets.entry_ref(&bucket_ref) {
+            EntryRef::Occupied(entry) => (entry.key().clone(), entry.into_mut()),
+            EntryRef::Vacant(entry) => {
+                let key = BucketKey { agency_code: agency_code.clone(), day };
+                (key.clone(), entry.insert_with_key(key, Bucket::default()))
+            }
+        };
         if offset < bucket.complete_through {
             return; // already counted before a restart
         }
         if bucket.counts.apply(event) {
-            self.dirty.insert(key);
+            mark_dirty(&mut bucket.dirty, &mut self.dirty_buckets, &key);
         }
-    }
-
-    fn audit_row(&mut self, offset: i64, event: &DossierEvent) {
-        self.dossier_event_rows.push(DossierEventRow {
-            event_id: event.event_id.clone(),
-            agency_code: event.agency_code.clone(),
-            dossier_id: event.dossier_id.clone(),
-            kind: event.kind.as_str().to_owned(),
-            occurred_at: event.occurred_at,
-            day: LocalDay::of_micros(event.occurred_at).0,
-            channel: event.channel.as_str().to_owned(),
-            online_level: event.online_level,
-            kafka_partition: self.partition,
-            kafka_offset: offset,
-        });
-    }
-
-    /// Adds the event to its dossier's lifecycle facts, unless the stored dossier already has it.
-    fn record_lifecycle(&mut self, offset: i64, event: &DossierEvent, key: &DossierKey) {
-        if !self.dossiers.contains_key(key) {
-            let dossier = Dossier {
-                received_offset: None,
-                received_day: LocalDay::of_micros(event.occurred_at),
-                lifecycle: DossierLifecycle::default(),
-                complete_through: 0,
-                last_event_at: event.occurred_at,
-            };
-            self.dossiers.insert(key.clone(), dossier);
-        }
-        let dossier = self.dossiers.get_mut(key).expect("inserted above");
-        dossier.last_event_at = dossier.last_event_at.max(event.occurred_at);
-        if offset < dossier.complete_through {
-            return;
-        }
-        let before = dossier.lifecycle.clone();
-        dossier.lifecycle.apply(event);
-        if dossier.lifecycle != before && !self.dirty_dossiers.contains(key) {
-            self.dirty_dossiers.insert(key.clone());
-        }
-    }
-
-    /// Whether the `received` event at `offset` is the dossier's counted reception.
-    fn first_reception(&mut self, offset: i64, key: &DossierKey, day: LocalDay) -> bool {
-        let dossier = self.dossiers.get_mut(key).expect("record_lifecycle created it");
-        if offset < dossier.complete_through {
-            // The stored dossier already reflects this event: it was counted iff it set the reception.
-            return dossier.received_offset == Some(offset);
-        }
-        if dossier.received_offset.is_some() {
-            self.duplicates += 1;
-            return false;
-        }
-        dossier.received_offset = Some(offset);
-        dossier.received_day = day;
-        if !self.dirty_dossiers.contains(key) {
-            self.dirty_dossiers.insert(key.clone());
-        }
-        true
     }
 
     /// Receptions not counted because the dossier was already received.
@@ -437,13 +540,13 @@ impl PartitionState {
     /// Call [`PartitionState::checkpoint_written`] once they and the checkpoint are stored.
     pub fn pending_rows(&self) -> Vec<DossierDayRow> {
         let version = u64::try_from(self.next_offset).unwrap_or(0);
-        self.dirty
+        self.dirty_buckets
             .iter()
             .map(|key| {
                 let counts = self.buckets[key].counts;
                 DossierDayRow {
                     kafka_partition: self.partition,
-                    agency_code: key.agency_code.clone(),
+                    agency_code: key.agency_code.to_string(),
                     day: key.day.0,
                     received: counts.received,
                     received_online: counts.received_online,
@@ -459,8 +562,16 @@ impl PartitionState {
     /// than the allowed lateness, except those whose rows are pending.
     pub fn checkpoint_written(&mut self, next_offset: i64) {
         self.evict_idle_dossiers();
-        self.dirty.clear();
-        self.dirty_dossiers.clear();
+        for key in self.dirty_buckets.drain(..) {
+            if let Some(bucket) = self.buckets.get_mut(&key) {
+                bucket.dirty = false;
+            }
+        }
+        for key in self.dirty_dossiers.drain(..) {
+            if let Some(dossier) = self.dossiers.get_mut(&key) {
+                dossier.dirty = false;
+            }
+        }
         self.budget_rows.clear();
         self.staffing_rows.clear();
         self.dossier_event_rows.clear();
@@ -468,43 +579,34 @@ impl PartitionState {
     }
 
     fn evict_idle_dossiers(&mut self) {
-        let horizon = self.watermark.saturating_sub(self.allowed_lateness_micros);
+        let horizon = self.too_late_horizon();
         // Once per local day of watermark progress: a scan of the map per checkpoint would cost more.
         let day = LocalDay::of_micros(self.watermark.max(0)).0;
         if self.allowed_lateness_micros == i64::MAX || day <= self.evicted_through_day {
             return;
         }
         self.evicted_through_day = day;
-        let dirty = &self.dirty_dossiers;
         let before = self.dossiers.len();
-        self.dossiers.retain(|key, d| d.last_event_at >= horizon || dirty.contains(key));
+        self.dossiers.retain(|_, d| d.last_event_at >= horizon || d.dirty);
         self.evicted += (before - self.dossiers.len()) as u64;
     }
 
-    /// The dossier an event needs that is not in memory but may be stored (it was
-    /// evicted, or not loaded as idle): the caller fetches its row and
-    /// [`PartitionState::restore_dossier`]s it before applying the event. None for
-    /// kinds that start a dossier (submitted, received, refused at the desk) and for
-    /// events that are too late anyway.
-    pub fn missing_dossier(&self, event: &Event) -> Option<(String, String)> {
-        let Event::Dossier(e) = event else { return None };
-        if self.allowed_lateness_micros == i64::MAX
-            || matches!(e.kind, DossierEventKind::Submitted | DossierEventKind::Received | DossierEventKind::Refused)
-            // Too late anyway (apply_event refuses it): no fetch, or re-importing an old
-            // file would cost a ClickHouse round trip per event.
-            || e.occurred_at < self.watermark.saturating_sub(self.allowed_lateness_micros)
-        {
-            return None;
+    /// Puts a fetched dossier back in memory after [`Verdict::NeedsStoredDossier`]:
+    /// its stored row, or, if nothing is stored for it, a dossier first seen with `event`.
+    pub fn restore_dossier<S: AsRef<str>>(&mut self, row: Option<&DossierStateRow>, event: &DossierEvent<S>) {
+        match row {
+            Some(row) => {
+                self.insert_stored(row);
+                self.restored += 1;
+            }
+            None => {
+                let key = DossierKey {
+                    agency_code: intern(&mut self.agencies, event.agency_code.as_ref()),
+                    dossier_id: Arc::from(event.dossier_id.as_ref()),
+                };
+                self.dossiers.entry(key).or_insert_with(|| Dossier::new(event));
+            }
         }
-        let key = DossierKey { agency_code: e.agency_code.clone(), dossier_id: e.dossier_id.clone() };
-        (!self.dossiers.contains_key(&key)).then_some((key.agency_code, key.dossier_id))
-    }
-
-    /// Puts a fetched dossier row back in memory (see [`PartitionState::missing_dossier`]).
-    pub fn restore_dossier(&mut self, row: &DossierStateRow) {
-        let key = DossierKey { agency_code: row.agency_code.clone(), dossier_id: row.dossier_id.clone() };
-        self.dossiers.entry(key).or_insert_with(|| Dossier::from_row(row));
-        self.restored += 1;
     }
 
     /// Dossiers in memory, dropped as idle, and fetched back, since the state was loaded.
@@ -513,7 +615,7 @@ impl PartitionState {
     }
 
     pub fn counts(&self, agency_code: &str, day: LocalDay) -> Option<DossierDayCounts> {
-        self.buckets.get(&BucketKey { agency_code: agency_code.to_owned(), day }).map(|b| b.counts)
+        self.buckets.get(&BucketKeyRef { agency_code, day }).map(|b| b.counts)
     }
 
     pub fn bucket_count(&self) -> usize {
@@ -562,10 +664,7 @@ mod tests {
         assert_eq!(state.next_offset(), 2);
         let audit = state.take_dossier_events();
         assert_eq!(audit.len(), 2, "every applied event is kept for audit");
-        assert_eq!(
-            (audit[1].kind.as_str(), audit[1].channel.as_str(), audit[1].kafka_offset),
-            ("received", "in_person", 1)
-        );
+        assert_eq!((audit[1].kind, audit[1].channel, audit[1].kafka_offset), ("received", "in_person", 1));
         let mut quiet = PartitionState::load(0, 0, &[], &[]).with_audit(false);
         quiet.apply(0, &reception("SNV", "D1", Channel::Online));
         assert!(quiet.take_dossier_events().is_empty(), "no audit rows when the audit table is off");
@@ -704,21 +803,30 @@ mod tests {
         state.checkpoint_written(3);
         assert_eq!(state.dossier_counts(), (1, 1, 0), "OLD was idle for 99 h with 48 h allowed");
 
-        // A new dossier needs nothing; OLD's late result return needs its stored row first.
+        // A new dossier needs nothing; OLD's late result return needs its stored row first,
+        // and changes nothing until it is there.
         let new = event("NEWER", DossierEventKind::Received, t0 + 101 * HOUR);
-        assert_eq!(state.missing_dossier(&new), None);
+        assert_eq!(state.apply_event(3, &new), Verdict::Applied);
         let returned = event("OLD", DossierEventKind::ResultReturned, t0 + 101 * HOUR);
-        assert_eq!(state.missing_dossier(&returned), Some(("SNV".to_owned(), "OLD".to_owned())));
-        state.restore_dossier(stored.iter().find(|r| r.dossier_id == "OLD").unwrap());
-        assert_eq!(state.missing_dossier(&returned), None);
-        state.apply_event(3, &returned);
-        let row = state.pending_dossier_rows(0).into_iter().find(|r| r.dossier_id == "OLD").unwrap();
+        assert_eq!(state.apply_event(4, &returned), Verdict::NeedsStoredDossier);
+        assert_eq!((state.next_offset(), state.dossier_counts().0), (4, 2), "nothing applied");
+        let Event::Dossier(returned_event) = &returned else { unreachable!() };
+        state.restore_dossier(stored.iter().find(|r| &*r.dossier_id == "OLD"), returned_event);
+        assert_eq!(state.apply_event(4, &returned), Verdict::Applied);
+        let row = state.pending_dossier_rows(0).into_iter().find(|r| &*r.dossier_id == "OLD").unwrap();
         assert_eq!((row.received_at, row.processed_at, row.returned_at), (t0, t0 + HOUR, t0 + 101 * HOUR));
         assert_eq!(row.received_offset, 0, "still counted once, at its first reception");
-        assert_eq!(state.dossier_counts(), (2, 1, 1));
+        assert_eq!(state.dossier_counts(), (3, 1, 1));
+        // A dossier the store does not know either starts from the event.
+        let unknown = event("UNKNOWN", DossierEventKind::Processed, t0 + 101 * HOUR);
+        assert_eq!(state.apply_event(5, &unknown), Verdict::NeedsStoredDossier);
+        let Event::Dossier(unknown_event) = &unknown else { unreachable!() };
+        state.restore_dossier(None, unknown_event);
+        assert_eq!(state.apply_event(5, &unknown), Verdict::Applied);
+        assert_eq!(state.dossier_counts(), (4, 1, 1));
         // An event too late to apply is not worth a fetch.
         let ancient = event("GONE", DossierEventKind::Processed, t0 - 100 * HOUR);
-        assert_eq!(state.missing_dossier(&ancient), None);
+        assert_eq!(state.apply_event(6, &ancient), Verdict::TooLate);
     }
 
     #[test]
@@ -728,7 +836,7 @@ mod tests {
         state.apply_event(1, &event("B", DossierEventKind::Received, DAY.start_micros() + 900 * HOUR));
         state.checkpoint_written(2);
         assert_eq!(state.dossier_counts().0, 2);
-        assert_eq!(state.missing_dossier(&event("C", DossierEventKind::Processed, 0)), None);
+        assert_eq!(state.apply_event(2, &event("C", DossierEventKind::Processed, 0)), Verdict::Applied);
     }
 
     #[test]

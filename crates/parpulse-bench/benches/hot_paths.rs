@@ -35,10 +35,17 @@ fn decode(c: &mut Criterion) {
     let schema = apache_avro::Schema::parse_str(include_str!("../../../schemas/avro/dossier_event.v1.avsc")).unwrap();
     let mut group = c.benchmark_group("avro_decode");
     group.throughput(Throughput::Elements(RECORDS as u64));
-    group.bench_function("parpulse (serde_avro_fast)", |b| {
+    group.bench_function("parpulse (serde_avro_fast), owned strings", |b| {
         b.iter(|| {
             for record in &records {
                 black_box(codec.decode_event(record).unwrap());
+            }
+        })
+    });
+    group.bench_function("parpulse (serde_avro_fast), borrowed strings (the aggregator's)", |b| {
+        b.iter(|| {
+            for record in &records {
+                black_box(codec.decode_event_ref(record).unwrap());
             }
         })
     });
@@ -72,7 +79,8 @@ fn validation(c: &mut Criterion) {
 }
 
 fn bucket_update(c: &mut Criterion) {
-    let (events, _) = sample();
+    let (events, records) = sample();
+    let codec = AvroCodec::new();
     let mut group = c.benchmark_group("aggregate");
     group.throughput(Throughput::Elements(RECORDS as u64));
     group.bench_function("PartitionState::apply_event", |b| {
@@ -81,6 +89,19 @@ fn bucket_update(c: &mut Criterion) {
             |mut state| {
                 for (offset, event) in events.iter().enumerate() {
                     black_box(state.apply_event(offset as i64, event));
+                }
+                state
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("decode_event_ref + apply_event (the aggregator's work per message)", |b| {
+        b.iter_batched(
+            || PartitionState::load(0, 0, &[], &[]),
+            |mut state| {
+                for (offset, record) in records.iter().enumerate() {
+                    let event = codec.decode_event_ref(record).unwrap();
+                    black_box(state.apply_event(offset as i64, &event));
                 }
                 state
             },

@@ -1,6 +1,8 @@
 //! `budget_event` and `staffing_event`: one row per event, deduplicated by
 //! `event_id` when read, and the budget and staffing KPIs summed from them.
 
+use std::sync::Arc;
+
 use clickhouse::Row;
 use parpulse_core::kpi::BudgetTotals;
 use serde::{Deserialize, Serialize};
@@ -39,15 +41,17 @@ pub struct StaffingEventRow {
 }
 
 /// A dossier event as applied (table `dossier_event`: audit and replay, deduplicated by id).
-#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+/// Written only: the unit and dossier strings are shared with the aggregator's state
+/// (`Arc<str>`), the kind and channel are the wire names, so a row costs one allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize)]
 pub struct DossierEventRow {
     pub event_id: String,
-    pub agency_code: String,
-    pub dossier_id: String,
-    pub kind: String,
+    pub agency_code: Arc<str>,
+    pub dossier_id: Arc<str>,
+    pub kind: &'static str,
     pub occurred_at: i64,
     pub day: u16,
-    pub channel: String,
+    pub channel: &'static str,
     pub online_level: i32,
     pub kafka_partition: u32,
     pub kafka_offset: i64,

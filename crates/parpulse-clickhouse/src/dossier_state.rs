@@ -2,6 +2,8 @@
 //! across restarts (versioned by Kafka offset, like `dossier_day`), and the
 //! lateness KPIs summed from it when read.
 
+use std::sync::Arc;
+
 use clickhouse::Row;
 use parpulse_core::kpi::{OpenCounts, ResolvedCounts, ServiceCounts};
 use parpulse_core::LocalDay;
@@ -12,8 +14,9 @@ use crate::{Result, Store};
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct DossierStateRow {
     pub kafka_partition: u32,
-    pub agency_code: String,
-    pub dossier_id: String,
+    /// Shared with the aggregator's in-memory key (no copy per written row).
+    pub agency_code: Arc<str>,
+    pub dossier_id: Arc<str>,
     /// Offset of the first `received` event, -1 before reception.
     pub received_offset: i64,
     pub received_day: u16,

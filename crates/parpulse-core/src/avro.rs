@@ -12,12 +12,12 @@
 //! ignores fields the reader does not know. That is what makes adding an
 //! optional field a compatible change.
 
-use serde::de::DeserializeOwned;
+use serde::de::Deserialize;
 use serde::Serialize;
 use serde_avro_fast::ser::SerializerConfig;
 use serde_avro_fast::Schema;
 
-use crate::event::{BudgetEvent, DossierEvent, Event, StaffingEvent};
+use crate::event::{BudgetEvent, DossierEvent, Event, EventRef, StaffingEvent};
 
 pub const MAGIC_BYTE: u8 = 0;
 const HEADER_LEN: usize = 5;
@@ -41,7 +41,7 @@ impl EventKind {
     }
 }
 
-impl Event {
+impl<S> Event<S> {
     pub fn kind(&self) -> EventKind {
         match self {
             Event::Dossier(_) => EventKind::Dossier,
@@ -134,8 +134,9 @@ impl AvroCodec {
         Ok(())
     }
 
-    /// Decodes a framed message, with the writer schema named in its header.
-    pub fn decode<T: DeserializeOwned>(&self, kind: EventKind, message: &[u8]) -> Result<T, WireError> {
+    /// Decodes a framed message, with the writer schema named in its header. `T` may
+    /// borrow strings from `message` (Avro strings are stored as UTF-8 bytes in place).
+    pub fn decode<'a, T: Deserialize<'a>>(&self, kind: EventKind, message: &'a [u8]) -> Result<T, WireError> {
         let (id, datum) = split_header(message)?;
         let schema = self.schema(id, kind)?;
         serde_avro_fast::from_datum_slice(datum, schema).map_err(|e| WireError::Decode { id, message: e.to_string() })
@@ -169,6 +170,16 @@ impl AvroCodec {
 
     /// Decodes a message of any known kind (the header's schema id says which).
     pub fn decode_event(&self, message: &[u8]) -> Result<Event, WireError> {
+        self.decode_any(message)
+    }
+
+    /// As [`AvroCodec::decode_event`], but a dossier event borrows its strings from
+    /// `message`: no allocation per event (the aggregator's hot path).
+    pub fn decode_event_ref<'a>(&self, message: &'a [u8]) -> Result<EventRef<'a>, WireError> {
+        self.decode_any(message)
+    }
+
+    fn decode_any<'a, S: Deserialize<'a> + Default>(&self, message: &'a [u8]) -> Result<Event<S>, WireError> {
         let (id, _) = split_header(message)?;
         let known = self.schemas.iter().find(|s| s.id == id).ok_or(WireError::UnknownSchema(id))?;
         Ok(match known.kind {
@@ -223,6 +234,25 @@ mod tests {
         codec.encode_dossier(&sample(), &mut bytes).unwrap();
         assert_eq!(&bytes[..5], &[0, 0, 0, 0, 1]);
         assert_eq!(codec.decode_dossier(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn borrowed_decoding_reads_the_same_event_without_copying_its_strings() {
+        let codec = AvroCodec::new();
+        let mut bytes = Vec::new();
+        codec.encode_dossier(&sample(), &mut bytes).unwrap();
+        let Event::Dossier(borrowed) = codec.decode_event_ref(&bytes).unwrap() else { panic!("not a dossier event") };
+        let owned = sample();
+        assert_eq!(
+            (borrowed.event_id, borrowed.agency_code, borrowed.dossier_id, borrowed.procedure_code),
+            (&*owned.event_id, &*owned.agency_code, &*owned.dossier_id, &*owned.procedure_code)
+        );
+        assert_eq!(
+            (borrowed.kind, borrowed.due_at, borrowed.fee_bearing),
+            (owned.kind, owned.due_at, owned.fee_bearing)
+        );
+        let inside = bytes.as_ptr_range();
+        assert!(inside.contains(&borrowed.dossier_id.as_ptr()), "the id points into the message buffer");
     }
 
     #[test]

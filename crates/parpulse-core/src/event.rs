@@ -71,10 +71,13 @@ impl Channel {
     }
 }
 
+/// A dossier event. `S` is the string type: owned (`String`, the default) wherever
+/// events are kept, borrowed (`&str`, [`DossierEventRef`]) where the aggregator reads
+/// them straight out of a Kafka message buffer without allocating.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DossierEvent {
-    pub event_id: String,
-    pub agency_code: String,
+pub struct DossierEvent<S = String> {
+    pub event_id: S,
+    pub agency_code: S,
     /// Event time, UTC microseconds.
     pub occurred_at: i64,
     /// Ingestion time, UTC microseconds (set by the ingestor).
@@ -82,9 +85,9 @@ pub struct DossierEvent {
     pub recorded_at: i64,
     /// The ingestor that admitted the event (set by the ingestor).
     #[serde(default)]
-    pub source: String,
-    pub dossier_id: String,
-    pub procedure_code: String,
+    pub source: S,
+    pub dossier_id: S,
+    pub procedure_code: S,
     pub kind: DossierEventKind,
     pub channel: Channel,
     /// 2 = forms only, 3 = partial online, 4 = full online.
@@ -99,6 +102,9 @@ pub struct DossierEvent {
     pub fee_bearing: bool,
     pub digitized: bool,
 }
+
+/// A dossier event borrowing its strings from the buffer it was decoded from.
+pub type DossierEventRef<'a> = DossierEvent<&'a str>;
 
 /// A budget movement (kinh phí hành chính).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -168,17 +174,21 @@ pub struct StaffingEvent {
 
 /// Any event, as agencies submit it in JSON: `{"type": "dossier", ...fields}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
-    Dossier(DossierEvent),
+#[serde(tag = "type", rename_all = "snake_case", bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub enum Event<S = String> {
+    Dossier(DossierEvent<S>),
     Budget(BudgetEvent),
     Staffing(StaffingEvent),
 }
 
-impl Event {
+/// An event whose dossier variant borrows its strings (budget and staffing events are
+/// rare and stay owned).
+pub type EventRef<'a> = Event<&'a str>;
+
+impl<S: AsRef<str>> Event<S> {
     pub fn event_id(&self) -> &str {
         match self {
-            Event::Dossier(e) => &e.event_id,
+            Event::Dossier(e) => e.event_id.as_ref(),
             Event::Budget(e) => &e.event_id,
             Event::Staffing(e) => &e.event_id,
         }
@@ -186,7 +196,7 @@ impl Event {
 
     pub fn agency_code(&self) -> &str {
         match self {
-            Event::Dossier(e) => &e.agency_code,
+            Event::Dossier(e) => e.agency_code.as_ref(),
             Event::Budget(e) => &e.agency_code,
             Event::Staffing(e) => &e.agency_code,
         }
@@ -199,7 +209,9 @@ impl Event {
             Event::Staffing(e) => e.occurred_at,
         }
     }
+}
 
+impl Event {
     /// Stamps the ingestor's name and acceptance time (never trusted from the client).
     pub fn stamp(&mut self, source: &str, recorded_at: i64) {
         let (s, r) = match self {

@@ -34,7 +34,7 @@ pub struct DossierDayCounts {
 
 impl DossierDayCounts {
     /// Adds one event's contribution. Returns whether the bucket changed.
-    pub fn apply(&mut self, event: &DossierEvent) -> bool {
+    pub fn apply<S>(&mut self, event: &DossierEvent<S>) -> bool {
         if event.kind != DossierEventKind::Received {
             return false;
         }
@@ -64,7 +64,7 @@ impl DossierDayCounts {
 }
 
 /// A dossier counts toward the online share when it came in online at level 3 or 4.
-pub fn counts_as_online(event: &DossierEvent) -> bool {
+pub fn counts_as_online<S>(event: &DossierEvent<S>) -> bool {
     event.channel == Channel::Online && event.online_level >= 3
 }
 

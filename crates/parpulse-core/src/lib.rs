@@ -18,7 +18,7 @@ pub mod validate;
 
 pub use agency::{Agency, AgencyCode, AgencyGroup, AgencyRegistry};
 pub use event::{
-    BudgetEvent, BudgetEventKind, Channel, DossierEvent, DossierEventKind, Event, Position, StaffingEvent,
-    StaffingEventKind,
+    BudgetEvent, BudgetEventKind, Channel, DossierEvent, DossierEventKind, DossierEventRef, Event, EventRef, Position,
+    StaffingEvent, StaffingEventKind,
 };
 pub use time::LocalDay;

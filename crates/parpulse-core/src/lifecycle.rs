@@ -76,7 +76,7 @@ fn insert_sorted(times: &mut Vec<i64>, at: i64) {
 
 impl DossierLifecycle {
     /// Records one event. Idempotent, and independent of arrival order.
-    pub fn apply(&mut self, event: &DossierEvent) {
+    pub fn apply<S>(&mut self, event: &DossierEvent<S>) {
         let at = event.occurred_at;
         if let Some(due) = event.due_at {
             self.due_at.get_or_insert(due);
