@@ -144,12 +144,17 @@ fn snapshot(work: &mut Work, consumer_group: &str) -> Option<Snapshot> {
     }
     let now = now_micros();
     let written_at = u32::try_from(now / 1_000_000).unwrap_or(u32::MAX);
+    // Sized once: appending a dozen partitions' rows would otherwise regrow and copy them.
+    let (dossier_rows, audit_rows) = progressed
+        .iter()
+        .map(|key| work.states[key].pending_sizes())
+        .fold((0, 0), |total, sizes| (total.0 + sizes.0, total.1 + sizes.1));
     let mut snapshot = Snapshot {
         dead_letters: std::mem::take(&mut work.dead_letters),
-        dossiers: Vec::new(),
+        dossiers: Vec::with_capacity(dossier_rows),
         days: Vec::new(),
         budget: Vec::new(),
-        dossier_events: Vec::new(),
+        dossier_events: Vec::with_capacity(audit_rows),
         staffing: Vec::new(),
         checkpoints: Vec::with_capacity(progressed.len()),
     };

@@ -372,8 +372,7 @@ impl PartitionState {
             return false;
         }
         let mut lifecycle = dossier.lifecycle.clone();
-        lifecycle.apply(event);
-        lifecycle == dossier.lifecycle
+        !lifecycle.apply(event)
     }
 
     fn record_budget(&mut self, offset: i64, e: &BudgetEvent) -> Verdict {
@@ -419,9 +418,16 @@ impl PartitionState {
         self
     }
 
-    /// Takes the dossier events applied since the last snapshot, as audit rows.
+    /// Takes the dossier events applied since the last snapshot, as audit rows (the
+    /// next batch starts with as much room: no regrowing on the hot path).
     pub fn take_dossier_events(&mut self) -> Vec<DossierEventRow> {
-        std::mem::take(&mut self.dossier_event_rows)
+        let room = self.dossier_event_rows.len();
+        std::mem::replace(&mut self.dossier_event_rows, Vec::with_capacity(room))
+    }
+
+    /// Dossier rows and audit rows the next snapshot takes.
+    pub fn pending_sizes(&self) -> (usize, usize) {
+        (self.dirty_dossiers.len(), self.dossier_event_rows.len())
     }
 
     /// Takes the budget and staffing rows recorded since the last snapshot.
@@ -476,9 +482,7 @@ impl PartitionState {
                 return Verdict::Applied;
             }
         } else {
-            let before = dossier.lifecycle.clone();
-            dossier.lifecycle.apply(event);
-            if dossier.lifecycle != before {
+            if dossier.lifecycle.apply(event) {
                 mark_dirty(&mut dossier.dirty, &mut self.dirty_dossiers, &key);
             }
             if event.kind != DossierEventKind::Received {
@@ -522,13 +526,10 @@ impl PartitionState {
 
     /// Dossier rows for the changed dossiers, versioned with the current next offset
     /// and judged as of `now_micros`.
-    pub fn pending_dossier_rows(&self, now_micros: i64) -> Vec<DossierStateRow> {
+    pub fn pending_dossier_rows(&self, now_micros: i64) -> impl Iterator<Item = DossierStateRow> + '_ {
         let version = u64::try_from(self.next_offset).unwrap_or(0);
         // Unordered: each row carries its own key and version.
-        self.dirty_dossiers
-            .iter()
-            .map(|key| self.dossiers[key].to_row(self.partition, key, version, now_micros))
-            .collect()
+        self.dirty_dossiers.iter().map(move |key| self.dossiers[key].to_row(self.partition, key, version, now_micros))
     }
 
     /// Moves past an offset without counting anything (undecodable messages).
@@ -691,7 +692,7 @@ mod tests {
             before.apply(offset, &reception("SNV", &format!("D{offset}"), Channel::Online));
         }
         let rows = before.pending_rows();
-        let dossiers = before.pending_dossier_rows(0);
+        let dossiers: Vec<_> = before.pending_dossier_rows(0).collect();
         // After the restart, replay from the checkpoint at offset 2.
         let mut after = PartitionState::load(0, 2, &rows, &dossiers);
         for offset in 2..6 {
@@ -727,7 +728,7 @@ mod tests {
         let mut before = PartitionState::load(0, 0, &[], &[]);
         before.apply(0, &reception("SNV", "D1", Channel::Online));
         before.apply(1, &reception("SNV", "D1", Channel::Online));
-        let dossiers = before.pending_dossier_rows(0); // version 2, counted offset 0
+        let dossiers: Vec<_> = before.pending_dossier_rows(0).collect(); // version 2, counted offset 0
         let mut after = PartitionState::load(0, 0, &[], &dossiers);
         after.apply(0, &reception("SNV", "D1", Channel::Online));
         after.apply(1, &reception("SNV", "D1", Channel::Online));
@@ -797,7 +798,7 @@ mod tests {
         let mut state = PartitionState::load(0, 0, &[], &[]).with_lateness(0, 48 * HOUR);
         state.apply_event(0, &event("OLD", DossierEventKind::Received, t0));
         state.apply_event(1, &event("OLD", DossierEventKind::Processed, t0 + HOUR));
-        let stored = state.pending_dossier_rows(0); // what ClickHouse holds after the checkpoint
+        let stored: Vec<_> = state.pending_dossier_rows(0).collect(); // what ClickHouse holds after the checkpoint
         state.checkpoint_written(2);
         state.apply_event(2, &event("NEW", DossierEventKind::Received, t0 + 100 * HOUR));
         state.checkpoint_written(3);
@@ -813,7 +814,7 @@ mod tests {
         let Event::Dossier(returned_event) = &returned else { unreachable!() };
         state.restore_dossier(stored.iter().find(|r| &*r.dossier_id == "OLD"), returned_event);
         assert_eq!(state.apply_event(4, &returned), Verdict::Applied);
-        let row = state.pending_dossier_rows(0).into_iter().find(|r| &*r.dossier_id == "OLD").unwrap();
+        let row = state.pending_dossier_rows(0).find(|r| &*r.dossier_id == "OLD").unwrap();
         assert_eq!((row.received_at, row.processed_at, row.returned_at), (t0, t0 + HOUR, t0 + 101 * HOUR));
         assert_eq!(row.received_offset, 0, "still counted once, at its first reception");
         assert_eq!(state.dossier_counts(), (3, 1, 1));

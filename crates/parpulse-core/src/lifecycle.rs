@@ -64,45 +64,75 @@ impl Outcome {
     }
 }
 
-fn min_into(slot: &mut Option<i64>, at: i64) {
-    *slot = Some(slot.map_or(at, |t| t.min(at)));
-}
+// Each helper records one fact and says whether it changed anything.
 
-fn insert_sorted(times: &mut Vec<i64>, at: i64) {
-    if let Err(position) = times.binary_search(&at) {
-        times.insert(position, at);
+fn min_into(slot: &mut Option<i64>, at: i64) -> bool {
+    match *slot {
+        Some(t) if t <= at => false,
+        _ => {
+            *slot = Some(at);
+            true
+        }
     }
 }
 
+fn insert_sorted(times: &mut Vec<i64>, at: i64) -> bool {
+    match times.binary_search(&at) {
+        Ok(_) => false,
+        Err(position) => {
+            times.insert(position, at);
+            true
+        }
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T) -> bool {
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(value);
+    true
+}
+
+fn raise(flag: &mut bool, value: bool) -> bool {
+    let changed = value && !*flag;
+    *flag |= value;
+    changed
+}
+
 impl DossierLifecycle {
-    /// Records one event. Idempotent, and independent of arrival order.
-    pub fn apply<S>(&mut self, event: &DossierEvent<S>) {
+    /// Records one event. Idempotent, and independent of arrival order. Returns whether
+    /// any fact changed (so the caller need not copy and compare the lifecycle).
+    pub fn apply<S>(&mut self, event: &DossierEvent<S>) -> bool {
         let at = event.occurred_at;
+        let mut changed = false;
         if let Some(due) = event.due_at {
-            self.due_at.get_or_insert(due);
+            changed |= set_once(&mut self.due_at, due);
         }
         if let Some(days) = event.legal_max_days {
-            self.legal_max_days.get_or_insert(days);
+            changed |= set_once(&mut self.legal_max_days, days);
         }
-        self.fee_bearing |= event.fee_bearing;
-        self.digitized |= event.digitized;
-        match event.kind {
+        changed |= raise(&mut self.fee_bearing, event.fee_bearing);
+        changed |= raise(&mut self.digitized, event.digitized);
+        changed |= match event.kind {
             DossierEventKind::Received => min_into(&mut self.received_at, at),
             DossierEventKind::SupplementRequested => insert_sorted(&mut self.supplement_requested, at),
             DossierEventKind::SupplementReceived => insert_sorted(&mut self.supplement_received, at),
             DossierEventKind::Processed => min_into(&mut self.processed_at, at),
             DossierEventKind::ResultReturned => {
-                min_into(&mut self.returned_at, at);
-                min_into(&mut self.other_end_at, at);
-                self.returned_postal |= event.result_channel == Some(Channel::Postal);
+                let returned = min_into(&mut self.returned_at, at);
+                let ended = min_into(&mut self.other_end_at, at);
+                let postal = raise(&mut self.returned_postal, event.result_channel == Some(Channel::Postal));
+                returned | ended | postal
             }
             DossierEventKind::Stopped | DossierEventKind::Withdrawn | DossierEventKind::Refused => {
                 min_into(&mut self.other_end_at, at)
             }
-            DossierEventKind::ApologyIssued => self.apology = true,
-            DossierEventKind::PaidOnline => self.paid_online = true,
-            DossierEventKind::Submitted | DossierEventKind::InProcess | DossierEventKind::AwaitingPayment => {}
-        }
+            DossierEventKind::ApologyIssued => raise(&mut self.apology, true),
+            DossierEventKind::PaidOnline => raise(&mut self.paid_online, true),
+            DossierEventKind::Submitted | DossierEventKind::InProcess | DossierEventKind::AwaitingPayment => false,
+        };
+        changed
     }
 
     /// The end date: processing wins over the other endings.
@@ -281,5 +311,51 @@ mod tests {
     fn withdrawn_ends_the_dossier() {
         let d = lifecycle(&[(Received, T0), (Withdrawn, T0 + DAY)]);
         assert_eq!(d.outcome(T0 + 30 * DAY), Outcome::OnTime { end: T0 + DAY });
+    }
+
+    /// `apply` says it changed something exactly when the lifecycle differs afterwards,
+    /// for every kind, repeated and out of order, with and without optional fields.
+    #[test]
+    fn apply_reports_exactly_when_a_fact_changes() {
+        use DossierEventKind::*;
+        let kinds = [
+            Submitted,
+            Received,
+            Refused,
+            InProcess,
+            SupplementRequested,
+            SupplementReceived,
+            AwaitingPayment,
+            Withdrawn,
+            Stopped,
+            Processed,
+            ResultReturned,
+            ApologyIssued,
+            PaidOnline,
+        ];
+        let mut steps = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            for (j, at) in [T0 + DAY, T0, T0 + 3 * DAY, T0 + DAY].into_iter().enumerate() {
+                let mut e = event(*kind, at + i as i64 * HOUR);
+                e.due_at = (j % 2 == 0).then_some(T0 + (5 + j as i64) * DAY);
+                e.legal_max_days = (j == 1).then_some(7);
+                e.fee_bearing = j == 2;
+                e.digitized = i % 3 == 0 && j > 0;
+                e.result_channel = [None, Some(Channel::Online), Some(Channel::Postal), None][j];
+                steps.push(e);
+            }
+        }
+        // A fixed shuffle (multiplicative step coprime to the length), then everything again.
+        let n = steps.len();
+        let order: Vec<usize> = (0..2 * n).map(|k| (k * 37 + 11) % n).collect();
+        let mut d = DossierLifecycle::default();
+        let mut changes = 0;
+        for k in order {
+            let before = d.clone();
+            let changed = d.apply(&steps[k]);
+            assert_eq!(changed, d != before, "step {k}: {:?}", steps[k].kind);
+            changes += usize::from(changed);
+        }
+        assert!(changes > 10 && changes < 2 * n, "{changes} of {} applications changed something", 2 * n);
     }
 }
