@@ -74,7 +74,7 @@ impl AggregatorConfig {
             consumer_group: consumer_group.to_owned(),
             topics,
             checkpoint_interval: Duration::from_secs(1),
-            checkpoint_max_events: 50_000,
+            checkpoint_max_events: 200_000,
             checkpoint_timeout: Duration::from_secs(30),
             allowed_lateness: DEFAULT_ALLOWED_LATENESS,
             session_timeout: Duration::from_secs(10),

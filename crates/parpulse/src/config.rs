@@ -131,7 +131,7 @@ pub struct AggregateArgs {
     #[arg(long, env = "PARPULSE_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
     pub checkpoint_interval_ms: u64,
     /// Checkpoint after this many events, if sooner.
-    #[arg(long, env = "PARPULSE_CHECKPOINT_MAX_EVENTS", default_value_t = 50_000)]
+    #[arg(long, env = "PARPULSE_CHECKPOINT_MAX_EVENTS", default_value_t = 200_000)]
     pub checkpoint_max_events: u64,
     /// A checkpoint not done within this many milliseconds is retried.
     #[arg(long, env = "PARPULSE_CHECKPOINT_TIMEOUT_MS", default_value_t = 30_000)]

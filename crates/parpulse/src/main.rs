@@ -4,6 +4,7 @@
 
 mod config;
 mod demo;
+mod memory;
 mod serve;
 
 use anyhow::Result;
@@ -60,6 +61,7 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    memory::return_large_blocks_to_the_system();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
