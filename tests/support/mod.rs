@@ -8,7 +8,7 @@
 
 pub mod broker;
 pub mod kafka_read;
-pub mod prom_text;
+pub use parpulse_export::prom_text;
 pub mod prometheus;
 pub mod recount;
 pub mod spare_clickhouse;

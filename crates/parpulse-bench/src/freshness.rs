@@ -52,12 +52,9 @@ fn marker(i: usize) -> Event {
 
 async fn markers_seen(client: &reqwest::Client, url: &str) -> Option<usize> {
     let text = client.get(url).send().await.ok()?.text().await.ok()?;
-    text.lines()
-        .filter(|l| l.starts_with("parpulse_dossiers_received{"))
-        .filter(|l| l.contains("scope=\"unit\"") && l.contains(&format!("unit=\"{MARKER_UNIT}\"")))
-        .find(|l| l.contains("window=\"day\""))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as usize)
+    let samples = parpulse_export::prom_text::parse(&text);
+    let want = [("scope", "unit"), ("unit", MARKER_UNIT), ("window", "day")];
+    parpulse_export::prom_text::find(&samples, "parpulse_dossiers_received", &want).map(|v| v as usize)
 }
 
 pub async fn run(deployment: &Deployment, rate: u64, seconds: u64) -> Result<Freshness> {

@@ -119,16 +119,10 @@ impl Drop for Running {
 /// One unlabelled sample (or the sum over its label sets) from a /metrics page.
 pub async fn scrape(client: &reqwest::Client, url: &str, name: &str) -> Option<f64> {
     let text = client.get(url).send().await.ok()?.text().await.ok()?;
-    let mut found = None;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else { continue };
-        if !(rest.starts_with(' ') || rest.starts_with('{')) {
-            continue;
-        }
-        let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-        *found.get_or_insert(0.0) += value;
-    }
-    found
+    let samples = parpulse_export::prom_text::parse(&text);
+    let mut values = samples.iter().filter(|s| s.name == name).map(|s| s.value).peekable();
+    values.peek()?;
+    Some(values.sum())
 }
 
 pub fn free_port() -> u16 {

@@ -1,5 +1,7 @@
 //! A minimal reader of the Prometheus text format, enough to look up samples by
-//! name and labels (the tests read /metrics over HTTP like Prometheus would).
+//! name and labels: the tests and the benchmark harness read parpulse's /metrics over
+//! HTTP as Prometheus would. It reads what [`crate::exposition`] writes and panics on
+//! anything else (a malformed line is a bug in the exposition, not input to recover from).
 
 use std::collections::BTreeMap;
 
