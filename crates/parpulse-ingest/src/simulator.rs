@@ -270,6 +270,16 @@ impl Simulator {
             self.push_steps(&template, steps);
             return;
         }
+        if self.rng.chance(0.005) {
+            // Processing stopped by the authority (dừng xử lý), e.g. the matter belongs to
+            // another procedure: the dossier ends without a result.
+            steps.push((
+                DossierEventKind::Stopped,
+                started + self.rng.range(60, 3 * 24 * 60) * MICROS_PER_MINUTE + paused,
+            ));
+            self.push_steps(&template, steps);
+            return;
+        }
         let late = self.rng.chance(unit.late_share);
         let processed_at = paused
             + if late {
@@ -530,6 +540,8 @@ mod tests {
             "SupplementRequested",
             "SupplementReceived",
             "AwaitingPayment",
+            "Withdrawn",
+            "Stopped",
             "Processed",
             "ResultReturned",
             "ApologyIssued",
