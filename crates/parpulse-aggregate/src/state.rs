@@ -222,6 +222,14 @@ fn intern(agencies: &mut HashSet<Arc<str>>, code: &str) -> Arc<str> {
     shared
 }
 
+/// The key of a dossier first seen with `event` (its id's one allocation).
+fn new_key<S: AsRef<str>>(agencies: &mut HashSet<Arc<str>>, event: &DossierEvent<S>) -> DossierKey {
+    DossierKey {
+        agency_code: intern(agencies, event.agency_code.as_ref()),
+        dossier_id: Arc::from(event.dossier_id.as_ref()),
+    }
+}
+
 /// Marks a changed entry once per checkpoint and remembers its key.
 fn mark_dirty<K: Clone>(dirty: &mut bool, keys: &mut Vec<K>, key: &K) {
     if !*dirty {
@@ -452,10 +460,7 @@ impl PartitionState {
             EntryRef::Occupied(entry) => (entry.key().clone(), entry.into_mut()),
             EntryRef::Vacant(_) if needs_stored => return Verdict::NeedsStoredDossier,
             EntryRef::Vacant(entry) => {
-                let key = DossierKey {
-                    agency_code: intern(&mut self.agencies, event.agency_code.as_ref()),
-                    dossier_id: Arc::from(event.dossier_id.as_ref()),
-                };
+                let key = new_key(&mut self.agencies, event);
                 (key.clone(), entry.insert_with_key(key, Dossier::new(event)))
             }
         };
@@ -601,10 +606,7 @@ impl PartitionState {
                 self.restored += 1;
             }
             None => {
-                let key = DossierKey {
-                    agency_code: intern(&mut self.agencies, event.agency_code.as_ref()),
-                    dossier_id: Arc::from(event.dossier_id.as_ref()),
-                };
+                let key = new_key(&mut self.agencies, event);
                 self.dossiers.entry(key).or_insert_with(|| Dossier::new(event));
             }
         }
