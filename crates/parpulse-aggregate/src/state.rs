@@ -788,10 +788,7 @@ mod tests {
     }
 
     fn event(dossier: &str, kind: DossierEventKind, occurred_at: i64) -> Event {
-        let mut e = reception("SNV", dossier, Channel::Online);
-        e.kind = kind;
-        e.occurred_at = occurred_at;
-        Event::Dossier(e)
+        at(DossierEvent { kind, ..reception("SNV", dossier, Channel::Online) }, occurred_at)
     }
 
     #[test]

@@ -73,22 +73,15 @@ pub async fn memory(deployment: &Deployment, count: usize) -> Result<f64> {
         parpulse_ingest::SimulatorConfig::recent(3, days, 100),
         &parpulse_core::AgencyRegistry::demo(),
     );
-    let codec = parpulse_core::avro::AvroCodec::new();
-    let mut batch = Vec::with_capacity(100_000);
+    let mut events = simulator.filter(|e| matches!(e, parpulse_core::Event::Dossier(_))).take(count).peekable();
     let mut produced = 0;
     let topic = deployment.topics().dossier.clone();
-    for event in simulator.filter(|e| matches!(e, parpulse_core::Event::Dossier(_))).take(count) {
-        let mut value = Vec::with_capacity(256);
-        codec.encode_event(&event, &mut value)?;
-        batch.push(crate::workload::Record { key: event.agency_code().to_owned(), value });
-        if batch.len() == batch.capacity() {
-            crate::kafka::bare_produce(&deployment.brokers, &topic, &batch).await?;
-            produced += batch.len();
-            batch.clear();
-        }
+    // 100,000 at a time: 10M events would not fit in memory at once.
+    while events.peek().is_some() {
+        let chunk: Vec<_> = events.by_ref().take(100_000).collect();
+        crate::kafka::bare_produce(&deployment.brokers, &topic, &crate::workload::avro_records(&chunk)).await?;
+        produced += chunk.len();
     }
-    crate::kafka::bare_produce(&deployment.brokers, &topic, &batch).await?;
-    produced += batch.len();
     if produced != count {
         bail!("the simulator gave {produced} dossier events over {days} days, not {count}");
     }

@@ -60,18 +60,13 @@ async fn markers_seen(client: &reqwest::Client, url: &str) -> Option<usize> {
 pub async fn run(deployment: &Deployment, rate: u64, seconds: u64) -> Result<Freshness> {
     deployment.migrate()?;
     let total = (rate * seconds) as usize;
-    let background: Vec<(String, Vec<u8>)> = {
-        let codec = AvroCodec::new();
-        crate::workload::dossier_events(7, total * 11 / 10, 7)
+    let background = {
+        let events: Vec<Event> = crate::workload::dossier_events(7, total * 11 / 10, 7)
             .into_iter()
             .filter(|e| e.agency_code() != MARKER_UNIT)
             .take(total)
-            .map(|e| {
-                let mut value = Vec::new();
-                codec.encode_event(&e, &mut value).expect("encodes");
-                (e.agency_code().to_owned(), value)
-            })
-            .collect()
+            .collect();
+        crate::workload::avro_records(&events)
     };
     let (aggregator_port, exporter_port) = (free_port(), free_port());
     let _aggregator = deployment.spawn(&[
@@ -144,8 +139,8 @@ pub async fn run(deployment: &Deployment, rate: u64, seconds: u64) -> Result<Fre
     while produced < background.len() {
         let due = ((started.elapsed().as_secs_f64() / tick.as_secs_f64()) as usize + 1) * per_tick;
         while produced < due.min(background.len()) {
-            let (key, value) = &background[produced];
-            match producer.send_result(FutureRecord::to(&topic).key(key).payload(value)) {
+            let record = &background[produced];
+            match producer.send_result(FutureRecord::to(&topic).key(&record.key).payload(&record.value)) {
                 Ok(_) => produced += 1,
                 Err(_) => {
                     producer.poll(Duration::from_millis(1));
