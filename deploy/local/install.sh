@@ -8,6 +8,9 @@ missing=()
 need() { # need COMMAND PACKAGE
   command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]] || missing+=("$2")
 }
+need_lib() { # need_lib PKG-CONFIG-NAME PACKAGE (a C library's development files)
+  pkg-config --exists "$1" 2>/dev/null || missing+=("$2")
+}
 need clickhouse-server clickhouse-server
 need clickhouse-client clickhouse-client
 need prometheus prometheus
@@ -20,6 +23,9 @@ need mvn maven
 need make make            # rdkafka builds its bundled librdkafka with make and a C compiler
 need cc gcc
 need c++ g++
+need pkg-config pkg-config   # rdkafka's ssl feature: TLS and SASL/SCRAM to Kafka through the system OpenSSL,
+need_lib openssl libssl-dev  # which HTTPS to ClickHouse uses too (native-tls)
+need openssl openssl         # deploy/local/tls.sh: throwaway CA and certificates for the local TLS listeners
 
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -3,8 +3,17 @@
 //! The `clickhouse` crate validates rows with the `RowBinaryWithNamesAndTypes`
 //! format by default; ClickHouse 18.16 (Debian's package) predates it, so
 //! validation is switched off for servers older than [`VALIDATION_MIN_MAJOR`].
+//!
+//! HTTPS: an `https://` URL is verified against the system's trusted roots, plus
+//! the certificates of [`ClickHouseConfig::ca_file`] when one is given (a private CA).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clickhouse::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
 
 use crate::{Result, StoreError};
 
@@ -20,12 +29,22 @@ pub struct ClickHouseConfig {
     pub password: Option<String>,
     /// A cluster name for multi-node ClickHouse (crate::cluster); None: a single node.
     pub cluster: Option<String>,
+    /// PEM file of the CA certificate(s) that signed the server's HTTPS certificate,
+    /// trusted besides the system's roots; only with an `https://` URL.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ClickHouseConfig {
     /// A single node without credentials (local services, tests, benchmarks).
     pub fn local(url: &str, database: &str) -> Self {
-        Self { url: url.to_owned(), database: database.to_owned(), user: None, password: None, cluster: None }
+        Self {
+            url: url.to_owned(),
+            database: database.to_owned(),
+            user: None,
+            password: None,
+            cluster: None,
+            ca_file: None,
+        }
     }
 }
 
@@ -37,6 +56,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("cluster", &self.cluster)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -63,15 +83,52 @@ pub fn major_version(version: &str) -> Option<u32> {
     version.split('.').next()?.parse().ok()
 }
 
-fn base_client(config: &ClickHouseConfig) -> Client {
-    let mut client = Client::default().with_url(&config.url).with_validation(false);
+// As the clickhouse crate's own client: TCP keep-alive, and idle connections closed
+// before the server's keep-alive timeout (3 s on old servers) closes them.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An HTTPS connector that trusts the system's roots and the CA certificates in `ca_file`.
+fn https_with_ca(ca_file: &Path) -> std::result::Result<hyper_tls::HttpsConnector<HttpConnector>, String> {
+    let pem = std::fs::read(ca_file).map_err(|e| format!("cannot read it: {e}"))?;
+    let certificates =
+        native_tls::Certificate::stack_from_pem(&pem).map_err(|e| format!("not PEM certificates: {e}"))?;
+    if certificates.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    let mut tls = native_tls::TlsConnector::builder();
+    for certificate in certificates {
+        tls.add_root_certificate(certificate);
+    }
+    let tls = tls.build().map_err(|e| format!("TLS set-up failed: {e}"))?;
+    let mut http = HttpConnector::new();
+    http.set_keepalive(Some(TCP_KEEPALIVE));
+    http.enforce_http(false);
+    Ok(hyper_tls::HttpsConnector::from((http, tls.into())))
+}
+
+fn base_client(config: &ClickHouseConfig) -> Result<Client> {
+    let client = match &config.ca_file {
+        None => Client::default(),
+        Some(ca_file) => {
+            let bad = |reason: String| StoreError::CaFile { path: ca_file.clone(), reason };
+            if !config.url.starts_with("https://") {
+                return Err(bad(format!("given for {}, which is not an https:// URL", config.url)));
+            }
+            let http = HyperClient::builder(TokioExecutor::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .build(https_with_ca(ca_file).map_err(bad)?);
+            Client::with_http_client(http)
+        }
+    };
+    let mut client = client.with_url(&config.url).with_validation(false);
     if let Some(user) = &config.user {
         client = client.with_user(user);
     }
     if let Some(password) = &config.password {
         client = client.with_password(password);
     }
-    client
+    Ok(client)
 }
 
 impl Store {
@@ -83,7 +140,7 @@ impl Store {
         if let Some(cluster) = config.cluster.as_deref().filter(|c| !valid_database_name(c)) {
             return Err(StoreError::BadDatabaseName(cluster.to_owned()));
         }
-        let bare = base_client(config);
+        let bare = base_client(config)?;
         let err = |doing| {
             let url = config.url.clone();
             move |source| StoreError::Query { url, doing, source }
@@ -117,7 +174,7 @@ impl Store {
         if !valid_database_name(&config.database) {
             return Err(StoreError::BadDatabaseName(config.database.clone()));
         }
-        base_client(config)
+        base_client(config)?
             .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
             .execute()
             .await
@@ -196,7 +253,31 @@ mod tests {
             user: Some("writer".into()),
             password: Some("hunter2".into()),
             cluster: None,
+            ca_file: None,
         };
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    fn with_ca(url: &str, ca_file: &str) -> ClickHouseConfig {
+        ClickHouseConfig { ca_file: Some(ca_file.into()), ..ClickHouseConfig::local(url, "parpulse") }
+    }
+
+    #[test]
+    fn a_ca_file_needs_an_https_url() {
+        let error = base_client(&with_ca("http://127.0.0.1:8123", "/etc/ssl/certs/ca-certificates.crt")).err();
+        let message = error.expect("http URL with a CA file refused").to_string();
+        assert!(message.contains("not an https:// URL"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_or_non_pem_ca_file_is_refused_with_its_path() {
+        let message = base_client(&with_ca("https://127.0.0.1:8443", "/nonexistent/ca.pem")).err().unwrap().to_string();
+        assert!(message.contains("/nonexistent/ca.pem") && message.contains("cannot read"), "{message}");
+        let not_pem = std::env::temp_dir().join(format!("parpulse-not-pem-{}.txt", std::process::id()));
+        std::fs::write(&not_pem, "hello").unwrap();
+        let message =
+            base_client(&with_ca("https://127.0.0.1:8443", not_pem.to_str().unwrap())).err().unwrap().to_string();
+        std::fs::remove_file(&not_pem).unwrap();
+        assert!(message.contains("no PEM certificate") || message.contains("not PEM"), "{message}");
     }
 }

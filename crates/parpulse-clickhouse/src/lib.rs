@@ -29,6 +29,8 @@ pub enum StoreError {
     MigrationChanged { name: String, applied: String, current: String },
     #[error("database name {0:?} is not allowed: use letters, digits and _")]
     BadDatabaseName(String),
+    #[error("ClickHouse CA file {}: {reason}", path.display())]
+    CaFile { path: std::path::PathBuf, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

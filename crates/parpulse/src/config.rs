@@ -37,6 +37,10 @@ pub struct Common {
     /// Distributed tables over them, ON CLUSTER (docs/ARCHITECTURE.md). Unset: one node.
     #[arg(long, env = "PARPULSE_CLICKHOUSE_CLUSTER", global = true)]
     pub clickhouse_cluster: Option<String>,
+    /// PEM file of the CA that signed ClickHouse's HTTPS certificate (with an https:// URL),
+    /// trusted besides the system's roots.
+    #[arg(long, env = "PARPULSE_CLICKHOUSE_CA_FILE", global = true)]
+    pub clickhouse_ca_file: Option<PathBuf>,
     /// Agency registry TOML (default: the demo province built in, deploy/agencies.toml).
     #[arg(long, env = "PARPULSE_AGENCIES", global = true)]
     pub agencies: Option<PathBuf>,
@@ -72,6 +76,7 @@ impl Common {
             user: self.clickhouse_user.clone(),
             password: std::env::var("PARPULSE_CLICKHOUSE_PASSWORD").ok().filter(|p| !p.is_empty()),
             cluster: self.clickhouse_cluster.clone().filter(|c| !c.is_empty()),
+            ca_file: self.clickhouse_ca_file.clone().filter(|p| !p.as_os_str().is_empty()),
         }
     }
 
