@@ -77,9 +77,10 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
         child.0.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
         child.0.wait().expect("reaped");
         kills += 1;
-        let done = parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.event_topics())
-            .await
-            .expect("progress");
+        let done =
+            parpulse_aggregate::caught_up(&store, &env.connection(), &env.consumer_group, &env.topics.event_topics())
+                .await
+                .expect("progress");
         assert!(!done, "the run finished before kill {kills}: lower the delays so every kill lands mid-run");
         let committed: i64 =
             parpulse_clickhouse::checkpoint::committed(&store, &env.consumer_group, &env.topics.dossier)
@@ -97,7 +98,7 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
 
     let mut child = Reaped(start_aggregator(&env));
     let deadline = Instant::now() + Duration::from_secs(300);
-    while !parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.event_topics())
+    while !parpulse_aggregate::caught_up(&store, &env.connection(), &env.consumer_group, &env.topics.event_topics())
         .await
         .unwrap()
     {
@@ -178,7 +179,7 @@ async fn clickhouse_restarted_mid_run_pauses_the_aggregator_and_loses_nothing() 
     clickhouse.restart();
 
     let deadline = Instant::now() + Duration::from_secs(300);
-    while !parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.event_topics())
+    while !parpulse_aggregate::caught_up(&store, &env.connection(), &env.consumer_group, &env.topics.event_topics())
         .await
         .unwrap()
     {
@@ -269,7 +270,7 @@ async fn two_aggregators_in_one_group_one_killed_lose_and_double_nothing() {
         sink.send(chunk.to_vec(), "test").await.expect("Kafka acknowledged");
     }
     let deadline = Instant::now() + Duration::from_secs(180);
-    while !parpulse_aggregate::caught_up(&store, &env.brokers, &env.consumer_group, &env.topics.event_topics())
+    while !parpulse_aggregate::caught_up(&store, &env.connection(), &env.consumer_group, &env.topics.event_topics())
         .await
         .unwrap()
     {

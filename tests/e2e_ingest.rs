@@ -371,7 +371,10 @@ async fn no_2xx_without_kafka_and_nothing_lost_when_the_client_retries() {
     let env = TestEnv::new("intake_broker_down");
     let broker = SpareBroker::start(19192);
     let store = env.connect().await;
-    let spare_kafka = parpulse_ingest::KafkaConfig { brokers: broker.brokers(), ..env.kafka() };
+    let spare_kafka = parpulse_ingest::KafkaConfig {
+        connection: parpulse_kafka::KafkaConnection::plaintext(&broker.brokers()),
+        ..env.kafka()
+    };
     parpulse_ingest::kafka::ensure_topics(&spare_kafka).await.expect("topics on the spare broker");
     drop(store);
     let intake = start_intake(&env, &broker.brokers(), 8 << 20, Duration::from_secs(3)).await;

@@ -9,8 +9,10 @@
 pub mod broker;
 pub mod kafka_read;
 pub use parpulse_export::prom_text;
+pub mod process;
 pub mod prometheus;
 pub mod recount;
+pub mod rng;
 pub mod spare_clickhouse;
 
 use std::time::Duration;
@@ -43,8 +45,18 @@ impl TestEnv {
         }
     }
 
+    /// The prefix of the test's topic names (`PARPULSE_TOPIC_PREFIX` for a parpulse process).
+    pub fn topic_prefix(&self) -> &str {
+        self.topics.dossier.trim_end_matches("par.dossier.v1")
+    }
+
+    /// The shared local broker, plaintext.
+    pub fn connection(&self) -> parpulse_kafka::KafkaConnection {
+        parpulse_kafka::KafkaConnection::plaintext(&self.brokers)
+    }
+
     pub fn kafka(&self) -> KafkaConfig {
-        KafkaConfig { brokers: self.brokers.clone(), topics: self.topics.clone(), partitions: 4 }
+        KafkaConfig { connection: self.connection(), topics: self.topics.clone(), partitions: 4 }
     }
 
     pub fn clickhouse(&self) -> ClickHouseConfig {
@@ -91,11 +103,18 @@ impl TestEnv {
         admin.delete_topics(&topics, &rdkafka::admin::AdminOptions::new()).await.expect("deleting test topics");
     }
 
+    /// Deletes more of the test's topics than [`TestEnv::cleanup`] does (budget, staffing).
+    pub async fn delete_topics(&self, topics: &[&str]) {
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", &self.brokers).create().expect("admin client");
+        admin.delete_topics(topics, &rdkafka::admin::AdminOptions::new()).await.expect("deleting test topics");
+    }
+
     pub fn aggregator_config(&self) -> parpulse_aggregate::AggregatorConfig {
         parpulse_aggregate::AggregatorConfig {
             checkpoint_interval: Duration::from_millis(200),
             checkpoint_max_events: 5_000,
-            ..parpulse_aggregate::AggregatorConfig::new(&self.brokers, &self.consumer_group, self.topics.clone())
+            ..parpulse_aggregate::AggregatorConfig::new(self.connection(), &self.consumer_group, self.topics.clone())
         }
     }
 
@@ -126,10 +145,14 @@ impl TestEnv {
     pub async fn wait_caught_up(&self, store: &Store, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let done =
-                parpulse_aggregate::caught_up(store, &self.brokers, &self.consumer_group, &self.topics.event_topics())
-                    .await
-                    .expect("checking aggregator progress");
+            let done = parpulse_aggregate::caught_up(
+                store,
+                &self.connection(),
+                &self.consumer_group,
+                &self.topics.event_topics(),
+            )
+            .await
+            .expect("checking aggregator progress");
             if done {
                 return;
             }
@@ -163,6 +186,16 @@ impl Drop for RunningIntake {
     }
 }
 
+/// The token file (docs/INGEST.md) admitting [`SNV_TOKEN`] and [`PROVINCE_TOKEN`].
+pub fn test_token_file() -> String {
+    use parpulse_ingest::intake::auth::sha256_hex;
+    format!(
+        "[[token]]\nagency = \"SNV\"\nsha256 = \"{}\"\n[[token]]\nagency = \"HY\"\nsha256 = \"{}\"\n",
+        sha256_hex(SNV_TOKEN),
+        sha256_hex(PROVINCE_TOKEN)
+    )
+}
+
 /// Starts the HTTP intake on a free port, producing to `brokers` with the test's topics.
 pub async fn start_intake(
     env: &TestEnv,
@@ -172,13 +205,8 @@ pub async fn start_intake(
 ) -> RunningIntake {
     use parpulse_ingest::intake::{auth, Intake, IntakeConfig};
     let registry = parpulse_core::AgencyRegistry::demo();
-    let tokens = format!(
-        "[[token]]\nagency = \"SNV\"\nsha256 = \"{}\"\n[[token]]\nagency = \"HY\"\nsha256 = \"{}\"\n",
-        auth::sha256_hex(SNV_TOKEN),
-        auth::sha256_hex(PROVINCE_TOKEN)
-    );
-    let tokens = auth::TokenStore::from_toml(&tokens, &registry).expect("test tokens");
-    let kafka = KafkaConfig { brokers: brokers.to_owned(), ..env.kafka() };
+    let tokens = auth::TokenStore::from_toml(&test_token_file(), &registry).expect("test tokens");
+    let kafka = KafkaConfig { connection: parpulse_kafka::KafkaConnection::plaintext(brokers), ..env.kafka() };
     let gate = parpulse_ingest::Gate::new(registry, Default::default());
     let settings = parpulse_ingest::kafka::ProducerSettings { delivery_timeout };
     let sink = parpulse_ingest::KafkaSink::with_settings(kafka, gate, parpulse_ingest::IngestMetrics::new(), &settings)

@@ -7,6 +7,7 @@
 //! rebalance, apply, checkpoint into ClickHouse, commit to Kafka.
 //! docs/ARCHITECTURE.md explains the checkpoint protocol.
 
+pub mod admit;
 pub mod metrics;
 pub mod runner;
 pub mod state;

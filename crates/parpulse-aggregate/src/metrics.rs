@@ -8,7 +8,6 @@ use prometheus::{
 pub struct AggregatorMetrics {
     pub registry: Registry,
     pub events: IntCounter,
-    pub undecodable: IntCounter,
     pub duplicate_receptions: IntCounter,
     pub checkpoints: IntCounter,
     pub checkpoint_seconds: Histogram,
@@ -21,6 +20,9 @@ pub struct AggregatorMetrics {
     pub rebalances: IntCounterVec,
     pub dossiers_in_memory: IntGauge,
     pub dossiers_fetched: IntCounter,
+    pub rejected: IntCounterVec,
+    /// Kafka and ClickHouse as this aggregator sees them (`/readyz`, `parpulse_dependency_up`).
+    pub health: parpulse_http::health::Health,
 }
 
 impl Default for AggregatorMetrics {
@@ -32,11 +34,9 @@ impl Default for AggregatorMetrics {
 impl AggregatorMetrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let events = IntCounter::new("parpulse_aggregator_events_total", "Dossier events applied to KPI state")
-            .expect("valid metric");
-        let undecodable = IntCounter::new(
-            "parpulse_aggregator_undecodable_total",
-            "Kafka messages skipped because they do not decode as a known event",
+        let events = IntCounter::new(
+            "parpulse_aggregator_events_total",
+            "Events applied to KPI state (dossier, budget and staffing)",
         )
         .expect("valid metric");
         let duplicate_receptions = IntCounter::new(
@@ -109,9 +109,16 @@ impl AggregatorMetrics {
             "Dossiers fetched back from ClickHouse because an event arrived after they left memory",
         )
         .expect("valid metric");
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "parpulse_aggregator_rejected_total",
+                "Kafka messages not applied and sent to the dead-letter topic, by reason (undecodable, a gate rule, too_late)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(undecodable.clone()),
             Box::new(duplicate_receptions.clone()),
             Box::new(checkpoints.clone()),
             Box::new(checkpoint_seconds.clone()),
@@ -124,13 +131,14 @@ impl AggregatorMetrics {
             Box::new(rebalances.clone()),
             Box::new(dossiers_in_memory.clone()),
             Box::new(dossiers_fetched.clone()),
+            Box::new(rejected.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
+        let health = parpulse_http::health::Health::new(&registry, &["kafka", "clickhouse"]);
         Self {
             registry,
             events,
-            undecodable,
             duplicate_receptions,
             checkpoints,
             checkpoint_seconds,
@@ -143,6 +151,8 @@ impl AggregatorMetrics {
             rebalances,
             dossiers_in_memory,
             dossiers_fetched,
+            rejected,
+            health,
         }
     }
 }

@@ -26,12 +26,14 @@ use parpulse_clickhouse::{dossier_day, dossier_state, Store, StoreError};
 use parpulse_core::avro::AvroCodec;
 use parpulse_core::time::now_micros;
 use parpulse_core::topics::Topics;
-use parpulse_core::validate::{RejectReason, Rejection};
-use parpulse_core::Event;
-use rdkafka::config::ClientConfig;
+use parpulse_core::validate::{RejectReason, Rejection, ValidationPolicy};
+use parpulse_core::{AgencyRegistry, Event};
+use parpulse_http::health::Dependency;
+use parpulse_kafka::health::HealthContext;
+use parpulse_kafka::{KafkaConnection, SourcePosition};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
@@ -47,7 +49,7 @@ type Key = (String, u32);
 
 #[derive(Debug, Clone)]
 pub struct AggregatorConfig {
-    pub brokers: String,
+    pub kafka: KafkaConnection,
     pub consumer_group: String,
     pub topics: Topics,
     pub checkpoint_interval: Duration,
@@ -64,13 +66,17 @@ pub struct AggregatorConfig {
     pub instance_id: Option<String>,
     /// Write every applied dossier event to the `dossier_event` audit table.
     pub audit_events: bool,
+    /// The units events may name: the topics are untrusted input, so every message is
+    /// validated again by the gate's rules (parpulse_core::validate).
+    pub registry: AgencyRegistry,
+    pub policy: ValidationPolicy,
 }
 
 impl AggregatorConfig {
     /// Defaults for everything but where the services are.
-    pub fn new(brokers: &str, consumer_group: &str, topics: Topics) -> Self {
+    pub fn new(kafka: KafkaConnection, consumer_group: &str, topics: Topics) -> Self {
         Self {
-            brokers: brokers.to_owned(),
+            kafka,
             consumer_group: consumer_group.to_owned(),
             topics,
             checkpoint_interval: Duration::from_secs(1),
@@ -80,6 +86,8 @@ impl AggregatorConfig {
             session_timeout: Duration::from_secs(10),
             instance_id: None,
             audit_events: true,
+            registry: AgencyRegistry::demo(),
+            policy: ValidationPolicy::default(),
         }
     }
 }
@@ -107,11 +115,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// (safe: the next owner replays from the previous checkpoint, exactly).
 const REVOKE_ATTEMPTS: u32 = 3;
 
-/// A too-late event on its way to the dead-letter topic.
+/// A refused message on its way to the dead-letter topic: its key and value as read,
+/// why it was refused and where it was read from.
 struct DeadLetter {
     key: Vec<u8>,
     payload: Vec<u8>,
-    message: String,
+    rejection: Rejection,
+    from: SourcePosition,
 }
 
 /// Everything one checkpoint writes, taken from the state at one instant.
@@ -193,7 +203,9 @@ struct Shared {
     config: AggregatorConfig,
     store: Store,
     metrics: AggregatorMetrics,
-    producer: FutureProducer,
+    kafka: Arc<Dependency>,
+    clickhouse: Arc<Dependency>,
+    producer: FutureProducer<HealthContext>,
     runtime: tokio::runtime::Handle,
     work: Mutex<Work>,
     /// Rebalances so far: the consume loop drops a batch taken across one.
@@ -212,7 +224,16 @@ pub struct AggregatorContext {
 }
 
 impl rdkafka::ClientContext for AggregatorContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        parpulse_kafka::health::forward_log(&self.shared.kafka, level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        parpulse_kafka::health::observe_error(&self.shared.kafka, &error, reason);
+    }
+
     fn stats(&self, statistics: rdkafka::Statistics) {
+        parpulse_kafka::health::observe_stats(&self.shared.kafka, &statistics);
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
                 // Partition -1 is librdkafka's internal "unassigned" queue.
@@ -312,7 +333,11 @@ impl Shared {
                         }
                         Err(error) => {
                             self.metrics.clickhouse_errors.inc();
-                            tracing::warn!(%error, attempt, "hand-over checkpoint failed; the next owner replays from the last one");
+                            self.clickhouse.failed(&format_args!("hand-over checkpoint, attempt {attempt}: {error}"));
+                            tracing::warn!(
+                                attempt,
+                                "hand-over checkpoint failed; the next owner replays from the last one"
+                            );
                         }
                     }
                 }
@@ -387,16 +412,20 @@ impl Shared {
         let mut backoff = Duration::from_millis(100);
         loop {
             match attempt().await {
-                Ok(value) => return value,
+                Ok(value) => {
+                    self.clickhouse.succeeded();
+                    return value;
+                }
                 Err(error) => backoff = self.failed(what, error, backoff).await,
             }
         }
     }
 
-    /// Counts and logs a failed ClickHouse attempt, waits, and returns the next backoff.
+    /// Counts and reports a failed ClickHouse attempt (a log line when ClickHouse goes
+    /// down, then a periodic summary), waits, and returns the next backoff.
     async fn failed(&self, what: &'static str, error: impl std::fmt::Display, backoff: Duration) -> Duration {
         self.metrics.clickhouse_errors.inc();
-        tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "{what}");
+        self.clickhouse.failed(&format_args!("{what}: {error}"));
         tokio::time::sleep(backoff).await;
         (backoff * 2).min(MAX_BACKOFF)
     }
@@ -439,12 +468,11 @@ impl Shared {
     async fn deliver_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), String> {
         let mut deliveries = Vec::with_capacity(letters.len());
         for letter in letters {
-            let rejection = Rejection { reason: RejectReason::TooLate, message: letter.message.clone() };
             let record = FutureRecord::to(&self.config.topics.deadletter)
                 .key(&letter.key)
                 .payload(&letter.payload)
-                .headers(parpulse_ingest::kafka::dead_letter_headers(&rejection, "aggregator"));
-            let delivery = parpulse_ingest::kafka::enqueue(&self.producer, record).await;
+                .headers(parpulse_kafka::dead_letter_headers(&letter.rejection, "aggregator", Some(&letter.from)));
+            let delivery = parpulse_kafka::enqueue(&self.producer, record).await;
             deliveries.push(delivery.map_err(|error| format!("dead-letter enqueue: {error}"))?);
         }
         for delivery in deliveries {
@@ -466,27 +494,30 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AggregateError> {
     let kafka_err = |doing| {
-        let brokers = config.brokers.clone();
+        let brokers = config.kafka.brokers.clone();
         move |source| AggregateError::Kafka { brokers, doing, source }
     };
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
+    let kafka = metrics.health.get("kafka");
+    let producer: FutureProducer<HealthContext> = config
+        .kafka
+        .client_config()
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        .create()
+        .create_with_context(HealthContext { kafka: kafka.clone() })
         .map_err(kafka_err("creating the dead-letter producer"))?;
     let shared = Arc::new(Shared {
         config: config.clone(),
         store,
         metrics: metrics.clone(),
+        kafka,
+        clickhouse: metrics.health.get("clickhouse"),
         producer,
         runtime: tokio::runtime::Handle::current(),
         work: Mutex::new(Work::default()),
         rebalances: AtomicU64::new(0),
     });
-    let mut client = ClientConfig::new();
+    let mut client = config.kafka.client_config();
     client
-        .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.consumer_group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -528,13 +559,24 @@ pub async fn run(
                 ticker.reset();
             }
             message = consumer.recv() => {
-                batch.push(message.map_err(kafka_err("receiving"))?);
+                match message {
+                    Ok(message) => batch.push(message),
+                    Err(error) => {
+                        // Broker outages surface here (AllBrokersDown, transport failures):
+                        // librdkafka reconnects by itself; only a fatal error ends the loop.
+                        if let Some((code, reason)) = consumer.client().fatal_error() {
+                            tracing::error!(%code, %reason, "fatal Kafka error; the aggregator stops");
+                            return Err(kafka_err("receiving")(error));
+                        }
+                        parpulse_kafka::health::observe_error(&shared.kafka, &error, "consuming");
+                        continue;
+                    }
+                }
                 // Whatever else librdkafka already holds, up to a batch: one lock of the
                 // state and one round of this select per batch, not per message.
                 let mut generation = shared.rebalances.load(Ordering::Acquire);
                 while batch.len() < MAX_BATCH {
-                    let Some(next) = ready(consumer.recv()) else { break };
-                    let next = next.map_err(kafka_err("receiving"))?;
+                    let Some(Ok(next)) = ready(consumer.recv()) else { break };
                     let now = shared.rebalances.load(Ordering::Acquire);
                     if now != generation {
                         // A rebalance ran inside that poll: the messages taken before it
@@ -621,8 +663,21 @@ impl Tally {
     }
 }
 
-/// Decodes one message (borrowing its strings) and applies it to its partition's
-/// state, fetching a dossier that left memory first if the event needs it.
+/// The instant a message is judged at for "is its event time in the future": the
+/// time the broker appended it (topics are created with `LogAppendTime`), else the
+/// producer's time, else now. Stored in the log, so a replay judges alike.
+fn judged_at(message: &BorrowedMessage<'_>) -> i64 {
+    match message.timestamp() {
+        Timestamp::LogAppendTime(millis) | Timestamp::CreateTime(millis) => millis.saturating_mul(1000),
+        Timestamp::NotAvailable => now_micros(),
+    }
+}
+
+/// Decodes one message (borrowing its strings), validates it with the gate's rules
+/// (the topic is untrusted: anything can write to it) and applies it to its
+/// partition's state, fetching a dossier that left memory first if the event needs
+/// it. A message that does not decode, is invalid or is too late is not applied: it
+/// goes to the dead-letter topic with the reason and its position.
 async fn apply_message(
     shared: &Shared,
     work: &mut Work,
@@ -636,16 +691,18 @@ async fn apply_message(
     if message.offset() < state.next_offset() {
         return; // fetched before a hand-over; already applied
     }
-    let event = match message.payload().map(|bytes| codec.decode_event_ref(bytes)) {
-        Some(Ok(event)) => event,
-        other => {
-            let reason = match other {
-                Some(Err(e)) => e.to_string(),
-                _ => "empty payload".to_owned(),
-            };
-            tracing::warn!(topic = %key.0, partition = key.1, offset = message.offset(), %reason, "skipping undecodable message");
+    let admitted = crate::admit::admit(
+        codec,
+        &shared.config.registry,
+        &shared.config.policy,
+        message.payload(),
+        judged_at(message),
+    );
+    let event = match admitted {
+        Ok(event) => event,
+        Err(rejection) => {
             state.skip(message.offset());
-            shared.metrics.undecodable.inc();
+            refuse(shared, &mut work.dead_letters, message, rejection);
             return;
         }
     };
@@ -669,21 +726,40 @@ async fn apply_message(
             shared.metrics.too_late.inc();
             let behind = Duration::from_micros(u64::try_from(state.watermark() - event.occurred_at()).unwrap_or(0));
             let allowed_lateness = shared.config.allowed_lateness;
-            work.dead_letters.push(DeadLetter {
-                key: message.key().unwrap_or_default().to_vec(),
-                payload: message.payload().unwrap_or_default().to_vec(),
-                message: format!(
+            let rejection = Rejection::new(
+                RejectReason::TooLate,
+                format!(
                     "event time is {} h behind the newest event of its partition; allowed lateness is {} h",
                     behind.as_secs() / 3600,
                     allowed_lateness.as_secs() / 3600
                 ),
-            });
+            );
+            refuse(shared, &mut work.dead_letters, message, rejection);
         }
         Verdict::Applied | Verdict::LateDuplicate | Verdict::NeedsStoredDossier => {
             tally.applied += 1;
             tally.newest_event_secs = tally.newest_event_secs.max(event.occurred_at() / 1_000_000);
         }
     }
+}
+
+/// Queues a refused message for the dead-letter topic (delivered and acknowledged
+/// before the checkpoint that moves past it) and counts it by reason.
+fn refuse(shared: &Shared, dead_letters: &mut Vec<DeadLetter>, message: &BorrowedMessage<'_>, rejection: Rejection) {
+    shared.metrics.rejected.with_label_values(&[rejection.reason.code()]).inc();
+    if rejection.reason != RejectReason::TooLate {
+        tracing::debug!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %rejection, "message refused");
+    }
+    dead_letters.push(DeadLetter {
+        key: message.key().unwrap_or_default().to_vec(),
+        payload: message.payload().unwrap_or_default().to_vec(),
+        rejection,
+        from: SourcePosition {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        },
+    });
 }
 
 /// Fails early, with a clear message, when a topic is missing.
@@ -746,12 +822,12 @@ async fn load_states(
 /// aggregator, never to decide what it counts).
 pub async fn caught_up(
     store: &Store,
-    brokers: &str,
+    kafka: &KafkaConnection,
     consumer_group: &str,
     topics: &[&str],
 ) -> Result<bool, AggregateError> {
     for topic in topics {
-        if !topic_caught_up(store, brokers, consumer_group, topic).await? {
+        if !topic_caught_up(store, kafka, consumer_group, topic).await? {
             return Ok(false);
         }
     }
@@ -760,18 +836,16 @@ pub async fn caught_up(
 
 async fn topic_caught_up(
     store: &Store,
-    brokers: &str,
+    kafka: &KafkaConnection,
     consumer_group: &str,
     topic: &str,
 ) -> Result<bool, AggregateError> {
     let kafka_err = |doing| {
-        let brokers = brokers.to_owned();
+        let brokers = kafka.brokers.clone();
         move |source| AggregateError::Kafka { brokers, doing, source }
     };
-    let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(kafka_err("creating a probe consumer"))?;
+    let probe: rdkafka::consumer::BaseConsumer =
+        kafka.client_config().create().map_err(kafka_err("creating a probe consumer"))?;
     let committed = checkpoint::committed(store, consumer_group, topic).await?;
     let topic_owned = topic.to_owned();
     let highs = tokio::task::spawn_blocking(move || -> Result<Vec<(u32, i64)>, KafkaError> {

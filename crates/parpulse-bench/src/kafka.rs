@@ -55,7 +55,7 @@ pub async fn bare_produce(brokers: &str, topic: &str, records: &[Record]) -> Res
     let mut deliveries = Vec::with_capacity(records.len());
     for record in records {
         let future = FutureRecord::to(topic).key(&record.key).payload(&record.value);
-        deliveries.push(parpulse_ingest::kafka::enqueue(&producer, future).await.context("producing")?);
+        deliveries.push(parpulse_kafka::enqueue(&producer, future).await.context("producing")?);
     }
     for delivery in deliveries {
         delivery.await.context("delivery canceled")?.map_err(|(e, _)| e).context("delivery")?;

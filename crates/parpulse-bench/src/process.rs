@@ -27,7 +27,7 @@ impl Deployment {
 
     pub fn kafka(&self) -> parpulse_ingest::KafkaConfig {
         parpulse_ingest::KafkaConfig {
-            brokers: self.brokers.clone(),
+            connection: parpulse_kafka::KafkaConnection::plaintext(&self.brokers),
             topics: self.topics(),
             partitions: crate::kafka::PARTITIONS,
         }
@@ -74,7 +74,13 @@ impl Deployment {
     pub async fn wait_caught_up(&self, store: &Store, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         let topics = self.topics();
-        while !parpulse_aggregate::caught_up(store, &self.brokers, &self.consumer_group, &topics.event_topics()).await?
+        while !parpulse_aggregate::caught_up(
+            store,
+            &parpulse_kafka::KafkaConnection::plaintext(&self.brokers),
+            &self.consumer_group,
+            &topics.event_topics(),
+        )
+        .await?
         {
             if Instant::now() > deadline {
                 bail!("the aggregator did not catch up within {within:?}");

@@ -142,14 +142,16 @@ impl DossierLifecycle {
 
     /// Completed supplement pauses up to `until`, and the pending request, if any.
     fn pauses(&self, until: i64) -> (i64, Option<i64>) {
-        let mut paused = 0;
+        let mut paused: i64 = 0;
         let mut pending = None;
         for (i, &requested) in self.supplement_requested.iter().enumerate() {
             if requested > until {
                 break;
             }
             match self.supplement_received.get(i) {
-                Some(&received) if received <= until => paused += (received - requested).max(0),
+                Some(&received) if received <= until => {
+                    paused = paused.saturating_add(received.saturating_sub(requested).max(0))
+                }
                 _ => {
                     pending = Some(requested);
                     break;
@@ -162,8 +164,10 @@ impl DossierLifecycle {
     /// The deadline given `paused` time, if the dossier has one.
     fn deadline(&self, paused: i64) -> Option<i64> {
         match (self.due_at, self.received_at, self.legal_max_days) {
-            (Some(due), _, _) => Some(due + paused),
-            (None, Some(received), Some(days)) => Some(received + i64::from(days) * MICROS_PER_DAY + paused),
+            (Some(due), _, _) => Some(due.saturating_add(paused)),
+            (None, Some(received), Some(days)) => {
+                Some(received.saturating_add(i64::from(days).saturating_mul(MICROS_PER_DAY)).saturating_add(paused))
+            }
             _ => None,
         }
     }

@@ -22,11 +22,13 @@ fn vietnam() -> FixedOffset {
 }
 
 impl LocalDay {
-    /// The local day an instant (UTC microseconds) falls on.
+    /// The local day an instant (UTC microseconds) falls on. Validated events fall
+    /// between 2000 and 2100; an instant outside the range of a ClickHouse `Date`
+    /// (1970-01-01 to 2149-06-06) is clamped to its nearest end, never a panic.
     pub fn of_micros(utc_micros: i64) -> LocalDay {
         let local_seconds = utc_micros.div_euclid(MICROS_PER_SECOND) + i64::from(VIETNAM_UTC_OFFSET_SECONDS);
         let days = local_seconds.div_euclid(86_400);
-        LocalDay(u16::try_from(days).expect("validated events fall between 2000 and 2149"))
+        LocalDay(u16::try_from(days.max(0)).unwrap_or(u16::MAX))
     }
 
     pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<LocalDay> {
@@ -84,6 +86,15 @@ mod tests {
         let day = LocalDay::from_ymd(2019, 12, 31).unwrap();
         assert_eq!(LocalDay::of_micros(day.start_micros()), day);
         assert_eq!(LocalDay::of_micros(day.start_micros() - 1), LocalDay(day.0 - 1));
+    }
+
+    #[test]
+    fn instants_outside_the_date_range_are_clamped_not_a_panic() {
+        assert_eq!(LocalDay::of_micros(i64::MIN), LocalDay(0));
+        assert_eq!(LocalDay::of_micros(i64::MAX), LocalDay(u16::MAX));
+        // Year 2200 and year 1.
+        assert_eq!(LocalDay::of_micros(7_258_118_400_000_000), LocalDay(u16::MAX));
+        assert_eq!(LocalDay::of_micros(-62_135_596_800_000_000), LocalDay(0));
     }
 
     #[test]

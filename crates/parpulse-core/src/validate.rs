@@ -10,6 +10,11 @@ use crate::event::{BudgetEvent, Channel, DossierEvent, Event, StaffingEvent, Sta
 
 /// 2000-01-01T00:00:00Z in microseconds: nothing older is plausible.
 pub const EARLIEST_EVENT_MICROS: i64 = 946_684_800_000_000;
+/// 2100-01-01T00:00:00Z in microseconds: no appointment date is later (and every
+/// instant before it is a valid ClickHouse `Date`).
+pub const LATEST_DEADLINE_MICROS: i64 = 4_102_444_800_000_000;
+/// The longest legal processing time accepted, in days (ten years).
+pub const MAX_LEGAL_DAYS: i32 = 3_650;
 
 /// Why an event was refused. `code()` is stable: it is a metric label and a dead-letter header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,6 +33,9 @@ pub enum RejectReason {
     BadHeadcount,
     /// Not valid JSON, or JSON that is not an event of a known type with the right fields.
     Malformed,
+    /// A Kafka message that is not an event in parpulse's Avro wire format (bad framing,
+    /// unknown schema id, a datum that does not decode): set by the aggregator.
+    Undecodable,
     /// The body is not UTF-8.
     InvalidUtf8,
     /// The caller's token does not cover the event's unit.
@@ -38,7 +46,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 16] = [
+    pub const ALL: [RejectReason; 17] = [
         RejectReason::MissingField,
         RejectReason::BadEventId,
         RejectReason::UnknownAgency,
@@ -52,6 +60,7 @@ impl RejectReason {
         RejectReason::BadFiscalYear,
         RejectReason::BadHeadcount,
         RejectReason::Malformed,
+        RejectReason::Undecodable,
         RejectReason::InvalidUtf8,
         RejectReason::Forbidden,
         RejectReason::TooLate,
@@ -72,6 +81,7 @@ impl RejectReason {
             RejectReason::BadFiscalYear => "bad_fiscal_year",
             RejectReason::BadHeadcount => "bad_headcount",
             RejectReason::Malformed => "malformed",
+            RejectReason::Undecodable => "undecodable",
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::Forbidden => "forbidden",
             RejectReason::TooLate => "too_late",
@@ -113,8 +123,8 @@ fn require(value: &str, field: &str) -> Result<(), Rejection> {
 }
 
 /// Checks any event against the registry and the policy, at time `now_micros`.
-pub fn validate_event(
-    event: &Event,
+pub fn validate_event<S: AsRef<str>>(
+    event: &Event<S>,
     registry: &AgencyRegistry,
     policy: &ValidationPolicy,
     now_micros: i64,
@@ -155,7 +165,7 @@ fn validate_envelope(
             RejectReason::FutureTime,
             format!(
                 "occurred_at is {} s in the future (allowed clock skew {} s)",
-                (occurred_at - now_micros) / 1_000_000,
+                occurred_at.saturating_sub(now_micros) / 1_000_000,
                 policy.max_clock_skew.as_secs()
             ),
         ));
@@ -163,19 +173,30 @@ fn validate_envelope(
     if occurred_at < EARLIEST_EVENT_MICROS {
         return Err(Rejection::new(RejectReason::TooOld, "occurred_at is before 2000-01-01"));
     }
+    if occurred_at >= LATEST_DEADLINE_MICROS {
+        // Only reachable with a clock (or a Kafka timestamp) past 2100.
+        return Err(Rejection::new(RejectReason::FutureTime, "occurred_at is after 2099-12-31"));
+    }
     Ok(())
 }
 
 /// Checks a dossier event against the registry and the policy, at time `now_micros`.
-pub fn validate_dossier(
-    event: &DossierEvent,
+pub fn validate_dossier<S: AsRef<str>>(
+    event: &DossierEvent<S>,
     registry: &AgencyRegistry,
     policy: &ValidationPolicy,
     now_micros: i64,
 ) -> Result<(), Rejection> {
-    require(&event.dossier_id, "dossier_id")?;
-    require(&event.procedure_code, "procedure_code")?;
-    validate_envelope(&event.event_id, &event.agency_code, event.occurred_at, registry, policy, now_micros)?;
+    require(event.dossier_id.as_ref(), "dossier_id")?;
+    require(event.procedure_code.as_ref(), "procedure_code")?;
+    validate_envelope(
+        event.event_id.as_ref(),
+        event.agency_code.as_ref(),
+        event.occurred_at,
+        registry,
+        policy,
+        now_micros,
+    )?;
     if !(2..=4).contains(&event.online_level) {
         return Err(Rejection::new(
             RejectReason::BadOnlineLevel,
@@ -197,8 +218,14 @@ pub fn validate_dossier(
     if event.due_at.is_some_and(|due| due < EARLIEST_EVENT_MICROS) {
         return Err(Rejection::new(RejectReason::BadDeadline, "due_at is before 2000-01-01"));
     }
-    if event.legal_max_days.is_some_and(|days| days <= 0) {
-        return Err(Rejection::new(RejectReason::BadDeadline, "legal_max_days must be at least 1"));
+    if event.due_at.is_some_and(|due| due >= LATEST_DEADLINE_MICROS) {
+        return Err(Rejection::new(RejectReason::BadDeadline, "due_at is after 2099-12-31"));
+    }
+    if event.legal_max_days.is_some_and(|days| !(1..=MAX_LEGAL_DAYS).contains(&days)) {
+        return Err(Rejection::new(
+            RejectReason::BadDeadline,
+            format!("legal_max_days must be between 1 and {MAX_LEGAL_DAYS}"),
+        ));
     }
     Ok(())
 }

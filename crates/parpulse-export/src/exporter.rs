@@ -52,6 +52,8 @@ struct Health {
     refresh_errors: IntCounter,
     last_refresh: IntGauge,
     stale: IntGauge,
+    /// ClickHouse as the exporter sees it (`parpulse_dependency_up`, `/readyz`, bounded logs).
+    dependencies: parpulse_http::health::Health,
 }
 
 impl Health {
@@ -81,7 +83,8 @@ impl Health {
         ] {
             registry.register(c).expect("unique");
         }
-        Self { registry, refreshes, refresh_errors, last_refresh, stale }
+        let dependencies = parpulse_http::health::Health::new(&registry, &["clickhouse"]);
+        Self { registry, refreshes, refresh_errors, last_refresh, stale, dependencies }
     }
 }
 
@@ -197,10 +200,12 @@ impl Exporter {
             async move {
                 let mut ticker = tokio::time::interval(every);
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let clickhouse = exporter.health.dependencies.get("clickhouse");
                 loop {
                     ticker.tick().await;
-                    if let Err(error) = exporter.refresh_facts().await {
-                        tracing::warn!(%error, "dossier facts refresh failed; serving the last values");
+                    match exporter.refresh_facts().await {
+                        Ok(()) => clickhouse.succeeded(),
+                        Err(error) => clickhouse.failed(&format_args!("dossier facts refresh: {error}")),
                     }
                 }
             }
@@ -208,12 +213,16 @@ impl Exporter {
         let mut ticker = tokio::time::interval(self.config.refresh_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
+        let clickhouse = self.health.dependencies.get("clickhouse");
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = ticker.tick() => {
-                    if let Err(error) = self.refresh_days().await {
-                        tracing::warn!(%error, "KPI refresh failed; serving the last values");
+                    // Failures are logged by the dependency (state changes and a periodic
+                    // summary); the last values are served meanwhile.
+                    match self.refresh_days().await {
+                        Ok(_) => clickhouse.succeeded(),
+                        Err(error) => clickhouse.failed(&format_args!("KPI refresh: {error}")),
                     }
                 }
             }
@@ -274,6 +283,6 @@ impl MetricsSource for Exporter {
     }
 
     fn ready(&self) -> bool {
-        self.is_fresh()
+        self.is_fresh() && self.health.dependencies.all_up()
     }
 }

@@ -3,6 +3,8 @@
 //! (it can do its job: for the exporter, values are fresh; for the intake,
 //! Kafka answers). A process adds its own routes with [`router`]'s `merge`.
 
+pub mod health;
+
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -29,6 +31,22 @@ impl MetricsSource for RegistrySource {
 
     fn ready(&self) -> bool {
         true
+    }
+}
+
+/// A registry whose process is ready while every dependency answers (the aggregator).
+pub struct HealthSource {
+    pub registry: Registry,
+    pub health: health::Health,
+}
+
+impl MetricsSource for HealthSource {
+    fn render(&self) -> String {
+        encode(&self.registry)
+    }
+
+    fn ready(&self) -> bool {
+        self.health.all_up()
     }
 }
 

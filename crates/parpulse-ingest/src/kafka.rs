@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 use parpulse_core::avro::EventKind;
 use parpulse_core::time::now_micros;
 use parpulse_core::topics::Topics;
-use parpulse_core::validate::Rejection;
 use parpulse_core::Event;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders, ToBytes};
+use parpulse_kafka::health::HealthContext;
+use parpulse_kafka::{dead_letter_headers, enqueue, KafkaConnection};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use crate::gate::{Gate, Outgoing};
@@ -22,53 +20,16 @@ use crate::metrics::IngestMetrics;
 
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
-    pub brokers: String,
+    pub connection: KafkaConnection,
     pub topics: Topics,
     pub partitions: i32,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    #[error("Kafka at {brokers}: {doing}: {source}")]
-    Kafka {
-        brokers: String,
-        doing: &'static str,
-        #[source]
-        source: KafkaError,
-    },
-}
+pub type SinkError = parpulse_kafka::KafkaFailure;
 
 /// Creates the topics if they do not exist (idempotent).
 pub async fn ensure_topics(config: &KafkaConfig) -> Result<(), SinkError> {
-    let err = |doing| {
-        let brokers = config.brokers.clone();
-        move |source| SinkError::Kafka { brokers, doing, source }
-    };
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .create()
-        .map_err(err("creating an admin client"))?;
-    let mut topics: Vec<NewTopic> = config
-        .topics
-        .event_topics()
-        .into_iter()
-        .map(|name| NewTopic::new(name, config.partitions, TopicReplication::Fixed(1)))
-        .collect();
-    topics.push(NewTopic::new(&config.topics.deadletter, 1, TopicReplication::Fixed(1)));
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(30)))
-        .request_timeout(Some(Duration::from_secs(30)));
-    for result in admin.create_topics(&topics, &options).await.map_err(err("creating topics"))? {
-        match result {
-            Ok(topic) => tracing::info!(topic, "created topic"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                tracing::error!(topic, %code, "topic creation failed");
-                return Err(err("creating topics")(KafkaError::AdminOp(code)));
-            }
-        }
-    }
-    Ok(())
+    parpulse_kafka::ensure_topics(&config.connection, &config.topics, config.partitions).await
 }
 
 /// Counts of one delivery.
@@ -99,7 +60,7 @@ impl Default for ProducerSettings {
 }
 
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: FutureProducer<HealthContext>,
     config: KafkaConfig,
     gate: Gate,
     metrics: IngestMetrics,
@@ -116,19 +77,19 @@ impl KafkaSink {
         metrics: IngestMetrics,
         settings: &ProducerSettings,
     ) -> Result<Self, SinkError> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
+        let kafka = metrics.health.get("kafka");
+        let producer: FutureProducer<HealthContext> = config
+            .connection
+            .client_config()
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
             .set("message.timeout.ms", settings.delivery_timeout.as_millis().to_string())
-            .create()
-            .map_err(|source| SinkError::Kafka {
-                brokers: config.brokers.clone(),
-                doing: "creating a producer",
-                source,
-            })?;
+            // Broker state every second: the `kafka` dependency follows it.
+            .set("statistics.interval.ms", "1000")
+            .create_with_context(HealthContext { kafka })
+            .map_err(config.connection.error("creating a producer"))?;
         Ok(Self { producer, config, gate, metrics })
     }
 
@@ -163,7 +124,7 @@ impl KafkaSink {
                 Outgoing::DeadLetter { key, original, rejection, source } => {
                     summary.rejected += 1;
                     tracing::warn!(agency = %key, reason = rejection.reason.code(), message = %rejection.message, source = %source, "input rejected");
-                    let headers = dead_letter_headers(rejection, source);
+                    let headers = dead_letter_headers(rejection, source, None);
                     self.enqueue(&self.config.topics.deadletter, key, original, Some(headers)).await?
                 }
             };
@@ -205,7 +166,7 @@ impl KafkaSink {
     }
 
     fn error(&self, doing: &'static str, source: KafkaError) -> SinkError {
-        SinkError::Kafka { brokers: self.config.brokers.clone(), doing, source }
+        self.config.connection.error(doing)(source)
     }
 
     /// Whether a broker answers a metadata request within `timeout`.
@@ -215,39 +176,6 @@ impl KafkaSink {
             .await
             .unwrap_or(false)
     }
-}
-
-/// Hands `record` to librdkafka, waiting while its local queue is full; the returned
-/// future resolves when Kafka acknowledges it. Enqueue many, then await them all:
-/// one round trip for the lot instead of one per record.
-pub async fn enqueue<K, P>(
-    producer: &FutureProducer,
-    mut record: FutureRecord<'_, K, P>,
-) -> Result<DeliveryFuture, KafkaError>
-where
-    K: ToBytes + ?Sized,
-    P: ToBytes + ?Sized,
-{
-    loop {
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                // Local queue full: let librdkafka drain, then retry the same record.
-                record = returned;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err((source, _)) => return Err(source),
-        }
-    }
-}
-
-/// The headers of a dead-letter record: why it was refused, in a stable code and in
-/// words, and which ingestor or process refused it. The value is the original input.
-pub fn dead_letter_headers(rejection: &Rejection, source: &str) -> OwnedHeaders {
-    OwnedHeaders::new()
-        .insert(Header { key: "reason", value: Some(rejection.reason.code()) })
-        .insert(Header { key: "message", value: Some(&rejection.message) })
-        .insert(Header { key: "source", value: Some(source) })
 }
 
 pub fn kind_label(kind: EventKind) -> &'static str {

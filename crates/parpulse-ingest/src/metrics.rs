@@ -9,6 +9,8 @@ pub struct IngestMetrics {
     pub rejected: IntCounterVec,
     pub produce_seconds: HistogramVec,
     pub requests: IntCounterVec,
+    /// Kafka as this process sees it (`parpulse_dependency_up`, the intake's `/readyz`).
+    pub health: parpulse_http::health::Health,
 }
 
 impl Default for IngestMetrics {
@@ -52,6 +54,7 @@ impl IngestMetrics {
         ] {
             registry.register(c).expect("unique");
         }
-        Self { registry, accepted, rejected, produce_seconds, requests }
+        let health = parpulse_http::health::Health::new(&registry, &["kafka"]);
+        Self { registry, accepted, rejected, produce_seconds, requests, health }
     }
 }

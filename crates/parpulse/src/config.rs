@@ -1,6 +1,7 @@
 //! Configuration: flags, each with a `PARPULSE_*` environment variable.
-//! The ClickHouse password is read from the environment only, never from a
-//! flag, so it does not show in process listings or shell history.
+//! Passwords are never flags, so they do not show in process listings or shell
+//! history: the ClickHouse password comes from the environment, the Kafka SASL
+//! password from the environment or a file ([`parpulse_kafka::security`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,12 +13,36 @@ use parpulse_clickhouse::{ClickHouseConfig, Store};
 use parpulse_core::topics::Topics;
 use parpulse_core::AgencyRegistry;
 use parpulse_ingest::KafkaConfig;
+use parpulse_kafka::security::{SaslMechanism, SecurityProtocol, SecuritySettings};
+use parpulse_kafka::{KafkaConnection, KafkaSecurity};
+
+/// How long the first connection to Kafka may take before the process gives up.
+const KAFKA_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Args, Debug, Clone)]
 pub struct Common {
     /// Kafka bootstrap servers.
     #[arg(long, env = "PARPULSE_KAFKA_BROKERS", default_value = "127.0.0.1:9092", global = true)]
     pub kafka_brokers: String,
+    /// Kafka security protocol: plaintext, ssl (TLS) or sasl_ssl (SASL inside TLS).
+    #[arg(long, env = "PARPULSE_KAFKA_SECURITY_PROTOCOL", default_value = "plaintext", global = true)]
+    pub kafka_security_protocol: SecurityProtocol,
+    /// SASL mechanism with sasl_ssl: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN.
+    #[arg(long, env = "PARPULSE_KAFKA_SASL_MECHANISM", default_value = "SCRAM-SHA-512", global = true)]
+    pub kafka_sasl_mechanism: SaslMechanism,
+    /// SASL user with sasl_ssl; the password comes from PARPULSE_KAFKA_SASL_PASSWORD or
+    /// the file PARPULSE_KAFKA_SASL_PASSWORD_FILE names, never from a flag.
+    #[arg(long, env = "PARPULSE_KAFKA_SASL_USERNAME", global = true)]
+    pub kafka_sasl_username: Option<String>,
+    /// File holding the SASL password (its first line), instead of PARPULSE_KAFKA_SASL_PASSWORD.
+    #[arg(long, env = "PARPULSE_KAFKA_SASL_PASSWORD_FILE", global = true)]
+    pub kafka_sasl_password_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the brokers' certificates (ssl, sasl_ssl); default: the system's roots.
+    #[arg(long, env = "PARPULSE_KAFKA_CA_FILE", global = true)]
+    pub kafka_ca_file: Option<PathBuf>,
+    /// The Kafka security settings with the password read ([`Common::connect_kafka`]).
+    #[arg(skip)]
+    kafka_security: Option<KafkaSecurity>,
     /// Prefix for topic names (par.dossier.v1, par.deadletter.v1).
     #[arg(long, env = "PARPULSE_TOPIC_PREFIX", default_value = "", global = true)]
     pub topic_prefix: String,
@@ -54,8 +79,46 @@ impl Common {
         Topics::with_prefix(&self.topic_prefix)
     }
 
+    /// Reads the Kafka security settings (the password from the environment or its
+    /// file), then connects once: a refused password, a certificate that does not verify
+    /// or brokers that do not answer stop the process here, with a message that says which.
+    /// Every command that uses Kafka runs this first (main.rs).
+    pub async fn connect_kafka(&mut self) -> Result<()> {
+        let settings = SecuritySettings {
+            protocol: self.kafka_security_protocol,
+            mechanism: self.kafka_sasl_mechanism,
+            username: self.kafka_sasl_username.clone().filter(|u| !u.is_empty()),
+            password: None,
+            password_file: self.kafka_sasl_password_file.clone().filter(|p| !p.as_os_str().is_empty()),
+            ca_file: self.kafka_ca_file.clone().filter(|p| !p.as_os_str().is_empty()),
+        };
+        let security = settings.with_password_from_env().resolve().context("Kafka security settings")?;
+        let connection = KafkaConnection { brokers: self.kafka_brokers.clone(), security: security.clone() };
+        tokio::task::spawn_blocking(move || {
+            parpulse_kafka::security::probe(
+                &connection.client_config(),
+                &connection.brokers,
+                &connection.security,
+                KAFKA_PROBE_TIMEOUT,
+            )
+        })
+        .await
+        .context("Kafka connection check")??;
+        tracing::info!(brokers = %self.kafka_brokers, security = %security.describe(), "connected to Kafka");
+        self.kafka_security = Some(security);
+        Ok(())
+    }
+
+    /// Where the brokers are and how to reach them, as [`Common::connect_kafka`] found them.
+    pub fn kafka_connection(&self) -> KafkaConnection {
+        let security = self.kafka_security.clone();
+        // A programming error, not a configuration one: main.rs connects before any Kafka client.
+        let security = security.expect("Common::connect_kafka runs before any Kafka client is made");
+        KafkaConnection { brokers: self.kafka_brokers.clone(), security }
+    }
+
     pub fn kafka(&self) -> KafkaConfig {
-        KafkaConfig { brokers: self.kafka_brokers.clone(), topics: self.topics(), partitions: self.partitions }
+        KafkaConfig { connection: self.kafka_connection(), topics: self.topics(), partitions: self.partitions }
     }
 
     pub fn registry(&self) -> Result<AgencyRegistry> {
@@ -174,9 +237,9 @@ impl SimulateArgs {
 }
 
 impl AggregateArgs {
-    pub fn config(&self, common: &Common) -> parpulse_aggregate::AggregatorConfig {
-        parpulse_aggregate::AggregatorConfig {
-            brokers: common.kafka_brokers.clone(),
+    pub fn config(&self, common: &Common) -> Result<parpulse_aggregate::AggregatorConfig> {
+        Ok(parpulse_aggregate::AggregatorConfig {
+            kafka: common.kafka_connection(),
             consumer_group: common.consumer_group.clone(),
             topics: common.topics(),
             checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
@@ -186,7 +249,9 @@ impl AggregateArgs {
             session_timeout: Duration::from_millis(self.session_timeout_ms),
             instance_id: self.instance_id.clone(),
             audit_events: self.audit_events,
-        }
+            registry: common.registry()?,
+            policy: Default::default(),
+        })
     }
 }
 

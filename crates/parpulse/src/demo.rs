@@ -62,7 +62,7 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     let metrics = AggregatorMetrics::new();
     serve::spawn_http(aggregate.listen, Arc::new(RegistrySource(metrics.registry.clone()))).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let aggregator = tokio::spawn(parpulse_aggregate::run(aggregate.config(common), store.clone(), metrics, async {
+    let aggregator = tokio::spawn(parpulse_aggregate::run(aggregate.config(common)?, store.clone(), metrics, async {
         tokio::select! {
             _ = stop_rx => {},
             _ = serve::shutdown_signal() => {},
@@ -72,8 +72,13 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let topics = common.topics();
     let topic = topics.dossier.clone();
-    while !parpulse_aggregate::caught_up(&store, &common.kafka_brokers, &common.consumer_group, &topics.event_topics())
-        .await?
+    while !parpulse_aggregate::caught_up(
+        &store,
+        &common.kafka_connection(),
+        &common.consumer_group,
+        &topics.event_topics(),
+    )
+    .await?
     {
         if aggregator.is_finished() {
             aggregator.await.context("aggregator task")?.context("the aggregator stopped")?;

@@ -54,6 +54,20 @@ enum IngestCommand {
     Token(TokenArgs),
 }
 
+impl Command {
+    /// Whether the command makes Kafka clients (it then checks the connection first).
+    fn uses_kafka(&self) -> bool {
+        match self {
+            Command::Migrate(args) => !args.print_sql,
+            Command::Ingest(IngestCommand::Simulate(args)) => !args.no_kafka,
+            Command::Ingest(IngestCommand::Token(_)) | Command::Export(_) | Command::Report(_) => false,
+            Command::Ingest(IngestCommand::Http(_) | IngestCommand::File(_)) | Command::Aggregate(_) | Command::Demo(_) => {
+                true
+            }
+        }
+    }
+}
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -62,9 +76,12 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     memory::return_large_blocks_to_the_system();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        if cli.command.uses_kafka() {
+            cli.common.connect_kafka().await?;
+        }
         match cli.command {
             Command::Migrate(args) if args.print_sql => serve::print_migrations(&cli.common),
             Command::Migrate(_) => serve::migrate(&cli.common).await,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use parpulse_aggregate::AggregatorMetrics;
 use parpulse_export::Exporter;
-use parpulse_http::{MetricsSource, RegistrySource};
+use parpulse_http::{HealthSource, MetricsSource};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, SendSummary, Simulator};
 use tokio::net::TcpListener;
@@ -122,9 +122,10 @@ pub async fn spawn_http(addr: std::net::SocketAddr, source: Arc<dyn MetricsSourc
 pub async fn aggregate(common: &Common, args: &AggregateArgs) -> Result<()> {
     let store = common.store().await?;
     let metrics = AggregatorMetrics::new();
-    let bound = spawn_http(args.listen, Arc::new(RegistrySource(metrics.registry.clone()))).await?;
+    let source = HealthSource { registry: metrics.registry.clone(), health: metrics.health.clone() };
+    let bound = spawn_http(args.listen, Arc::new(source)).await?;
     tracing::info!(%bound, "aggregator metrics on http://{bound}/metrics");
-    parpulse_aggregate::run(args.config(common), store, metrics, shutdown_signal()).await?;
+    parpulse_aggregate::run(args.config(common)?, store, metrics, shutdown_signal()).await?;
     Ok(())
 }
 

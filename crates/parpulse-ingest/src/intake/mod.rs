@@ -115,6 +115,12 @@ impl Intake {
         loop {
             let ready = self.sink.reachable(Duration::from_secs(2)).await;
             self.kafka_ready.store(ready, Ordering::Relaxed);
+            let kafka = self.sink.metrics().health.get("kafka");
+            if ready {
+                kafka.succeeded();
+            } else {
+                kafka.failed(&"no broker answers a metadata request");
+            }
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(period) => {}
@@ -195,7 +201,6 @@ impl Intake {
             outgoing.push(judged);
         }
         if let Err(e) = self.sink.deliver(&outgoing, SOURCE).await {
-            tracing::warn!(error = %e, "Kafka did not acknowledge an intake request");
             return self.unavailable(&e);
         }
 
@@ -237,7 +242,10 @@ impl Intake {
         error(status, rejection.reason.code(), rejection.message)
     }
 
+    /// 503: Kafka did not acknowledge. Logged through the `kafka` dependency (a line when
+    /// it goes down, then a periodic summary), not once per request.
     fn unavailable(&self, e: &crate::kafka::SinkError) -> Response {
+        self.sink.metrics().health.get("kafka").failed(e);
         let mut response = error(
             StatusCode::SERVICE_UNAVAILABLE,
             "kafka_unavailable",
@@ -264,6 +272,6 @@ impl MetricsSource for Intake {
     }
 
     fn ready(&self) -> bool {
-        self.kafka_ready.load(Ordering::Relaxed)
+        self.kafka_ready.load(Ordering::Relaxed) && self.sink.metrics().health.all_up()
     }
 }

@@ -1,0 +1,151 @@
+//! The services a process depends on (Kafka, ClickHouse), as operators see them:
+//! `parpulse_dependency_up{dependency}` on /metrics, `/readyz` false while one is
+//! down, and a bounded log: one line when a dependency goes down, one when it comes
+//! back, and while it stays down a summary at most every [`SUMMARY_EVERY`], however
+//! many attempts fail meanwhile.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
+
+/// How often a dependency that stays down is reported again.
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(30);
+
+/// One service this process needs.
+pub struct Dependency {
+    name: &'static str,
+    up: AtomicBool,
+    failures: AtomicU64,
+    /// When it went down and when it was last reported (None while up).
+    down: Mutex<Option<(Instant, Instant)>>,
+    gauge: IntGauge,
+}
+
+impl Dependency {
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// The dependency answered: logs its return if it was down.
+    pub fn succeeded(&self) {
+        if self.up.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.gauge.set(1);
+        let down = self.down.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let failures = self.failures.swap(0, Ordering::AcqRel);
+        if let Some((since, _)) = down {
+            tracing::info!(
+                dependency = self.name,
+                down_for_s = since.elapsed().as_secs(),
+                failed_attempts = failures,
+                "{} is reachable again",
+                self.name
+            );
+        }
+    }
+
+    /// An attempt failed: the first failure logs the state change, later ones only a
+    /// periodic summary.
+    pub fn failed(&self, error: &dyn std::fmt::Display) {
+        let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut down = self.down.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        match down.as_mut() {
+            None => {
+                *down = Some((now, now));
+                self.up.store(false, Ordering::Release);
+                self.gauge.set(0);
+                tracing::warn!(dependency = self.name, %error, "{} is unreachable; retrying", self.name);
+            }
+            Some((since, reported)) if reported.elapsed() >= SUMMARY_EVERY => {
+                *reported = now;
+                tracing::warn!(
+                    dependency = self.name,
+                    down_for_s = since.elapsed().as_secs(),
+                    failed_attempts = failures,
+                    %error,
+                    "{} still unreachable",
+                    self.name
+                );
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// The dependencies of one process.
+#[derive(Clone)]
+pub struct Health {
+    dependencies: Arc<Vec<Arc<Dependency>>>,
+}
+
+impl Health {
+    /// Registers `parpulse_dependency_up{dependency}` for `names` in `registry`; every
+    /// dependency starts as up (a process learns otherwise at its first attempt).
+    pub fn new(registry: &Registry, names: &[&'static str]) -> Self {
+        let gauges = IntGaugeVec::new(
+            Opts::new("parpulse_dependency_up", "1 while the service this process depends on answers, else 0"),
+            &["dependency"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(gauges.clone())).expect("parpulse_dependency_up is registered once");
+        let dependencies = names
+            .iter()
+            .map(|&name| {
+                let gauge = gauges.with_label_values(&[name]);
+                gauge.set(1);
+                Arc::new(Dependency {
+                    name,
+                    up: AtomicBool::new(true),
+                    failures: AtomicU64::new(0),
+                    down: Mutex::new(None),
+                    gauge,
+                })
+            })
+            .collect();
+        Self { dependencies: Arc::new(dependencies) }
+    }
+
+    /// The dependency called `name` (one of those given to [`Health::new`]).
+    pub fn get(&self, name: &str) -> Arc<Dependency> {
+        self.dependencies
+            .iter()
+            .find(|d| d.name == name)
+            .unwrap_or_else(|| panic!("dependency {name} was not declared"))
+            .clone()
+    }
+
+    /// Whether every dependency is up.
+    pub fn all_up(&self) -> bool {
+        self.dependencies.iter().all(|d| d.is_up())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dependency_goes_down_on_failure_and_up_on_success_with_its_gauge() {
+        let registry = Registry::new();
+        let health = Health::new(&registry, &["kafka", "clickhouse"]);
+        let kafka = health.get("kafka");
+        assert!(health.all_up());
+        kafka.failed(&"connection refused");
+        kafka.failed(&"connection refused");
+        assert!(!kafka.is_up() && !health.all_up() && health.get("clickhouse").is_up());
+        let text = crate::encode(&registry);
+        assert!(text.contains("parpulse_dependency_up{dependency=\"kafka\"} 0"), "{text}");
+        assert!(text.contains("parpulse_dependency_up{dependency=\"clickhouse\"} 1"), "{text}");
+        kafka.succeeded();
+        assert!(health.all_up());
+        assert!(crate::encode(&registry).contains("parpulse_dependency_up{dependency=\"kafka\"} 1"));
+    }
+}

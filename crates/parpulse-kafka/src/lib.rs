@@ -1,0 +1,207 @@
+//! parpulse-kafka: the Kafka plumbing every parpulse process shares.
+//!
+//! - [`KafkaConnection`]: where the brokers are and how to reach them securely;
+//!   every parpulse Kafka client starts from [`KafkaConnection::client_config`].
+//! - [`ensure_topics`]: creates the deployment's topics (idempotent).
+//! - [`enqueue`]: hands a record to librdkafka, waiting while its queue is full.
+//! - [`DeadLetter`]: the dead-letter record format (reason, message, who refused it,
+//!   and where the input came from) shared by the ingestors and the aggregator.
+
+pub mod security;
+
+use std::time::Duration;
+
+use parpulse_core::topics::Topics;
+use parpulse_core::validate::Rejection;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders, ToBytes};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+
+pub use security::KafkaSecurity;
+
+/// Where the brokers are and how to talk to them.
+#[derive(Debug, Clone)]
+pub struct KafkaConnection {
+    pub brokers: String,
+    pub security: KafkaSecurity,
+}
+
+impl KafkaConnection {
+    /// A plaintext connection (the local broker, tests).
+    pub fn plaintext(brokers: &str) -> Self {
+        Self { brokers: brokers.to_owned(), security: KafkaSecurity::plaintext() }
+    }
+
+    /// A librdkafka configuration with the brokers and the security settings: the
+    /// starting point of every parpulse Kafka client.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        self.security.apply(&mut config);
+        config
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("Kafka at {brokers}: {doing}: {source}")]
+pub struct KafkaFailure {
+    pub brokers: String,
+    pub doing: &'static str,
+    #[source]
+    pub source: KafkaError,
+}
+
+impl KafkaConnection {
+    /// An error of this connection, with what was being done.
+    pub fn error(&self, doing: &'static str) -> impl FnOnce(KafkaError) -> KafkaFailure + '_ {
+        move |source| KafkaFailure { brokers: self.brokers.clone(), doing, source }
+    }
+}
+
+/// Creates the event topics (`partitions` each) and the dead-letter topic if they
+/// do not exist (idempotent). Event topics stamp each message with the broker's
+/// append time (`LogAppendTime`): the aggregator judges "event time in the future"
+/// against it, a time no producer can fake and a replay reads back unchanged.
+pub async fn ensure_topics(connection: &KafkaConnection, topics: &Topics, partitions: i32) -> Result<(), KafkaFailure> {
+    let admin: AdminClient<DefaultClientContext> =
+        connection.client_config().create().map_err(connection.error("creating an admin client"))?;
+    let mut new: Vec<NewTopic> = topics
+        .event_topics()
+        .into_iter()
+        .map(|name| {
+            NewTopic::new(name, partitions, TopicReplication::Fixed(1)).set("message.timestamp.type", "LogAppendTime")
+        })
+        .collect();
+    new.push(NewTopic::new(&topics.deadletter, 1, TopicReplication::Fixed(1)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(&new, &options).await.map_err(connection.error("creating topics"))? {
+        match result {
+            Ok(topic) => tracing::info!(topic, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                tracing::error!(topic, %code, "topic creation failed");
+                return Err(connection.error("creating topics")(KafkaError::AdminOp(code)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hands `record` to librdkafka, waiting while its local queue is full; the returned
+/// future resolves when Kafka acknowledges it. Enqueue many, then await them all:
+/// one round trip for the lot instead of one per record.
+pub async fn enqueue<K, P, C>(
+    producer: &FutureProducer<C>,
+    mut record: FutureRecord<'_, K, P>,
+) -> Result<DeliveryFuture, KafkaError>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+    C: rdkafka::ClientContext + 'static,
+{
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                // Local queue full: let librdkafka drain, then retry the same record.
+                record = returned;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((source, _)) => return Err(source),
+        }
+    }
+}
+
+/// Where a refused input was read from, when it was a Kafka message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePosition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The headers of a dead-letter record: why it was refused (a stable code and words),
+/// which ingestor or process refused it, and, for a message read from Kafka, its
+/// topic, partition and offset. The record's value is the original input, unchanged.
+pub fn dead_letter_headers(rejection: &Rejection, source: &str, from: Option<&SourcePosition>) -> OwnedHeaders {
+    let headers = OwnedHeaders::new()
+        .insert(Header { key: "reason", value: Some(rejection.reason.code()) })
+        .insert(Header { key: "message", value: Some(&rejection.message) })
+        .insert(Header { key: "source", value: Some(source) });
+    match from {
+        None => headers,
+        Some(position) => headers
+            .insert(Header { key: "topic", value: Some(&position.topic) })
+            .insert(Header { key: "partition", value: Some(&position.partition.to_string()) })
+            .insert(Header { key: "offset", value: Some(&position.offset.to_string()) }),
+    }
+}
+
+/// Kafka's part in a process's health: librdkafka's statistics, errors and logs
+/// mark the `kafka` [`Dependency`] up or down, and while it is down librdkafka's
+/// own reconnect chatter goes to debug level (the dependency logs the state change
+/// and a periodic summary instead): a broker restart costs a few log lines, not
+/// twenty a second.
+pub mod health {
+    use std::sync::Arc;
+
+    use parpulse_http::health::Dependency;
+    use rdkafka::config::RDKafkaLogLevel;
+    use rdkafka::error::KafkaError;
+    use rdkafka::{ClientContext, Statistics};
+
+    /// Marks Kafka up while any broker connection is up (needs `statistics.interval.ms`).
+    pub fn observe_stats(kafka: &Dependency, statistics: &Statistics) {
+        if statistics.brokers.values().any(|broker| broker.state == "UP") {
+            kafka.succeeded();
+        } else if !statistics.brokers.is_empty() {
+            kafka.failed(&"no broker connection is up");
+        }
+    }
+
+    /// librdkafka's global errors (all brokers down, transport failures).
+    pub fn observe_error(kafka: &Dependency, error: &KafkaError, reason: &str) {
+        kafka.failed(&format_args!("{error}: {reason}"));
+    }
+
+    /// librdkafka's log lines: at their level while Kafka is up, at debug while it is down.
+    pub fn forward_log(kafka: &Dependency, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let quiet = !kafka.is_up();
+        match level {
+            _ if quiet => tracing::debug!(target: "librdkafka", "{facility} {message}"),
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{facility} {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{facility} {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{facility} {message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{facility} {message}"),
+        }
+    }
+
+    /// A client context for producers and probes that reports to a `kafka` dependency.
+    #[derive(Clone)]
+    pub struct HealthContext {
+        pub kafka: Arc<Dependency>,
+    }
+
+    impl ClientContext for HealthContext {
+        fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+            forward_log(&self.kafka, level, facility, message);
+        }
+
+        fn stats(&self, statistics: Statistics) {
+            observe_stats(&self.kafka, &statistics);
+        }
+
+        fn error(&self, error: KafkaError, reason: &str) {
+            observe_error(&self.kafka, &error, reason);
+        }
+    }
+}
