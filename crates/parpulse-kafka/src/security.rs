@@ -340,22 +340,59 @@ pub enum ConnectError {
     },
 }
 
-/// Records the first authentication or TLS failure librdkafka reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Authentication,
+    Tls,
+    /// Any other connection failure: kept to explain a timeout.
+    Other,
+}
+
+impl Failure {
+    /// What librdkafka's words say went wrong (its error events carry a code, but it
+    /// does not raise one for every failed attempt; every attempt is logged).
+    fn of(text: &str) -> Failure {
+        if text.contains("SASL authentication error") || text.contains("Authentication failed") {
+            Failure::Authentication
+        } else if text.contains("SSL handshake failed") || text.contains("certificate verify failed") {
+            Failure::Tls
+        } else {
+            Failure::Other
+        }
+    }
+}
+
+/// Records what librdkafka says about failed connections: the first authentication or
+/// TLS failure, else the latest other one.
 #[derive(Default, Clone)]
 struct ProbeContext {
-    failure: Arc<Mutex<Option<(RDKafkaErrorCode, String)>>>,
+    failure: Arc<Mutex<Option<(Failure, String)>>>,
+}
+
+impl ProbeContext {
+    fn record(&self, failure: Failure, reason: &str) {
+        let mut recorded = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(*recorded, Some((Failure::Authentication | Failure::Tls, _))) {
+            *recorded = Some((failure, reason.to_owned()));
+        }
+    }
 }
 
 impl ClientContext for ProbeContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "FAIL" {
+            self.record(Failure::of(log_message), log_message);
+        }
         DefaultClientContext.log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if let Some(code @ (RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)) = error.rdkafka_error_code() {
-            let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
-            failure.get_or_insert_with(|| (code, reason.to_owned()));
-        }
+        let failure = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::Authentication) => Failure::Authentication,
+            Some(RDKafkaErrorCode::SSL) => Failure::Tls,
+            _ => Failure::of(reason),
+        };
+        self.record(failure, reason);
     }
 }
 
@@ -379,6 +416,11 @@ pub fn probe(
     timeout: Duration,
 ) -> Result<(), ConnectError> {
     let context = ProbeContext::default();
+    let mut config = config.clone();
+    // Failed connections are logged at error level: the probe reads them whatever PARPULSE_LOG says.
+    if (config.log_level as i32) < (RDKafkaLogLevel::Error as i32) {
+        config.set_log_level(RDKafkaLogLevel::Error);
+    }
     let producer: BaseProducer<ProbeContext> = config
         .create_with_context(context.clone())
         .map_err(|source| ConnectError::Client { brokers: brokers.to_owned(), source })?;
@@ -393,15 +435,16 @@ pub fn probe(
         let (brokers, security) = (brokers.to_owned(), security.describe());
         match (result, failure) {
             (Ok(_), _) => return Ok(()),
-            (Err(_), Some((RDKafkaErrorCode::Authentication, reason))) => {
+            (Err(_), Some((Failure::Authentication, reason))) => {
                 return Err(ConnectError::Authentication { brokers, security, reason })
             }
-            (Err(_), Some((_, reason))) => return Err(ConnectError::Tls { brokers, security, reason }),
-            (Err(error), None) if std::time::Instant::now() >= deadline => {
+            (Err(_), Some((Failure::Tls, reason))) => return Err(ConnectError::Tls { brokers, security, reason }),
+            (Err(error), other) if std::time::Instant::now() >= deadline => {
                 let seconds = timeout.as_secs();
-                return Err(ConnectError::Unreachable { brokers, security, seconds, reason: error.to_string() });
+                let reason = other.map_or_else(|| error.to_string(), |(_, reason)| reason);
+                return Err(ConnectError::Unreachable { brokers, security, seconds, reason });
             }
-            (Err(_), None) => {}
+            (Err(_), _) => {}
         }
     }
 }
@@ -483,7 +526,8 @@ mod tests {
         .unwrap();
         let mut config = ClientConfig::new();
         security.apply(&mut config);
-        for text in [format!("{security:?}"), format!("{config:?}"), security.describe(), format!("{:?}", security.sasl())]
+        for text in
+            [format!("{security:?}"), format!("{config:?}"), security.describe(), format!("{:?}", security.sasl())]
         {
             assert!(!text.contains("s3cr3t-pw"), "{text}");
         }
@@ -525,8 +569,10 @@ mod tests {
             ..settings(SecurityProtocol::SaslSsl)
         };
         let unused = SecuritySettings { password: Some(Password::new("pw-3")), ..settings(SecurityProtocol::Ssl) };
-        let ca_plaintext = SecuritySettings { ca_file: Some("/ca.pem".into()), ..settings(SecurityProtocol::Plaintext) };
-        let missing_ca = SecuritySettings { ca_file: Some("/nonexistent/ca.pem".into()), ..settings(SecurityProtocol::Ssl) };
+        let ca_plaintext =
+            SecuritySettings { ca_file: Some("/ca.pem".into()), ..settings(SecurityProtocol::Plaintext) };
+        let missing_ca =
+            SecuritySettings { ca_file: Some("/nonexistent/ca.pem".into()), ..settings(SecurityProtocol::Ssl) };
         let cases = [
             (no_user, "PARPULSE_KAFKA_SASL_USERNAME"),
             (no_password, "PARPULSE_KAFKA_SASL_PASSWORD_FILE"),

@@ -61,9 +61,9 @@ impl Command {
             Command::Migrate(args) => !args.print_sql,
             Command::Ingest(IngestCommand::Simulate(args)) => !args.no_kafka,
             Command::Ingest(IngestCommand::Token(_)) | Command::Export(_) | Command::Report(_) => false,
-            Command::Ingest(IngestCommand::Http(_) | IngestCommand::File(_)) | Command::Aggregate(_) | Command::Demo(_) => {
-                true
-            }
+            Command::Ingest(IngestCommand::Http(_) | IngestCommand::File(_))
+            | Command::Aggregate(_)
+            | Command::Demo(_) => true,
         }
     }
 }
