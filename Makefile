@@ -7,13 +7,17 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all build up down status install demo test test-unit bench lint fmt clean clean-data
+.PHONY: all build up down status install install-test demo test test-unit bench lint fmt clean clean-data
 BENCH_ARGS ?=
 
 all: build
 
 install:
 	deploy/local/install.sh
+
+# The tools only the tests use (Prometheus, promtool, amtool, Chromium, openssl, chDB).
+install-test:
+	deploy/local/install.sh --test
 
 build: install
 	$(CARGO) build --workspace --all-targets
@@ -36,7 +40,7 @@ demo: up
 
 # Unit tests need no services; integration and end-to-end tests need the ones `up` starts,
 # and fail (never skip) when they are unreachable.
-test: up
+test: install-test up
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --all-targets

@@ -2,6 +2,10 @@
 # Installs what the local services and the build need, from Debian's packages
 # (and Maven Central for Kafka, fetched by kafka.sh on first start). Idempotent:
 # does nothing when everything is present. Needs root (or sudo) for apt-get.
+#   install.sh          what `make demo`, `make up` and the build need
+#   install.sh --test   that, plus the tools only the tests use (`make test`): Prometheus,
+#                       promtool, amtool, headless Chromium, openssl (throwaway certificates),
+#                       chDB
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 missing=()
@@ -13,10 +17,6 @@ need_lib() { # need_lib PKG-CONFIG-NAME PACKAGE (a C library's development files
 }
 need clickhouse-server clickhouse-server
 need clickhouse-client clickhouse-client
-need prometheus prometheus
-need promtool prometheus
-need amtool prometheus-alertmanager
-need chromium chromium      # headless, for the scorecard test
 need curl curl
 need java openjdk-17-jre-headless
 need mvn maven
@@ -25,7 +25,16 @@ need cc gcc
 need c++ g++
 need pkg-config pkg-config   # rdkafka's ssl feature: TLS and SASL/SCRAM to Kafka through the system OpenSSL,
 need_lib openssl libssl-dev  # which HTTPS to ClickHouse uses too (native-tls)
-need openssl openssl         # deploy/local/tls.sh: throwaway CA and certificates for the local TLS listeners
+
+test_tools=false
+[[ "${1:-}" == "--test" ]] && test_tools=true
+if $test_tools; then
+  need prometheus prometheus
+  need promtool prometheus
+  need amtool prometheus-alertmanager
+  need chromium chromium    # headless, for the scorecard test
+  need openssl openssl      # deploy/local/tls.sh: throwaway CA and certificates for the local TLS listeners
+fi
 
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -40,7 +49,7 @@ fi
 # current ClickHouse too (tests/chdb/compare.py). Its own virtualenv, pinned.
 CHDB_VERSION=4.4.0
 CHDB_VENV="$PARPULSE_HOME/chdb-venv"
-if ! "$CHDB_VENV/bin/python" -c "import chdb, sys; sys.exit(chdb.__version__ != '$CHDB_VERSION')" 2>/dev/null; then
+if $test_tools && ! "$CHDB_VENV/bin/python" -c "import chdb, sys; sys.exit(chdb.__version__ != '$CHDB_VERSION')" 2>/dev/null; then
   log "installing chdb $CHDB_VERSION into $CHDB_VENV (once; about 900 MB)"
   rm -rf "$CHDB_VENV"
   if ! python3 -m venv "$CHDB_VENV" 2>/dev/null; then
