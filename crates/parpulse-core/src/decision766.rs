@@ -76,7 +76,7 @@ pub fn points(indicator: &Indicator, rate: f64) -> f64 {
     }
 }
 
-/// Satisfaction proxy of DOMAIN.md: 1 - (late rate + complaint rate). parpulse has
+/// Satisfaction proxy (docs/KPIS.md): 1 - (late rate + complaint rate). parpulse has
 /// no complaint events yet, so the complaint rate is 0 and the proxy is the share of
 /// resolved dossiers that were not late.
 pub fn satisfaction_proxy(resolved: &ResolvedCounts) -> Option<f64> {

@@ -18,7 +18,7 @@ pub const ONLINE_SHARE_TARGET: f64 = 0.30;
 /// which parpulse alerts (a provincial choice, docs/KPIS.md; confirm with the PAR office).
 pub const ON_TIME_TARGET: f64 = 0.90;
 
-/// Every late dossier needs an apology letter (Decision 61/2018/NĐ-CP practice, DOMAIN.md).
+/// Every late dossier needs an apology letter (Decree 61/2018/NĐ-CP practice, docs/KPIS.md).
 pub const APOLOGY_COVERAGE_TARGET: f64 = 1.0;
 
 /// Counts of one unit on one local day. Counts only: ratios are formed when read.
@@ -227,7 +227,7 @@ mod lateness_tests {
     }
 }
 
-/// The staff reduction roadmap: at least 10% fewer positions than in the 2015 baseline (DOMAIN.md).
+/// The staff reduction roadmap: at least 10% fewer positions than in the 2015 baseline (docs/KPIS.md).
 pub const STAFF_REDUCTION_TARGET: f64 = 0.10;
 
 fn vnd_ratio(numerator: i64, denominator: i64) -> Option<f64> {

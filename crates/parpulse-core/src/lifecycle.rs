@@ -1,5 +1,5 @@
 //! A dossier's lifecycle facts and the lateness rules of the national indicator
-//! specification (DOMAIN.md), as pure functions.
+//! specification (docs/KPIS.md), as pure functions.
 //!
 //! - End date: the processing date if the dossier was processed ("processed wins
 //!   over returned"), otherwise the first of returned, stopped, withdrawn, refused.

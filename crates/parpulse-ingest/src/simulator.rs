@@ -413,7 +413,7 @@ impl Simulator {
 }
 
 /// The deputy limit: on average 3 deputy directors per department, 2 deputy heads
-/// per district office (DOMAIN.md).
+/// per district office (docs/KPIS.md).
 fn deputy_limit(group: AgencyGroup) -> i32 {
     match group {
         AgencyGroup::Department => 3,

@@ -71,9 +71,12 @@ impl Command {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PARPULSE_LOG").unwrap_or_else(|_| "info,rdkafka=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("PARPULSE_LOG")
+                .unwrap_or_else(|_| "info,rdkafka=warn,librdkafka=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: logs piped to a file or journald stay plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .init();
     memory::return_large_blocks_to_the_system();
     let mut cli = Cli::parse();
