@@ -191,6 +191,10 @@ async fn poison_and_outages_neither_stop_nor_skew_the_pipeline() {
         .await;
     }
 
+    // Event topics are stamped by the broker: the future-time check trusts no producer clock.
+    let stamped = read_topic(&env.brokers, &env.topics.dossier, Duration::from_secs(30));
+    assert!(!stamped.is_empty() && stamped.iter().all(|r| r.broker_time), "event topics use LogAppendTime");
+
     // The dead-letter topic holds exactly the poison, with its reason and position.
     let dead = read_topic(&env.brokers, &env.topics.deadletter, Duration::from_secs(30));
     let mut by_payload: BTreeMap<Vec<u8>, Vec<BTreeMap<String, String>>> = BTreeMap::new();

@@ -14,6 +14,8 @@ pub struct Record {
     pub key: Option<String>,
     pub payload: Vec<u8>,
     pub headers: BTreeMap<String, String>,
+    /// Whether the broker stamped the record (`LogAppendTime`) rather than its producer.
+    pub broker_time: bool,
 }
 
 /// Reads every record of `topic` up to its high watermarks as they are now
@@ -66,6 +68,7 @@ pub fn read_topic(brokers: &str, topic: &str, timeout: Duration) -> Vec<Record> 
                     key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     payload: message.payload().unwrap_or_default().to_vec(),
                     headers,
+                    broker_time: matches!(message.timestamp(), rdkafka::Timestamp::LogAppendTime(_)),
                 });
             }
             Some(Err(e)) => panic!("reading {topic}: {e}"),

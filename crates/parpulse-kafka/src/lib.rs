@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use parpulse_core::topics::Topics;
 use parpulse_core::validate::Rejection;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -89,7 +89,40 @@ pub async fn ensure_topics(connection: &KafkaConnection, topics: &Topics, partit
             }
         }
     }
+    report_timestamp_type(&admin, topics, &options).await;
     Ok(())
+}
+
+/// Warns about an event topic that existed before with the producer's timestamps
+/// (`CreateTime`): there a producer's clock, not the broker's, decides what "in the
+/// future" means for the aggregator. Reported, never altered: changing a topic's
+/// configuration is the operator's decision.
+async fn report_timestamp_type(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &Topics,
+    options: &AdminOptions,
+) {
+    let names = topics.event_topics();
+    let resources: Vec<_> = names.iter().map(|name| ResourceSpecifier::Topic(name)).collect();
+    let described = match admin.describe_configs(&resources, options).await {
+        Ok(described) => described,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the event topics' configuration");
+            return;
+        }
+    };
+    for (name, result) in names.iter().zip(described) {
+        let Ok(resource) = result else { continue };
+        let kind = resource.get("message.timestamp.type").and_then(|e| e.value.clone());
+        if kind.as_deref() != Some("LogAppendTime") {
+            tracing::warn!(
+                topic = name,
+                timestamp_type = kind.as_deref().unwrap_or("unknown"),
+                "topic stamps messages with the producer's time: the aggregator's future-time check then trusts \
+                 producers' clocks; set message.timestamp.type=LogAppendTime on it (docs/ARCHITECTURE.md)"
+            );
+        }
+    }
 }
 
 /// Hands `record` to librdkafka, waiting while its local queue is full; the returned
