@@ -146,7 +146,7 @@ impl Common {
     pub async fn store(&self) -> Result<Store> {
         Store::connect(&self.clickhouse()).await.with_context(|| {
             format!(
-                "cannot use ClickHouse at {}: is it running? (`make up` starts a local one; PARPULSE_CLICKHOUSE_URL points elsewhere)",
+                "cannot use ClickHouse at {}: is it running, and are PARPULSE_CLICKHOUSE_USER, PARPULSE_CLICKHOUSE_PASSWORD and PARPULSE_CLICKHOUSE_CA_FILE right? (`make up` starts a local one; PARPULSE_CLICKHOUSE_URL points elsewhere)",
                 self.clickhouse_url
             )
         })
