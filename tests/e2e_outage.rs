@@ -80,9 +80,10 @@ async fn send(sink: &KafkaSink, events: &[Event]) {
 async fn wait_caught_up(env: &TestEnv, store: &parpulse_clickhouse::Store, processes: &mut [(&str, &mut Reaped)]) {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let done = parpulse_aggregate::caught_up(store, &env.connection(), &env.consumer_group, &env.topics.event_topics())
-            .await
-            .unwrap_or(false);
+        let done =
+            parpulse_aggregate::caught_up(store, &env.connection(), &env.consumer_group, &env.topics.event_topics())
+                .await
+                .unwrap_or(false);
         if done {
             return;
         }
@@ -217,7 +218,10 @@ async fn poison_and_outages_neither_stop_nor_skew_the_pipeline() {
         prom_text::find(&samples, "parpulse_aggregator_rejected_total", &[("reason", reason)]).unwrap_or(0.0)
     };
     assert_eq!(rejected("undecodable"), 3.0, "{text}");
-    assert_eq!(rejected("future_time") + rejected("too_old") + rejected("unknown_agency") + rejected("bad_event_id"), 4.0);
+    assert_eq!(
+        rejected("future_time") + rejected("too_old") + rejected("unknown_agency") + rejected("bad_event_id"),
+        4.0
+    );
 
     // The broker stops for 60 s.
     let lines_before = [log_lines(&aggregator_log), log_lines(&intake_log)];

@@ -78,18 +78,12 @@ impl KafkaSink {
         settings: &ProducerSettings,
     ) -> Result<Self, SinkError> {
         let kafka = metrics.health.get("kafka");
-        let producer: FutureProducer<HealthContext> = config
-            .connection
-            .client_config()
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("compression.type", "lz4")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", settings.delivery_timeout.as_millis().to_string())
-            // Broker state every second: the `kafka` dependency follows it.
-            .set("statistics.interval.ms", "1000")
-            .create_with_context(HealthContext { kafka })
-            .map_err(config.connection.error("creating a producer"))?;
+        let producer = config.connection.durable_producer(kafka, |client| {
+            client
+                .set("compression.type", "lz4")
+                .set("linger.ms", "5")
+                .set("message.timeout.ms", settings.delivery_timeout.as_millis().to_string());
+        })?;
         Ok(Self { producer, config, gate, metrics })
     }
 

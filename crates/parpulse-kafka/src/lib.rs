@@ -55,6 +55,19 @@ pub struct KafkaFailure {
 }
 
 impl KafkaConnection {
+    /// A producer whose acknowledgement means durable (`acks=all`, idempotent) and whose
+    /// broker state reaches a [`health::HealthContext`] every second.
+    pub fn durable_producer(
+        &self,
+        kafka: std::sync::Arc<parpulse_http::health::Dependency>,
+        tune: impl FnOnce(&mut ClientConfig),
+    ) -> Result<FutureProducer<health::HealthContext>, KafkaFailure> {
+        let mut config = self.client_config();
+        config.set("acks", "all").set("enable.idempotence", "true").set("statistics.interval.ms", "1000");
+        tune(&mut config);
+        config.create_with_context(health::HealthContext { kafka }).map_err(self.error("creating a producer"))
+    }
+
     /// An error of this connection, with what was being done.
     pub fn error(&self, doing: &'static str) -> impl FnOnce(KafkaError) -> KafkaFailure + '_ {
         move |source| KafkaFailure { brokers: self.brokers.clone(), doing, source }
@@ -97,11 +110,7 @@ pub async fn ensure_topics(connection: &KafkaConnection, topics: &Topics, partit
 /// (`CreateTime`): there a producer's clock, not the broker's, decides what "in the
 /// future" means for the aggregator. Reported, never altered: changing a topic's
 /// configuration is the operator's decision.
-async fn report_timestamp_type(
-    admin: &AdminClient<DefaultClientContext>,
-    topics: &Topics,
-    options: &AdminOptions,
-) {
+async fn report_timestamp_type(admin: &AdminClient<DefaultClientContext>, topics: &Topics, options: &AdminOptions) {
     let names = topics.event_topics();
     let resources: Vec<_> = names.iter().map(|name| ResourceSpecifier::Topic(name)).collect();
     let described = match admin.describe_configs(&resources, options).await {

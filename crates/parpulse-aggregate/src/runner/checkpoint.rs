@@ -1,0 +1,261 @@
+//! Checkpoints: what changed since the last one, taken from the state at one instant
+//! and written in the background: dead letters (acknowledged), rows, then the
+//! checkpoint rows, then (for lag monitoring only) a Kafka offset commit.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parpulse_clickhouse::budget_staffing;
+use parpulse_clickhouse::checkpoint::{self, CheckpointRow};
+use parpulse_clickhouse::{dossier_day, dossier_state, StoreError};
+use parpulse_core::time::now_micros;
+use rdkafka::consumer::{CommitMode, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::dead_letter::DeadLetter;
+use super::{Key, Shared, Work};
+
+/// Why a checkpoint was not stored (it is retried; nothing was lost).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CheckpointError {
+    #[error("dead-letter delivery: {0}")]
+    DeadLetter(#[source] KafkaError),
+    #[error("inserting into {table}: {source}")]
+    Insert {
+        table: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Everything one checkpoint writes, taken from the state at one instant.
+pub(super) struct Snapshot {
+    pub(super) dead_letters: Vec<DeadLetter>,
+    pub(super) dossiers: Vec<parpulse_clickhouse::dossier_state::DossierStateRow>,
+    pub(super) days: Vec<parpulse_clickhouse::dossier_day::DossierDayRow>,
+    pub(super) budget: Vec<parpulse_clickhouse::budget_staffing::BudgetEventRow>,
+    pub(super) dossier_events: Vec<parpulse_clickhouse::budget_staffing::DossierEventRow>,
+    pub(super) staffing: Vec<parpulse_clickhouse::budget_staffing::StaffingEventRow>,
+    pub(super) checkpoints: Vec<CheckpointRow>,
+}
+
+impl Snapshot {
+    /// The offsets to commit to Kafka (lag monitoring) once the snapshot is stored.
+    pub(super) fn commit_list(&self) -> TopicPartitionList {
+        let mut commit = TopicPartitionList::new();
+        for c in &self.checkpoints {
+            let _ = commit.add_partition_offset(&c.topic, c.kafka_partition as i32, Offset::Offset(c.next_offset));
+        }
+        commit
+    }
+}
+
+/// Takes what changed since the last snapshot out of the state (None: nothing did).
+pub(super) fn snapshot(work: &mut Work, consumer_group: &str) -> Option<Snapshot> {
+    let progressed: Vec<Key> = work.states.iter().filter(|(_, s)| s.has_progress()).map(|(k, _)| k.clone()).collect();
+    if progressed.is_empty() {
+        return None;
+    }
+    let now = now_micros();
+    let written_at = u32::try_from(now / 1_000_000).unwrap_or(u32::MAX);
+    // Sized once: appending a dozen partitions' rows would otherwise regrow and copy them.
+    let (dossier_rows, audit_rows) = progressed
+        .iter()
+        .map(|key| work.states[key].pending_sizes())
+        .fold((0, 0), |total, sizes| (total.0 + sizes.0, total.1 + sizes.1));
+    let mut snapshot = Snapshot {
+        dead_letters: std::mem::take(&mut work.dead_letters),
+        dossiers: Vec::with_capacity(dossier_rows),
+        days: Vec::new(),
+        budget: Vec::new(),
+        dossier_events: Vec::with_capacity(audit_rows),
+        staffing: Vec::new(),
+        checkpoints: Vec::with_capacity(progressed.len()),
+    };
+    for key in progressed {
+        let state = work.states.get_mut(&key).expect("progressed partition");
+        snapshot.dossiers.extend(state.pending_dossier_rows(now));
+        snapshot.days.extend(state.pending_rows());
+        snapshot.dossier_events.append(&mut state.take_dossier_events());
+        let (mut budget, mut staffing) = state.take_event_rows();
+        snapshot.budget.append(&mut budget);
+        snapshot.staffing.append(&mut staffing);
+        snapshot.checkpoints.push(CheckpointRow {
+            consumer_group: consumer_group.to_owned(),
+            topic: key.0.clone(),
+            kafka_partition: key.1,
+            next_offset: state.next_offset(),
+            written_at,
+            watermark: state.watermark(),
+        });
+        state.checkpoint_written(state.next_offset());
+    }
+    Some(snapshot)
+}
+
+/// Kafka offset commits are for lag monitoring only: ClickHouse holds the offsets that count.
+pub(super) fn commit_for_lag<C: ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+    commit: Option<TopicPartitionList>,
+) {
+    if let Some(commit) = commit {
+        if let Err(error) = consumer.commit(&commit, CommitMode::Async) {
+            tracing::debug!(%error, "Kafka offset commit failed (monitoring only)");
+        }
+    }
+}
+
+impl Shared {
+    /// Waits for the checkpoint being written in the background, if any; returns its offsets.
+    pub(super) async fn finish_in_flight(&self, work: &mut Work) -> Option<TopicPartitionList> {
+        let handle = work.in_flight.take()?;
+        handle.await.unwrap_or_else(|error| {
+            tracing::error!(%error, "checkpoint task failed");
+            None
+        })
+    }
+
+    /// Starts a checkpoint in the background (consumption goes on meanwhile) once the
+    /// previous one is stored: at most one is in flight, so a slow or unreachable
+    /// ClickHouse stops consumption at the next checkpoint (bounded memory).
+    /// Returns the offsets of the previous checkpoint, to commit.
+    pub(super) async fn start_checkpoint(self: &Arc<Self>, work: &mut Work) -> Option<TopicPartitionList> {
+        let done = self.finish_in_flight(work).await;
+        let snapshot = snapshot(work, &self.config.consumer_group);
+        let in_memory: usize = work.states.values().map(|state| state.dossier_counts().0).sum();
+        self.metrics.dossiers_in_memory.set(in_memory as i64);
+        if let Some(snapshot) = snapshot {
+            let shared = self.clone();
+            work.in_flight = Some(tokio::spawn(async move { Some(shared.write_with_retry(snapshot).await) }));
+        }
+        done
+    }
+
+    /// Writes a checkpoint now (shutdown), after the one in flight.
+    pub(super) async fn checkpoint_now(&self, work: &mut Work) -> Vec<TopicPartitionList> {
+        let mut commits: Vec<_> = self.finish_in_flight(work).await.into_iter().collect();
+        if let Some(snapshot) = snapshot(work, &self.config.consumer_group) {
+            commits.push(self.write_with_retry(snapshot).await);
+        }
+        commits
+    }
+
+    /// Writes a checkpoint, retrying with backoff until ClickHouse takes it.
+    async fn write_with_retry(&self, snapshot: Snapshot) -> TopicPartitionList {
+        self.until_clickhouse_answers("checkpoint failed; consumption paused", || self.write_once(&snapshot)).await;
+        snapshot.commit_list()
+    }
+
+    pub(super) async fn write_once(&self, snapshot: &Snapshot) -> Result<(), CheckpointError> {
+        let timeout = self.config.checkpoint_timeout;
+        match tokio::time::timeout(timeout, self.write(snapshot)).await {
+            Ok(result) => result,
+            Err(_) => Err(CheckpointError::Timeout(timeout)),
+        }
+    }
+
+    /// Dead letters (acknowledged), then rows, then the checkpoint rows. Any order of
+    /// the row inserts is safe: each row carries its own version (state.rs), and budget
+    /// and staffing rows are the events themselves, deduplicated by id when read.
+    async fn write(&self, snapshot: &Snapshot) -> Result<(), CheckpointError> {
+        let started = Instant::now();
+        self.deliver_dead_letters(&snapshot.dead_letters).await?;
+        self.timed("dossier_state", dossier_state::write(&self.store, &snapshot.dossiers)).await?;
+        self.timed("dossier_day", dossier_day::write(&self.store, &snapshot.days)).await?;
+        self.timed("dossier_event", budget_staffing::write_dossier_events(&self.store, &snapshot.dossier_events))
+            .await?;
+        self.timed("budget_event", budget_staffing::write_budget(&self.store, &snapshot.budget)).await?;
+        self.timed("staffing_event", budget_staffing::write_staffing(&self.store, &snapshot.staffing)).await?;
+        self.timed("checkpoints", checkpoint::write(&self.store, &snapshot.checkpoints)).await?;
+        self.metrics.checkpoints.inc();
+        self.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
+        tracing::debug!(rows = snapshot.days.len(), partitions = snapshot.checkpoints.len(), "checkpoint written");
+        Ok(())
+    }
+
+    async fn timed(
+        &self,
+        table: &'static str,
+        insert: impl Future<Output = Result<(), StoreError>>,
+    ) -> Result<(), CheckpointError> {
+        let started = Instant::now();
+        insert.await.map_err(|source| CheckpointError::Insert { table, source })?;
+        self.metrics.insert_seconds.with_label_values(&[table]).observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parpulse_core::validate::{RejectReason, Rejection};
+    use parpulse_core::{Channel, DossierEvent, DossierEventKind, Event};
+    use parpulse_kafka::SourcePosition;
+
+    use crate::state::PartitionState;
+
+    fn reception(dossier: &str, occurred_at: i64) -> Event {
+        Event::Dossier(DossierEvent {
+            event_id: "6f1c1f2e-3a52-4d3e-9a51-8f1a6c0f2b11".into(),
+            agency_code: "SNV".into(),
+            occurred_at,
+            recorded_at: 0,
+            source: "test".into(),
+            dossier_id: dossier.into(),
+            procedure_code: "P".into(),
+            kind: DossierEventKind::Received,
+            channel: Channel::Online,
+            online_level: 4,
+            result_channel: None,
+            due_at: Some(occurred_at + 86_400_000_000),
+            legal_max_days: None,
+            fee_bearing: false,
+            digitized: false,
+        })
+    }
+
+    const T0: i64 = 1_574_900_000_000_000;
+
+    #[test]
+    fn a_snapshot_takes_what_changed_with_one_checkpoint_row_per_progressed_partition() {
+        let mut work = Work::default();
+        let mut busy = PartitionState::load(2, 10, &[], &[]);
+        busy.apply_event(10, &reception("D1", T0));
+        busy.apply_event(11, &reception("D2", T0 + 1));
+        let idle = PartitionState::load(3, 7, &[], &[]);
+        work.states.insert(("par.dossier.v1".into(), 2), busy);
+        work.states.insert(("par.dossier.v1".into(), 3), idle);
+        work.dead_letters.push(DeadLetter {
+            key: b"SNV".to_vec(),
+            payload: b"garbage".to_vec(),
+            rejection: Rejection::new(RejectReason::Undecodable, "bad magic byte"),
+            from: SourcePosition { topic: "par.dossier.v1".into(), partition: 2, offset: 9 },
+        });
+
+        let taken = snapshot(&mut work, "group").expect("partition 2 progressed");
+        assert_eq!(taken.checkpoints.len(), 1, "the idle partition writes no checkpoint row");
+        let row = &taken.checkpoints[0];
+        assert_eq!((row.consumer_group.as_str(), row.kafka_partition, row.next_offset), ("group", 2, 12));
+        assert_eq!(row.watermark, T0 + 1, "the newest event time applied");
+        assert_eq!((taken.dossiers.len(), taken.days.len(), taken.dossier_events.len()), (2, 1, 2));
+        assert_eq!(taken.dead_letters.len(), 1, "dead letters go with the checkpoint that moves past them");
+        assert!(work.dead_letters.is_empty());
+        let commit = taken.commit_list();
+        let element = commit.find_partition("par.dossier.v1", 2).expect("offset to commit");
+        assert_eq!(element.offset(), Offset::Offset(12));
+
+        assert!(snapshot(&mut work, "group").is_none(), "nothing changed since");
+    }
+
+    #[test]
+    fn checkpoint_errors_say_what_failed() {
+        let timeout = CheckpointError::Timeout(Duration::from_secs(30));
+        assert_eq!(timeout.to_string(), "no answer within 30s");
+        let dead = CheckpointError::DeadLetter(KafkaError::Canceled);
+        assert!(dead.to_string().starts_with("dead-letter delivery: "), "{dead}");
+    }
+}

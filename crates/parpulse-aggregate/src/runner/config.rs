@@ -1,0 +1,73 @@
+//! The aggregator's settings and errors.
+
+use std::time::Duration;
+
+use parpulse_clickhouse::StoreError;
+use parpulse_core::topics::Topics;
+use parpulse_core::validate::ValidationPolicy;
+use parpulse_core::AgencyRegistry;
+use parpulse_kafka::KafkaConnection;
+use rdkafka::error::KafkaError;
+
+#[derive(Debug, Clone)]
+pub struct AggregatorConfig {
+    pub kafka: KafkaConnection,
+    pub consumer_group: String,
+    pub topics: Topics,
+    pub checkpoint_interval: Duration,
+    pub checkpoint_max_events: u64,
+    /// A checkpoint taking longer than this counts as failed and is retried
+    /// (a ClickHouse that stops mid-request may otherwise leave it hanging).
+    pub checkpoint_timeout: Duration,
+    /// Events older than this behind their partition's newest event are `too_late`.
+    pub allowed_lateness: Duration,
+    /// Kafka group session timeout: how soon a dead aggregator's partitions move.
+    pub session_timeout: Duration,
+    /// Static group membership (`group.instance.id`): a restarted aggregator with
+    /// the same id gets its partitions back without a rebalance.
+    pub instance_id: Option<String>,
+    /// Write every applied dossier event to the `dossier_event` audit table.
+    pub audit_events: bool,
+    /// The units events may name: the topics are untrusted input, so every message is
+    /// validated again by the gate's rules (parpulse_core::validate).
+    pub registry: AgencyRegistry,
+    pub policy: ValidationPolicy,
+}
+
+impl AggregatorConfig {
+    /// Defaults for everything but where the services are.
+    pub fn new(kafka: KafkaConnection, consumer_group: &str, topics: Topics) -> Self {
+        Self {
+            kafka,
+            consumer_group: consumer_group.to_owned(),
+            topics,
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_max_events: 200_000,
+            checkpoint_timeout: Duration::from_secs(30),
+            allowed_lateness: DEFAULT_ALLOWED_LATENESS,
+            session_timeout: Duration::from_secs(10),
+            instance_id: None,
+            audit_events: true,
+            registry: AgencyRegistry::demo(),
+            policy: ValidationPolicy::default(),
+        }
+    }
+}
+
+/// 45 days: a month closes, its reports go out, corrections still come in.
+pub const DEFAULT_ALLOWED_LATENESS: Duration = Duration::from_secs(45 * 86_400);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    #[error("Kafka at {brokers}: {doing}: {source}")]
+    Kafka {
+        brokers: String,
+        doing: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("topic {0} does not exist; run `parpulse migrate` to create it")]
+    NoSuchTopic(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

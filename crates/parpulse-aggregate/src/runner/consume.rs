@@ -1,0 +1,181 @@
+//! The per-message path: batches taken from librdkafka, each message decoded,
+//! validated (the topics are untrusted) and applied to its partition's state, or
+//! queued for the dead-letter topic with the reason.
+
+use std::future::Future;
+use std::time::Duration;
+
+use parpulse_clickhouse::dossier_state;
+use parpulse_core::avro::AvroCodec;
+use parpulse_core::time::now_micros;
+use parpulse_core::validate::{RejectReason, Rejection};
+use parpulse_core::Event;
+use parpulse_kafka::SourcePosition;
+use rdkafka::message::{BorrowedMessage, Message, Timestamp};
+
+use super::dead_letter::DeadLetter;
+use super::{Key, Shared, Work};
+use crate::metrics::AggregatorMetrics;
+use crate::state::Verdict;
+
+/// Messages applied per lock of the state.
+pub(super) const MAX_BATCH: usize = 512;
+
+/// The output of `future` if it is ready now (never waits): the messages librdkafka
+/// already holds.
+pub(super) fn ready<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// The partition of the previous message, kept so that a run of messages from one
+/// partition costs no allocation.
+pub(super) struct Position {
+    key: Key,
+}
+
+impl Default for Position {
+    fn default() -> Self {
+        Position { key: (String::new(), u32::MAX) }
+    }
+}
+
+impl Position {
+    pub(super) fn of(&mut self, message: &BorrowedMessage<'_>) -> &Key {
+        if self.key.1 != message.partition() as u32 || self.key.0 != message.topic() {
+            self.key = (message.topic().to_owned(), message.partition() as u32);
+        }
+        &self.key
+    }
+}
+
+/// Metric changes of one batch, recorded together.
+#[derive(Default)]
+pub(super) struct Tally {
+    pub(super) applied: u64,
+    pub(super) duplicates: u64,
+    pub(super) newest_event_secs: i64,
+}
+
+impl Tally {
+    pub(super) fn record(&self, metrics: &AggregatorMetrics) {
+        metrics.events.inc_by(self.applied);
+        metrics.duplicate_receptions.inc_by(self.duplicates);
+        if self.newest_event_secs > metrics.newest_event_time.get() {
+            metrics.newest_event_time.set(self.newest_event_secs);
+        }
+    }
+}
+
+/// The instant a message is judged at for "is its event time in the future": the
+/// time the broker appended it (topics are created with `LogAppendTime`), else the
+/// producer's time, else now. Stored in the log, so a replay judges alike.
+fn judged_at(message: &BorrowedMessage<'_>) -> i64 {
+    match message.timestamp() {
+        Timestamp::LogAppendTime(millis) | Timestamp::CreateTime(millis) => millis.saturating_mul(1000),
+        Timestamp::NotAvailable => now_micros(),
+    }
+}
+
+/// Decodes one message (borrowing its strings), validates it with the gate's rules
+/// (the topic is untrusted: anything can write to it) and applies it to its
+/// partition's state, fetching a dossier that left memory first if the event needs
+/// it. A message that does not decode, is invalid or is too late is not applied: it
+/// goes to the dead-letter topic with the reason and its position.
+pub(super) async fn apply_message(
+    shared: &Shared,
+    work: &mut Work,
+    codec: &AvroCodec,
+    position: &mut Position,
+    message: &BorrowedMessage<'_>,
+    tally: &mut Tally,
+) {
+    let key = position.of(message);
+    let Some(state) = work.states.get_mut(key) else { return };
+    if message.offset() < state.next_offset() {
+        return; // fetched before a hand-over; already applied
+    }
+    let admitted = crate::admit::admit(
+        codec,
+        &shared.config.registry,
+        &shared.config.policy,
+        message.payload(),
+        judged_at(message),
+    );
+    let event = match admitted {
+        Ok(event) => event,
+        Err(rejection) => {
+            state.skip(message.offset());
+            refuse(shared, &mut work.dead_letters, message, rejection);
+            return;
+        }
+    };
+    let duplicates = state.duplicates();
+    let mut verdict = state.apply_event(message.offset(), &event);
+    if verdict == Verdict::NeedsStoredDossier {
+        let Event::Dossier(dossier) = &event else { unreachable!("only dossier events need a stored dossier") };
+        let partition = state.partition();
+        let row = shared
+            .until_clickhouse_answers("fetching a dossier's state failed", || {
+                dossier_state::load_one(&shared.store, partition, dossier.agency_code, dossier.dossier_id)
+            })
+            .await;
+        shared.metrics.dossiers_fetched.inc();
+        state.restore_dossier(row.as_ref(), dossier);
+        verdict = state.apply_event(message.offset(), &event);
+    }
+    tally.duplicates += state.duplicates() - duplicates;
+    match verdict {
+        Verdict::TooLate => {
+            shared.metrics.too_late.inc();
+            let behind = Duration::from_micros(u64::try_from(state.watermark() - event.occurred_at()).unwrap_or(0));
+            let allowed_lateness = shared.config.allowed_lateness;
+            let rejection = Rejection::new(
+                RejectReason::TooLate,
+                format!(
+                    "event time is {} h behind the newest event of its partition; allowed lateness is {} h",
+                    behind.as_secs() / 3600,
+                    allowed_lateness.as_secs() / 3600
+                ),
+            );
+            refuse(shared, &mut work.dead_letters, message, rejection);
+        }
+        Verdict::Applied | Verdict::LateDuplicate | Verdict::NeedsStoredDossier => {
+            tally.applied += 1;
+            tally.newest_event_secs = tally.newest_event_secs.max(event.occurred_at() / 1_000_000);
+        }
+    }
+}
+
+/// Queues a refused message for the dead-letter topic (delivered and acknowledged
+/// before the checkpoint that moves past it) and counts it by reason.
+fn refuse(shared: &Shared, dead_letters: &mut Vec<DeadLetter>, message: &BorrowedMessage<'_>, rejection: Rejection) {
+    shared.metrics.rejected.with_label_values(&[rejection.reason.code()]).inc();
+    if rejection.reason != RejectReason::TooLate {
+        tracing::debug!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %rejection, "message refused");
+    }
+    dead_letters.push(DeadLetter {
+        key: message.key().unwrap_or_default().to_vec(),
+        payload: message.payload().unwrap_or_default().to_vec(),
+        rejection,
+        from: SourcePosition {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        },
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_takes_what_is_there_and_never_waits() {
+        assert_eq!(ready(async { 7 }), Some(7));
+        assert_eq!(ready(std::future::pending::<u8>()), None);
+    }
+}

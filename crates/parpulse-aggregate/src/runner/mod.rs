@@ -1,0 +1,243 @@
+//! The aggregator loop: consume -> apply -> checkpoint -> commit.
+//!
+//! Aggregators share the partitions of the three event topics (dossier, budget,
+//! staffing) through a Kafka consumer group. Partitions change hands cleanly
+//! ([`AggregatorContext`]): on revocation the aggregator writes a checkpoint and
+//! drops the partitions' state; on assignment it loads the state and the newest
+//! checkpoint from ClickHouse and starts each partition there, whatever Kafka's
+//! committed offsets say.
+//!
+//! A checkpoint is taken every `checkpoint_interval` or `checkpoint_max_events`,
+//! whichever comes first, and written in the background while consumption goes on:
+//! dead letters (acknowledged), bucket rows, then the checkpoint rows, then (for lag
+//! monitoring only) a Kafka offset commit. At most one checkpoint is in flight: while
+//! ClickHouse refuses one, it is retried with backoff and the next checkpoint waits
+//! for it, so consumption stops (bounded memory) until ClickHouse answers.
+
+mod checkpoint;
+mod config;
+mod consume;
+mod dead_letter;
+mod handover;
+mod progress;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parpulse_clickhouse::Store;
+use parpulse_core::avro::AvroCodec;
+use parpulse_http::health::Dependency;
+use parpulse_kafka::health::HealthContext;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::TopicPartitionList;
+use tokio::sync::Mutex;
+
+pub use config::{AggregateError, AggregatorConfig, DEFAULT_ALLOWED_LATENESS};
+pub use handover::AggregatorContext;
+pub use progress::caught_up;
+
+use crate::metrics::AggregatorMetrics;
+use crate::state::PartitionState;
+use checkpoint::commit_for_lag;
+use consume::{apply_message, ready, Position, Tally, MAX_BATCH};
+use dead_letter::DeadLetter;
+
+type Consumer = StreamConsumer<AggregatorContext>;
+
+/// A partition of one topic.
+type Key = (String, u32);
+
+/// Longest wait between two attempts at ClickHouse.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What the consume loop and the rebalance callback share.
+#[derive(Default)]
+struct Work {
+    states: BTreeMap<Key, PartitionState>,
+    /// Delivered (and acknowledged) before the checkpoint that moves past them.
+    dead_letters: Vec<DeadLetter>,
+    /// The checkpoint being written in the background (at most one).
+    in_flight: Option<tokio::task::JoinHandle<Option<TopicPartitionList>>>,
+}
+
+struct Shared {
+    config: AggregatorConfig,
+    store: Store,
+    metrics: AggregatorMetrics,
+    kafka: Arc<Dependency>,
+    clickhouse: Arc<Dependency>,
+    producer: FutureProducer<HealthContext>,
+    runtime: tokio::runtime::Handle,
+    work: Mutex<Work>,
+    /// Rebalances so far: the consume loop drops a batch taken across one.
+    rebalances: AtomicU64,
+}
+
+impl Shared {
+    /// Retries `attempt` with backoff until it succeeds.
+    pub(super) async fn until_clickhouse_answers<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+        &self,
+        what: &'static str,
+        mut attempt: impl FnMut() -> F,
+    ) -> T {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match attempt().await {
+                Ok(value) => {
+                    self.clickhouse.succeeded();
+                    return value;
+                }
+                Err(error) => backoff = self.failed(what, error, backoff).await,
+            }
+        }
+    }
+
+    /// Counts and reports a failed ClickHouse attempt (a log line when ClickHouse goes
+    /// down, then a periodic summary), waits, and returns the next backoff.
+    async fn failed(&self, what: &'static str, error: impl std::fmt::Display, backoff: Duration) -> Duration {
+        self.metrics.clickhouse_errors.inc();
+        self.clickhouse.failed(&format_args!("{what}: {error}"));
+        tokio::time::sleep(backoff).await;
+        (backoff * 2).min(MAX_BACKOFF)
+    }
+}
+
+/// Runs until `shutdown` completes, then writes a final checkpoint.
+pub async fn run(
+    config: AggregatorConfig,
+    store: Store,
+    metrics: AggregatorMetrics,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AggregateError> {
+    let kafka_err = |doing| {
+        let brokers = config.kafka.brokers.clone();
+        move |source| AggregateError::Kafka { brokers, doing, source }
+    };
+    let kafka = metrics.health.get("kafka");
+    let producer = config.kafka.durable_producer(kafka.clone(), |_| {}).map_err(|failure| AggregateError::Kafka {
+        brokers: failure.brokers,
+        doing: "creating the dead-letter producer",
+        source: failure.source,
+    })?;
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        store,
+        metrics: metrics.clone(),
+        kafka,
+        clickhouse: metrics.health.get("clickhouse"),
+        producer,
+        runtime: tokio::runtime::Handle::current(),
+        work: Mutex::new(Work::default()),
+        rebalances: AtomicU64::new(0),
+    });
+    let mut client = config.kafka.client_config();
+    client
+        .set("group.id", &config.consumer_group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
+        // librdkafka waits this long before fetching again once a partition's prefetch
+        // queue is full (default 1 s): long enough to leave the consumer idle between
+        // drained queues. Measured in docs/BENCHMARKS.md.
+        .set("fetch.queue.backoff.ms", "20")
+        .set("statistics.interval.ms", "1000");
+    if let Some(id) = &config.instance_id {
+        client.set("group.instance.id", id);
+    }
+    let consumer: Consumer = client
+        .create_with_context(AggregatorContext { shared: shared.clone() })
+        .map_err(kafka_err("creating a consumer"))?;
+    for topic in config.topics.event_topics() {
+        check_topic(&consumer, topic).await?;
+    }
+    consumer.subscribe(&config.topics.event_topics()).map_err(kafka_err("subscribing"))?;
+    tracing::info!(group = %config.consumer_group, instance = ?config.instance_id, "aggregator subscribed");
+
+    let codec = AvroCodec::new();
+    let mut since_checkpoint: u64 = 0;
+    let mut position = Position::default();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut ticker = tokio::time::interval(config.checkpoint_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            _ = ticker.tick() => {
+                let mut work = shared.work.lock().await;
+                commit_for_lag(&consumer, shared.start_checkpoint(&mut work).await);
+                since_checkpoint = 0;
+                // A full interval of consuming before the next one, however long this took.
+                ticker.reset();
+            }
+            message = consumer.recv() => {
+                match message {
+                    Ok(message) => batch.push(message),
+                    Err(error) => {
+                        // Broker outages surface here (AllBrokersDown, transport failures):
+                        // librdkafka reconnects by itself; only a fatal error ends the loop.
+                        if let Some((code, reason)) = consumer.client().fatal_error() {
+                            tracing::error!(%code, %reason, "fatal Kafka error; the aggregator stops");
+                            return Err(kafka_err("receiving")(error));
+                        }
+                        parpulse_kafka::health::observe_error(&shared.kafka, &error, "consuming");
+                        continue;
+                    }
+                }
+                // Whatever else librdkafka already holds, up to a batch: one lock of the
+                // state and one round of this select per batch, not per message.
+                let mut generation = shared.rebalances.load(Ordering::Acquire);
+                while batch.len() < MAX_BATCH {
+                    let Some(Ok(next)) = ready(consumer.recv()) else { break };
+                    let now = shared.rebalances.load(Ordering::Acquire);
+                    if now != generation {
+                        // A rebalance ran inside that poll: the messages taken before it
+                        // belong to the former assignment, whose partitions start again
+                        // from their checkpoints. Only the new message counts.
+                        batch.clear();
+                        generation = now;
+                    }
+                    batch.push(next);
+                }
+                let mut work = shared.work.lock().await;
+                let mut tally = Tally::default();
+                for message in batch.drain(..) {
+                    apply_message(&shared, &mut work, &codec, &mut position, &message, &mut tally).await;
+                    since_checkpoint += 1;
+                    if since_checkpoint >= config.checkpoint_max_events {
+                        commit_for_lag(&consumer, shared.start_checkpoint(&mut work).await);
+                        since_checkpoint = 0;
+                        ticker.reset();
+                    }
+                }
+                tally.record(&metrics);
+            }
+        }
+    }
+    let mut work = shared.work.lock().await;
+    for commit in shared.checkpoint_now(&mut work).await {
+        commit_for_lag(&consumer, Some(commit));
+    }
+    drop(work);
+    tracing::info!("aggregator stopped after a final checkpoint");
+    Ok(())
+}
+
+/// Fails early, with a clear message, when a topic is missing.
+async fn check_topic(consumer: &Consumer, topic: &str) -> Result<(), AggregateError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|source| AggregateError::Kafka { brokers: String::new(), doing: "reading topic metadata", source })?;
+    let exists =
+        metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    if !exists {
+        return Err(AggregateError::NoSuchTopic(topic.to_owned()));
+    }
+    Ok(())
+}
