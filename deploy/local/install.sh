@@ -5,7 +5,7 @@
 #   install.sh          what `make demo`, `make up` and the build need
 #   install.sh --test   that, plus the tools only the tests use (`make test`): Prometheus,
 #                       promtool, amtool, headless Chromium, openssl (throwaway certificates),
-#                       chDB
+#                       systemd-analyze (the systemd units), chDB
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 missing=()
@@ -34,6 +34,7 @@ if $test_tools; then
   need amtool prometheus-alertmanager
   need chromium chromium    # headless, for the scorecard test
   need openssl openssl      # deploy/local/tls.sh: throwaway CA and certificates for the local TLS listeners
+  need systemd-analyze systemd  # deploy/systemd/verify.sh checks the units (no running systemd needed)
 fi
 
 if ((${#missing[@]})); then
