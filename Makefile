@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all build up down status install install-test demo test test-unit bench lint fmt clean clean-data
+.PHONY: all build up down status install install-test demo test test-unit bench chaos lint fmt clean clean-data
 BENCH_ARGS ?=
 
 all: build
@@ -55,6 +55,19 @@ bench: up
 	target/release/parpulse-bench $(BENCH_ARGS)
 	$(CARGO) bench -p parpulse-bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3 \
 	  | tee target/bench/hot_paths.txt
+
+# Reliability at full size (docs/RELIABILITY.md), release build: the chaos run (1M events through
+# two aggregators, 20 kill -9, a Kafka and a ClickHouse restart, poison in the dossier topic)
+# and 100,000 fuzzed intake requests; `make test` runs both reduced. Figures in target/chaos/.
+chaos: up
+	$(CARGO) build --release -p parpulse
+	mkdir -p target/chaos
+	PARPULSE_BIN=$(CURDIR)/target/release/parpulse PARPULSE_CHAOS_EVENTS=$${PARPULSE_CHAOS_EVENTS:-1000000} PARPULSE_CHAOS_KILLS=$${PARPULSE_CHAOS_KILLS:-20} \
+	  PARPULSE_CHAOS_OUTAGE_SECS=$${PARPULSE_CHAOS_OUTAGE_SECS:-10} PARPULSE_CHAOS_FIGURES=$(CURDIR)/target/chaos/chaos.json \
+	  $(CARGO) test --release -p parpulse-tests --test e2e_chaos -- --nocapture
+	PARPULSE_BIN=$(CURDIR)/target/release/parpulse PARPULSE_FUZZ_REQUESTS=$${PARPULSE_FUZZ_REQUESTS:-100000} \
+	  PARPULSE_FUZZ_FIGURES=$(CURDIR)/target/chaos/intake_fuzz.json \
+	  $(CARGO) test --release -p parpulse-tests --test e2e_intake_fuzz -- --nocapture
 
 test-unit: install
 	$(CARGO) test --workspace --lib --bins

@@ -6,6 +6,7 @@
 //! (default: the local ones `make up` starts). A test that cannot reach them
 //! fails with a message saying so; it never skips.
 
+pub mod aggregators;
 pub mod broker;
 pub mod kafka_read;
 pub use parpulse_export::prom_text;
