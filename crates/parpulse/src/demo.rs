@@ -11,10 +11,11 @@ use clap::Args;
 use parpulse_aggregate::AggregatorMetrics;
 use parpulse_export::exposition::render_table;
 use parpulse_export::Window;
-use parpulse_http::RegistrySource;
+use parpulse_http::HealthSource;
 
 use crate::config::{AggregateArgs, Common, ExportArgs, SimulateArgs};
 use crate::serve;
+use crate::shutdown::Shutdown;
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -60,14 +61,11 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     };
     let store = common.store().await?;
     let metrics = AggregatorMetrics::new();
-    serve::spawn_http(aggregate.listen, Arc::new(RegistrySource(metrics.registry.clone()))).await?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let aggregator = tokio::spawn(parpulse_aggregate::run(aggregate.config(common)?, store.clone(), metrics, async {
-        tokio::select! {
-            _ = stop_rx => {},
-            _ = serve::shutdown_signal() => {},
-        }
-    }));
+    let shutdown = Shutdown::on_signals();
+    let source = HealthSource { registry: metrics.registry.clone(), health: metrics.health.clone() };
+    let (_, aggregator_http) = serve::spawn_http(aggregate.listen, Arc::new(source), &shutdown).await?;
+    let aggregator =
+        tokio::spawn(parpulse_aggregate::run(aggregate.config(common)?, store.clone(), metrics, shutdown.wait()));
 
     let deadline = Instant::now() + Duration::from_secs(300);
     let topics = common.topics();
@@ -91,7 +89,8 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     }
     println!("aggregated into ClickHouse in {:.1} s", started.elapsed().as_secs_f64());
 
-    let (exporter, bound) = serve::start_exporter(common, &args.export).await?;
+    let serve::RunningExporter { exporter, bound, tasks } =
+        serve::start_exporter(common, &args.export, &shutdown).await?;
     let snapshot = exporter.refresh().await.context("reading KPIs from ClickHouse")?;
     println!();
     println!("{}", render_table(&snapshot, exporter.registry(), Window::Days30));
@@ -103,9 +102,11 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
 
     if !args.exit_after_report {
         println!("Serving until Ctrl-C.");
-        serve::shutdown_signal().await;
+        shutdown.wait().await;
     }
-    let _ = stop_tx.send(());
+    shutdown.trigger();
     aggregator.await.context("aggregator task")??;
+    serve::join(tasks).await;
+    serve::join(vec![aggregator_http]).await;
     Ok(())
 }

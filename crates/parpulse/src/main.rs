@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod memory;
 mod serve;
+mod shutdown;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

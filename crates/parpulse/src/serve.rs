@@ -10,28 +10,10 @@ use parpulse_http::{HealthSource, MetricsSource};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, SendSummary, Simulator};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::config::{AggregateArgs, Common, ExportArgs, FileArgs, IntakeArgs, SimulateArgs, TokenArgs};
-
-/// Completes on Ctrl-C or SIGTERM: the one shutdown signal every task shares.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown requested");
-}
+use crate::shutdown::Shutdown;
 
 pub fn print_migrations(common: &Common) -> Result<()> {
     let config = common.clickhouse();
@@ -107,29 +89,54 @@ pub async fn simulate(common: &Common, args: &SimulateArgs) -> Result<SendSummar
     Ok(total)
 }
 
-/// Binds `addr` and serves `source` there until shutdown, in the background.
-pub async fn spawn_http(addr: std::net::SocketAddr, source: Arc<dyn MetricsSource>) -> Result<std::net::SocketAddr> {
+/// Binds `addr` and serves `source` there in the background until `shutdown`; the
+/// task ends once the requests in flight are answered.
+pub async fn spawn_http(
+    addr: std::net::SocketAddr,
+    source: Arc<dyn MetricsSource>,
+    shutdown: &Shutdown,
+) -> Result<(std::net::SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(error) = parpulse_http::serve(listener, source, shutdown_signal()).await {
+    let stop = shutdown.wait();
+    let server = tokio::spawn(async move {
+        if let Err(error) = parpulse_http::serve(listener, source, stop).await {
             tracing::error!(%error, "HTTP server failed");
         }
     });
-    Ok(bound)
+    Ok((bound, server))
+}
+
+/// Waits for the tasks a command started (after shutdown was triggered).
+pub async fn join(tasks: Vec<JoinHandle<()>>) {
+    for task in tasks {
+        if let Err(error) = task.await {
+            tracing::error!(%error, "a task failed while stopping");
+        }
+    }
 }
 
 pub async fn aggregate(common: &Common, args: &AggregateArgs) -> Result<()> {
+    let shutdown = Shutdown::on_signals();
     let store = common.store().await?;
     let metrics = AggregatorMetrics::new();
     let source = HealthSource { registry: metrics.registry.clone(), health: metrics.health.clone() };
-    let bound = spawn_http(args.listen, Arc::new(source)).await?;
+    let (bound, server) = spawn_http(args.listen, Arc::new(source), &shutdown).await?;
     tracing::info!(%bound, "aggregator metrics on http://{bound}/metrics");
-    parpulse_aggregate::run(args.config(common)?, store, metrics, shutdown_signal()).await?;
-    Ok(())
+    let result = parpulse_aggregate::run(args.config(common)?, store, metrics, shutdown.wait()).await;
+    shutdown.trigger();
+    join(vec![server]).await;
+    Ok(result?)
 }
 
-pub async fn start_exporter(common: &Common, args: &ExportArgs) -> Result<(Arc<Exporter>, std::net::SocketAddr)> {
+/// The exporter's HTTP server and refresh loop, running until `shutdown`.
+pub struct RunningExporter {
+    pub exporter: Arc<Exporter>,
+    pub bound: std::net::SocketAddr,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+pub async fn start_exporter(common: &Common, args: &ExportArgs, shutdown: &Shutdown) -> Result<RunningExporter> {
     let store = common.store().await?;
     let exporter = Arc::new(Exporter::new(store, common.registry()?, args.config()));
     if let Err(error) = exporter.refresh().await {
@@ -138,19 +145,22 @@ pub async fn start_exporter(common: &Common, args: &ExportArgs) -> Result<(Arc<E
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let bound = listener.local_addr()?;
     let app = exporter.clone().router();
-    tokio::spawn(async move {
-        if let Err(error) = parpulse_http::serve_router(listener, app, shutdown_signal()).await {
+    let stop = shutdown.wait();
+    let server = tokio::spawn(async move {
+        if let Err(error) = parpulse_http::serve_router(listener, app, stop).await {
             tracing::error!(%error, "exporter HTTP server failed");
         }
     });
-    tokio::spawn(exporter.clone().run(shutdown_signal()));
+    let refresh = tokio::spawn(exporter.clone().run(shutdown.wait()));
     tracing::info!(%bound, "exporter serving http://{bound}/metrics");
-    Ok((exporter, bound))
+    Ok(RunningExporter { exporter, bound, tasks: vec![server, refresh] })
 }
 
 pub async fn export(common: &Common, args: &ExportArgs) -> Result<()> {
-    start_exporter(common, args).await?;
-    shutdown_signal().await;
+    let shutdown = Shutdown::on_signals();
+    let running = start_exporter(common, args, &shutdown).await?;
+    shutdown.wait().await;
+    join(running.tasks).await;
     Ok(())
 }
 
@@ -170,11 +180,15 @@ pub async fn intake(common: &Common, args: &IntakeArgs) -> Result<()> {
     let sink = common
         .sink(parpulse_ingest::IngestMetrics::new(), std::time::Duration::from_millis(args.delivery_timeout_ms))?;
     let intake = Arc::new(Intake::new(sink, tokens, IntakeConfig { body_limit_bytes: args.body_limit }));
-    tokio::spawn(intake.clone().watch_kafka(std::time::Duration::from_secs(5), shutdown_signal()));
+    let shutdown = Shutdown::on_signals();
+    let watch = tokio::spawn(intake.clone().watch_kafka(std::time::Duration::from_secs(5), shutdown.wait()));
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, "HTTP intake serving POST /v1/events");
-    parpulse_http::serve_router(listener, intake.router(), shutdown_signal()).await?;
-    Ok(())
+    // Graceful: requests in flight are answered (after Kafka's acknowledgement) before it returns.
+    let served = parpulse_http::serve_router(listener, intake.router(), shutdown.wait()).await;
+    shutdown.trigger();
+    join(vec![watch]).await;
+    Ok(served?)
 }
 
 pub async fn import(common: &Common, args: &FileArgs) -> Result<()> {
