@@ -79,7 +79,7 @@ pub async fn memory(deployment: &Deployment, count: usize) -> Result<f64> {
     // 100,000 at a time: 10M events would not fit in memory at once.
     while events.peek().is_some() {
         let chunk: Vec<_> = events.by_ref().take(100_000).collect();
-        crate::kafka::bare_produce(&deployment.brokers, &topic, &crate::workload::avro_records(&chunk)).await?;
+        crate::kafka::bare_produce(&deployment.kafka, &topic, &crate::workload::avro_records(&chunk)).await?;
         produced += chunk.len();
     }
     if produced != count {

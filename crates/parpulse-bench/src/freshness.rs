@@ -13,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use parpulse_core::avro::AvroCodec;
 use parpulse_core::time::now_micros;
 use parpulse_core::{Channel, DossierEvent, DossierEventKind, Event};
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::process::{free_port, Deployment};
@@ -80,8 +79,9 @@ pub async fn run(deployment: &Deployment, rate: u64, seconds: u64) -> Result<Fre
         deployment.spawn(&["export", "--listen", &format!("127.0.0.1:{exporter_port}"), "--refresh-ms", "100"])?;
     let metrics = format!("http://127.0.0.1:{exporter_port}/metrics");
     let client = reqwest::Client::new();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &deployment.brokers)
+    let producer: FutureProducer = deployment
+        .kafka
+        .client_config()
         .set("acks", "all")
         .set("compression.type", "lz4")
         .set("linger.ms", "5")

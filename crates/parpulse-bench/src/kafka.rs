@@ -7,9 +7,9 @@ use anyhow::{bail, Context, Result};
 use parpulse_core::AgencyRegistry;
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaConfig, KafkaSink};
+use parpulse_kafka::KafkaConnection;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -19,9 +19,8 @@ use crate::workload::Record;
 
 pub const PARTITIONS: i32 = 4;
 
-pub async fn create_topic(brokers: &str, topic: &str) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().context("admin client")?;
+pub async fn create_topic(kafka: &KafkaConnection, topic: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().context("admin client")?;
     let results = admin
         .create_topics(&[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))], &AdminOptions::new())
         .await
@@ -37,9 +36,9 @@ pub async fn create_topic(brokers: &str, topic: &str) -> Result<()> {
 }
 
 /// The producer settings parpulse's ingestors use (kafka.rs), without the gate.
-fn bare_producer(brokers: &str) -> Result<FutureProducer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn bare_producer(kafka: &KafkaConnection) -> Result<FutureProducer> {
+    kafka
+        .client_config()
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("compression.type", "lz4")
@@ -49,8 +48,8 @@ fn bare_producer(brokers: &str) -> Result<FutureProducer> {
 }
 
 /// Produces `records` to `topic` and waits for every acknowledgement: messages/s.
-pub async fn bare_produce(brokers: &str, topic: &str, records: &[Record]) -> Result<f64> {
-    let producer = bare_producer(brokers)?;
+pub async fn bare_produce(kafka: &KafkaConnection, topic: &str, records: &[Record]) -> Result<f64> {
+    let producer = bare_producer(kafka)?;
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(records.len());
     for record in records {
@@ -80,9 +79,9 @@ pub async fn parpulse_produce(config: KafkaConfig, events: &[parpulse_core::Even
 /// A consumer that reads `topic` from the beginning to its current end and does
 /// nothing with the messages: the limit. Returns messages/s from the first message to
 /// the last, and the count.
-pub fn bare_consume(brokers: &str, topic: &str) -> Result<(f64, u64)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+pub fn bare_consume(kafka: &KafkaConnection, topic: &str) -> Result<(f64, u64)> {
+    let consumer: BaseConsumer = kafka
+        .client_config()
         .set("group.id", format!("bench-bare-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         // As the aggregator (runner.rs): no idle second after a full prefetch queue.

@@ -75,9 +75,12 @@ fn main() -> Result<()> {
 async fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    // The Kafka security settings come from the PARPULSE_KAFKA_* variables, as parpulse's.
+    let security = parpulse_kafka::KafkaSecurity::from_env().context("Kafka security settings")?;
+    let connection = parpulse_kafka::KafkaConnection { brokers: args.brokers.clone(), security };
     let deployment = |name: &str| Deployment {
         binary: args.parpulse.clone(),
-        brokers: args.brokers.clone(),
+        kafka: connection.clone(),
         clickhouse_url: args.clickhouse_url.clone(),
         database: format!("bench_{stamp}_{name}"),
         topic_prefix: format!("bench{stamp}."),
@@ -112,8 +115,8 @@ async fn run(args: Args) -> Result<()> {
     if args.runs("produce") {
         for repeat in 0..args.repeats {
             let scratch = format!("bench{stamp}.scratch{repeat}");
-            kafka::create_topic(&args.brokers, &scratch).await?;
-            produce_bare.push(kafka::bare_produce(&args.brokers, &scratch, &avro).await?);
+            kafka::create_topic(&connection, &scratch).await?;
+            produce_bare.push(kafka::bare_produce(&connection, &scratch, &avro).await?);
             if repeat > 0 {
                 let scratch_deployment =
                     Deployment { topic_prefix: format!("bench{stamp}.p{repeat}."), ..main.clone() };
@@ -133,8 +136,8 @@ async fn run(args: Args) -> Result<()> {
     for repeat in 0..args.repeats {
         if args.runs("consume") {
             let (rate, seen) = tokio::task::spawn_blocking({
-                let (brokers, topic) = (args.brokers.clone(), dossier_topic.clone());
-                move || kafka::bare_consume(&brokers, &topic)
+                let (connection, topic) = (connection.clone(), dossier_topic.clone());
+                move || kafka::bare_consume(&connection, &topic)
             })
             .await??;
             if seen != n as u64 {
@@ -198,8 +201,8 @@ async fn run(args: Args) -> Result<()> {
         for repeat in 0..args.repeats {
             let db = format!("bench_{stamp}_peer{repeat}");
             let json_topic = format!("bench{stamp}.peer{repeat}.json");
-            kafka::create_topic(&args.brokers, &json_topic).await?;
-            let peer_run = peer::run(&args.clickhouse_url, &args.brokers, &db, &json_topic, &json).await?;
+            kafka::create_topic(&connection, &json_topic).await?;
+            let peer_run = peer::run(&args.clickhouse_url, &connection, &db, &json_topic, &json).await?;
             if peer_run.counts != expected {
                 bail!(
                     "the Kafka engine's day counts differ from a direct count of the events: {}",

@@ -50,8 +50,19 @@ pub struct PeerRun {
 /// before it subscribed: hence subscribe first, then produce. Producing overlaps with
 /// consuming, so the figure is the engine's rate as long as it is slower than the
 /// producer (the report gives the bare producer's rate to compare).
-pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, records: &[Record]) -> Result<PeerRun> {
+pub async fn run(
+    clickhouse_url: &str,
+    kafka: &parpulse_kafka::KafkaConnection,
+    db: &str,
+    topic: &str,
+    records: &[Record],
+) -> Result<PeerRun> {
     let (db, topic) = (checked(db)?, checked(topic)?);
+    if kafka.security.protocol() != parpulse_kafka::security::SecurityProtocol::Plaintext {
+        // ClickHouse's Kafka engine takes TLS and SASL from the server's own config, not from here.
+        bail!("the peer (ClickHouse's Kafka engine) is measured on a plaintext listener only: --skip peer");
+    }
+    let brokers = kafka.brokers.as_str();
     if !brokers.bytes().all(|b| b.is_ascii_alphanumeric() || b":.,-_".contains(&b)) {
         bail!("unexpected broker list {brokers:?}");
     }
@@ -94,7 +105,7 @@ pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, rec
     };
     let deadline = Instant::now() + STALL;
     loop {
-        crate::kafka::bare_produce(brokers, topic, std::slice::from_ref(&warm_up)).await?;
+        crate::kafka::bare_produce(kafka, topic, std::slice::from_ref(&warm_up)).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         if counted().await? > 0 {
             break;
@@ -105,7 +116,7 @@ pub async fn run(clickhouse_url: &str, brokers: &str, db: &str, topic: &str, rec
     }
     let n = records.len() as u64 + counted().await?;
     let started = Instant::now();
-    crate::kafka::bare_produce(brokers, topic, records).await?;
+    crate::kafka::bare_produce(kafka, topic, records).await?;
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut last_progress = (0, Instant::now());
     loop {

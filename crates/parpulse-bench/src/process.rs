@@ -13,7 +13,8 @@ use parpulse_core::topics::Topics;
 #[derive(Debug, Clone)]
 pub struct Deployment {
     pub binary: PathBuf,
-    pub brokers: String,
+    /// The brokers and the security settings (PARPULSE_KAFKA_*, which the processes inherit).
+    pub kafka: parpulse_kafka::KafkaConnection,
     pub clickhouse_url: String,
     pub database: String,
     pub topic_prefix: String,
@@ -27,7 +28,7 @@ impl Deployment {
 
     pub fn kafka(&self) -> parpulse_ingest::KafkaConfig {
         parpulse_ingest::KafkaConfig {
-            connection: parpulse_kafka::KafkaConnection::plaintext(&self.brokers),
+            connection: self.kafka.clone(),
             topics: self.topics(),
             partitions: crate::kafka::PARTITIONS,
         }
@@ -45,7 +46,7 @@ impl Deployment {
         let mut command = Command::new(&self.binary);
         command
             .args(args)
-            .env("PARPULSE_KAFKA_BROKERS", &self.brokers)
+            .env("PARPULSE_KAFKA_BROKERS", &self.kafka.brokers)
             .env("PARPULSE_CLICKHOUSE_URL", &self.clickhouse_url)
             .env("PARPULSE_CLICKHOUSE_DATABASE", &self.database)
             .env("PARPULSE_TOPIC_PREFIX", &self.topic_prefix)
@@ -74,14 +75,7 @@ impl Deployment {
     pub async fn wait_caught_up(&self, store: &Store, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         let topics = self.topics();
-        while !parpulse_aggregate::caught_up(
-            store,
-            &parpulse_kafka::KafkaConnection::plaintext(&self.brokers),
-            &self.consumer_group,
-            &topics.event_topics(),
-        )
-        .await?
-        {
+        while !parpulse_aggregate::caught_up(store, &self.kafka, &self.consumer_group, &topics.event_topics()).await? {
             if Instant::now() > deadline {
                 bail!("the aggregator did not catch up within {within:?}");
             }
