@@ -16,6 +16,13 @@ use parpulse_ingest::KafkaConfig;
 use parpulse_kafka::security::{SaslMechanism, SecurityProtocol, SecuritySettings};
 use parpulse_kafka::{KafkaConnection, KafkaSecurity};
 
+/// A path that may be given empty (`PARPULSE_KAFKA_CA_FILE=` in an environment file):
+/// empty counts as unset (filtered where the settings are read) instead of a clap error.
+fn path_or_empty() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().map(PathBuf::from)
+}
+
 /// How long the first connection to Kafka may take before the process gives up.
 const KAFKA_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -35,10 +42,10 @@ pub struct Common {
     #[arg(long, env = "PARPULSE_KAFKA_SASL_USERNAME", global = true)]
     pub kafka_sasl_username: Option<String>,
     /// File holding the SASL password (its first line), instead of PARPULSE_KAFKA_SASL_PASSWORD.
-    #[arg(long, env = "PARPULSE_KAFKA_SASL_PASSWORD_FILE", global = true)]
+    #[arg(long, env = "PARPULSE_KAFKA_SASL_PASSWORD_FILE", global = true, value_parser = path_or_empty())]
     pub kafka_sasl_password_file: Option<PathBuf>,
     /// PEM file of the CA that signed the brokers' certificates (ssl, sasl_ssl); default: the system's roots.
-    #[arg(long, env = "PARPULSE_KAFKA_CA_FILE", global = true)]
+    #[arg(long, env = "PARPULSE_KAFKA_CA_FILE", global = true, value_parser = path_or_empty())]
     pub kafka_ca_file: Option<PathBuf>,
     /// The Kafka security settings with the password read ([`Common::connect_kafka`]).
     #[arg(skip)]
@@ -64,7 +71,7 @@ pub struct Common {
     pub clickhouse_cluster: Option<String>,
     /// PEM file of the CA that signed ClickHouse's HTTPS certificate (with an https:// URL),
     /// trusted besides the system's roots.
-    #[arg(long, env = "PARPULSE_CLICKHOUSE_CA_FILE", global = true)]
+    #[arg(long, env = "PARPULSE_CLICKHOUSE_CA_FILE", global = true, value_parser = path_or_empty())]
     pub clickhouse_ca_file: Option<PathBuf>,
     /// Agency registry TOML (default: the demo province built in, deploy/agencies.toml).
     #[arg(long, env = "PARPULSE_AGENCIES", global = true)]
