@@ -95,16 +95,21 @@ async fn wait_caught_up(env: &TestEnv, store: &parpulse_clickhouse::Store, proce
     }
 }
 
-/// The poison: what a broken or hostile producer can write to the topic.
-fn poison() -> Vec<(Vec<u8>, &'static str)> {
-    let codec = AvroCodec::new();
-    let valid = || DossierEvent {
-        event_id: "5a0c7a52-6f7e-4d8f-9f39-0d1a5c1e2b01".to_owned(),
+/// A well-formed dossier event, Avro-encoded as parpulse writes it.
+fn poison_event(event_id: &str, dossier_id: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    AvroCodec::new().encode_dossier(&valid_event(event_id, dossier_id), &mut bytes).expect("encodes");
+    bytes
+}
+
+fn valid_event(event_id: &str, dossier_id: &str) -> DossierEvent {
+    DossierEvent {
+        event_id: event_id.to_owned(),
         agency_code: "SNV".to_owned(),
         occurred_at: parpulse_core::time::now_micros() - 86_400_000_000,
         recorded_at: 0,
         source: "rogue".to_owned(),
-        dossier_id: "POISON-1".to_owned(),
+        dossier_id: dossier_id.to_owned(),
         procedure_code: "1.000001".to_owned(),
         kind: parpulse_core::DossierEventKind::Received,
         channel: parpulse_core::Channel::Online,
@@ -114,7 +119,13 @@ fn poison() -> Vec<(Vec<u8>, &'static str)> {
         legal_max_days: None,
         fee_bearing: false,
         digitized: false,
-    };
+    }
+}
+
+/// The poison: what a broken or hostile producer can write to the topic.
+fn poison() -> Vec<(Vec<u8>, &'static str)> {
+    let codec = AvroCodec::new();
+    let valid = || valid_event("5a0c7a52-6f7e-4d8f-9f39-0d1a5c1e2b01", "POISON-1");
     let encode = |event: DossierEvent| {
         let mut bytes = Vec::new();
         codec.encode_dossier(&event, &mut bytes).expect("encodes");
@@ -154,9 +165,14 @@ async fn poison_and_outages_neither_stop_nor_skew_the_pipeline() {
 
     // Poison straight into the topic, around good events, with an ordinary producer.
     let rogue: FutureProducer = env.connection().client_config().create().expect("rogue producer");
-    let poison = poison();
-    for (bytes, _) in &poison {
-        let record = FutureRecord::to(&env.topics.dossier).key("SNV").payload(bytes);
+    // Each with the topic it is written to: a well-formed dossier event in the budget
+    // topic is poison too (it would be counted under the budget topic's partitions).
+    let mut poison: Vec<(Vec<u8>, &str, &str)> =
+        poison().into_iter().map(|(bytes, reason)| (bytes, reason, env.topics.dossier.as_str())).collect();
+    let misplaced = poison_event("0d6c2b1e-8d4f-4b6a-a1f3-6b2f1c9e7d02", "MISPLACED-1");
+    poison.push((misplaced, "wrong_topic", env.topics.budget.as_str()));
+    for (bytes, _, topic) in &poison {
+        let record = FutureRecord::to(topic).key("SNV").payload(bytes);
         rogue.send(record, Duration::from_secs(10)).await.expect("poison written");
     }
 
@@ -203,12 +219,12 @@ async fn poison_and_outages_neither_stop_nor_skew_the_pipeline() {
         by_payload.entry(record.payload.clone()).or_default().push(record.headers.clone());
     }
     assert_eq!(by_payload.len(), poison.len(), "one dead letter per poison message: {:?}", by_payload.values());
-    for (bytes, reason) in &poison {
+    for (bytes, reason, topic) in &poison {
         let headers = by_payload.get(bytes).unwrap_or_else(|| panic!("poison ({reason}) not in the dead-letter topic"));
         let h = &headers[0];
         assert_eq!(h.get("reason").map(String::as_str), Some(*reason), "{h:?}");
         assert_eq!(h.get("source").map(String::as_str), Some("aggregator"));
-        assert_eq!(h.get("topic"), Some(&env.topics.dossier));
+        assert_eq!(h.get("topic").map(String::as_str), Some(*topic));
         assert!(h.get("offset").is_some_and(|o| o.parse::<i64>().is_ok()) && h.contains_key("partition"), "{h:?}");
         assert!(h.get("message").is_some_and(|m| !m.is_empty()));
     }
@@ -222,6 +238,7 @@ async fn poison_and_outages_neither_stop_nor_skew_the_pipeline() {
         rejected("future_time") + rejected("too_old") + rejected("unknown_agency") + rejected("bad_event_id"),
         4.0
     );
+    assert_eq!(rejected("wrong_topic"), 1.0);
 
     // The broker stops for 60 s.
     let lines_before = [log_lines(&aggregator_log), log_lines(&intake_log)];

@@ -6,22 +6,31 @@
 //! instant the broker appended it (a replay judges alike). A refused message never
 //! reaches the KPI state: the caller sends it to the dead-letter topic.
 
-use parpulse_core::avro::AvroCodec;
+use parpulse_core::avro::{AvroCodec, EventKind};
 use parpulse_core::event::EventRef;
 use parpulse_core::validate::{validate_event, RejectReason, Rejection, ValidationPolicy};
 use parpulse_core::AgencyRegistry;
 
-/// Decodes `payload` (borrowing its strings) and validates the event as of
+/// Decodes `payload` (borrowing its strings), checks that it is an event of the kind
+/// its topic carries (`topic_kind`: a dossier event in the budget topic would be
+/// counted under the wrong partition numbering) and validates it as of
 /// `judged_at_micros`; the reason if it is refused.
 pub fn admit<'a>(
     codec: &AvroCodec,
     registry: &AgencyRegistry,
     policy: &ValidationPolicy,
+    topic_kind: EventKind,
     payload: Option<&'a [u8]>,
     judged_at_micros: i64,
 ) -> Result<EventRef<'a>, Rejection> {
     let bytes = payload.ok_or_else(|| Rejection::new(RejectReason::Undecodable, "empty message value"))?;
     let event = codec.decode_event_ref(bytes).map_err(|e| Rejection::new(RejectReason::Undecodable, e.to_string()))?;
+    if event.kind() != topic_kind {
+        return Err(Rejection::new(
+            RejectReason::WrongTopic,
+            format!("a {:?} event in the topic of {:?} events", event.kind(), topic_kind),
+        ));
+    }
     validate_event(&event, registry, policy, judged_at_micros)?;
     Ok(event)
 }
@@ -65,7 +74,7 @@ mod tests {
 
     fn reason(payload: Option<&[u8]>) -> Option<&'static str> {
         let codec = AvroCodec::new();
-        admit(&codec, &AgencyRegistry::demo(), &ValidationPolicy::default(), payload, NOW)
+        admit(&codec, &AgencyRegistry::demo(), &ValidationPolicy::default(), EventKind::Dossier, payload, NOW)
             .err()
             .map(|r| r.reason.code())
     }
@@ -74,8 +83,11 @@ mod tests {
     fn a_valid_event_is_admitted_borrowing_its_strings() {
         let bytes = encoded(&valid());
         let codec = AvroCodec::new();
-        let event = admit(&codec, &AgencyRegistry::demo(), &ValidationPolicy::default(), Some(&bytes), NOW).unwrap();
+        let (registry, policy) = (AgencyRegistry::demo(), ValidationPolicy::default());
+        let event = admit(&codec, &registry, &policy, EventKind::Dossier, Some(&bytes), NOW).unwrap();
         assert_eq!(event.event_id(), valid().event_id);
+        let refused = admit(&codec, &registry, &policy, EventKind::Budget, Some(&bytes), NOW).unwrap_err();
+        assert_eq!(refused.reason.code(), "wrong_topic", "a dossier event in the budget topic");
     }
 
     /// The poison a hostile or broken producer writes straight to the topic.
@@ -210,7 +222,7 @@ mod tests {
             let messages: Vec<Vec<u8>> = events.iter().map(encoded).collect();
             for (offset, bytes) in messages.iter().enumerate() {
                 let offset = offset as i64;
-                match admit(&codec, &registry, &policy, Some(bytes), NOW) {
+                match admit(&codec, &registry, &policy, EventKind::Dossier, Some(bytes), NOW) {
                     Ok(event) => {
                         prop_assert!(event.occurred_at() >= parpulse_core::validate::EARLIEST_EVENT_MICROS);
                         prop_assert!(event.occurred_at() <= NOW + 300_000_000);

@@ -37,6 +37,14 @@ impl Topics {
         }
     }
 
+    /// The kind of events `topic` carries (None: not an event topic of this deployment).
+    pub fn kind_of(&self, topic: &str) -> Option<crate::avro::EventKind> {
+        use crate::avro::EventKind;
+        [EventKind::Dossier, EventKind::Budget, EventKind::Staffing]
+            .into_iter()
+            .find(|&kind| self.for_kind(kind) == topic)
+    }
+
     /// The event topics (not the dead-letter one).
     pub fn event_topics(&self) -> [&str; 3] {
         [&self.dossier, &self.budget, &self.staffing]

@@ -36,6 +36,9 @@ pub enum RejectReason {
     /// A Kafka message that is not an event in parpulse's Avro wire format (bad framing,
     /// unknown schema id, a datum that does not decode): set by the aggregator.
     Undecodable,
+    /// An event of one kind in another kind's topic (a dossier event in the budget
+    /// topic, ...): set by the aggregator.
+    WrongTopic,
     /// The body is not UTF-8.
     InvalidUtf8,
     /// The caller's token does not cover the event's unit.
@@ -46,7 +49,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 17] = [
+    pub const ALL: [RejectReason; 18] = [
         RejectReason::MissingField,
         RejectReason::BadEventId,
         RejectReason::UnknownAgency,
@@ -61,6 +64,7 @@ impl RejectReason {
         RejectReason::BadHeadcount,
         RejectReason::Malformed,
         RejectReason::Undecodable,
+        RejectReason::WrongTopic,
         RejectReason::InvalidUtf8,
         RejectReason::Forbidden,
         RejectReason::TooLate,
@@ -82,6 +86,7 @@ impl RejectReason {
             RejectReason::BadHeadcount => "bad_headcount",
             RejectReason::Malformed => "malformed",
             RejectReason::Undecodable => "undecodable",
+            RejectReason::WrongTopic => "wrong_topic",
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::Forbidden => "forbidden",
             RejectReason::TooLate => "too_late",

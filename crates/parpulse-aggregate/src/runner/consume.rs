@@ -98,10 +98,12 @@ pub(super) async fn apply_message(
     if message.offset() < state.next_offset() {
         return; // fetched before a hand-over; already applied
     }
+    let Some(topic_kind) = shared.config.topics.kind_of(&key.0) else { return };
     let admitted = crate::admit::admit(
         codec,
         &shared.config.registry,
         &shared.config.policy,
+        topic_kind,
         message.payload(),
         judged_at(message),
     );
