@@ -90,7 +90,11 @@ impl Common {
     /// file), then connects once: a refused password, a certificate that does not verify
     /// or brokers that do not answer stop the process here, with a message that says which.
     /// Every command that uses Kafka runs this first (main.rs).
-    pub async fn connect_kafka(&mut self) -> Result<()> {
+    ///
+    /// `wait_while_unreachable` (the long-running commands: aggregate, ingest http): brokers
+    /// that do not answer are waited for, with a log line per attempt window, instead of
+    /// ending the process; refused credentials and TLS failures still stop it at once.
+    pub async fn connect_kafka(&mut self, wait_while_unreachable: bool) -> Result<()> {
         let settings = SecuritySettings {
             protocol: self.kafka_security_protocol,
             mechanism: self.kafka_sasl_mechanism,
@@ -100,17 +104,26 @@ impl Common {
             ca_file: self.kafka_ca_file.clone().filter(|p| !p.as_os_str().is_empty()),
         };
         let security = settings.with_password_from_env().resolve().context("Kafka security settings")?;
-        let connection = KafkaConnection { brokers: self.kafka_brokers.clone(), security: security.clone() };
-        tokio::task::spawn_blocking(move || {
-            parpulse_kafka::security::probe(
-                &connection.client_config(),
-                &connection.brokers,
-                &connection.security,
-                KAFKA_PROBE_TIMEOUT,
-            )
-        })
-        .await
-        .context("Kafka connection check")??;
+        loop {
+            let connection = KafkaConnection { brokers: self.kafka_brokers.clone(), security: security.clone() };
+            let probed = tokio::task::spawn_blocking(move || {
+                parpulse_kafka::security::probe(
+                    &connection.client_config(),
+                    &connection.brokers,
+                    &connection.security,
+                    KAFKA_PROBE_TIMEOUT,
+                )
+            })
+            .await
+            .context("Kafka connection check")?;
+            match probed {
+                Ok(()) => break,
+                Err(error @ parpulse_kafka::security::ConnectError::Unreachable { .. }) if wait_while_unreachable => {
+                    tracing::warn!(%error, "waiting for Kafka before starting");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
         tracing::info!(brokers = %self.kafka_brokers, security = %security.describe(), "connected to Kafka");
         self.kafka_security = Some(security);
         Ok(())

@@ -56,6 +56,12 @@ enum IngestCommand {
 }
 
 impl Command {
+    /// Whether the command runs until stopped: it then waits for Kafka at start instead of
+    /// giving up after the connection check's timeout (outages are ordinary).
+    fn long_running(&self) -> bool {
+        matches!(self, Command::Aggregate(_) | Command::Ingest(IngestCommand::Http(_)))
+    }
+
     /// Whether the command makes Kafka clients (it then checks the connection first).
     fn uses_kafka(&self) -> bool {
         match self {
@@ -84,7 +90,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         if cli.command.uses_kafka() {
-            cli.common.connect_kafka().await?;
+            cli.common.connect_kafka(cli.command.long_running()).await?;
         }
         match cli.command {
             Command::Migrate(args) if args.print_sql => serve::print_migrations(&cli.common),
