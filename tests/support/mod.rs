@@ -57,7 +57,7 @@ impl TestEnv {
     }
 
     pub fn kafka(&self) -> KafkaConfig {
-        KafkaConfig { connection: self.connection(), topics: self.topics.clone(), partitions: 4 }
+        KafkaConfig { connection: self.connection(), topics: self.topics.clone(), topic_settings: Default::default() }
     }
 
     pub fn clickhouse(&self) -> ClickHouseConfig {

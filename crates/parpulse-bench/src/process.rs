@@ -30,7 +30,10 @@ impl Deployment {
         parpulse_ingest::KafkaConfig {
             connection: self.kafka.clone(),
             topics: self.topics(),
-            partitions: crate::kafka::PARTITIONS,
+            topic_settings: parpulse_kafka::TopicSettings {
+                partitions: crate::kafka::PARTITIONS,
+                ..Default::default()
+            },
         }
     }
 

@@ -22,14 +22,16 @@ use crate::metrics::IngestMetrics;
 pub struct KafkaConfig {
     pub connection: KafkaConnection,
     pub topics: Topics,
-    pub partitions: i32,
+    /// How `migrate` creates the topics (partitions, replication, retention).
+    pub topic_settings: parpulse_kafka::TopicSettings,
 }
 
 pub type SinkError = parpulse_kafka::KafkaFailure;
 
-/// Creates the topics if they do not exist (idempotent).
-pub async fn ensure_topics(config: &KafkaConfig) -> Result<(), SinkError> {
-    parpulse_kafka::ensure_topics(&config.connection, &config.topics, config.partitions).await
+/// Creates the topics if they do not exist (idempotent); returns how existing ones
+/// differ from the settings (reported, never altered).
+pub async fn ensure_topics(config: &KafkaConfig) -> Result<Vec<String>, SinkError> {
+    parpulse_kafka::ensure_topics(&config.connection, &config.topics, &config.topic_settings).await
 }
 
 /// Counts of one delivery.

@@ -8,6 +8,7 @@
 //!   and where the input came from) shared by the ingestors and the aggregator.
 
 pub mod security;
+pub mod topic_settings;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 pub use security::KafkaSecurity;
+pub use topic_settings::{Retention, TopicSettings};
 
 /// Where the brokers are and how to talk to them.
 #[derive(Debug, Clone)]
@@ -74,27 +76,41 @@ impl KafkaConnection {
     }
 }
 
-/// Creates the event topics (`partitions` each) and the dead-letter topic if they
-/// do not exist (idempotent). Event topics stamp each message with the broker's
-/// append time (`LogAppendTime`): the aggregator judges "event time in the future"
-/// against it, a time no producer can fake and a replay reads back unchanged.
-pub async fn ensure_topics(connection: &KafkaConnection, topics: &Topics, partitions: i32) -> Result<(), KafkaFailure> {
+/// Creates the event topics (`settings.partitions` each) and the dead-letter topic (one
+/// partition) if they do not exist (idempotent), with the replication, retention and
+/// `min.insync.replicas` of `settings`. Event topics stamp each message with the
+/// broker's append time (`LogAppendTime`): the aggregator judges "event time in the
+/// future" against it, a time no producer can fake and a replay reads back unchanged.
+/// Returns how existing topics differ from that (each also logged as a warning): they
+/// are reported, never altered.
+pub async fn ensure_topics(
+    connection: &KafkaConnection,
+    topics: &Topics,
+    settings: &TopicSettings,
+) -> Result<Vec<String>, KafkaFailure> {
     let admin: AdminClient<DefaultClientContext> =
         connection.client_config().create().map_err(connection.error("creating an admin client"))?;
-    let mut new: Vec<NewTopic> = topics
-        .event_topics()
-        .into_iter()
-        .map(|name| {
-            NewTopic::new(name, partitions, TopicReplication::Fixed(1)).set("message.timestamp.type", "LogAppendTime")
+    let wanted = parpulse_topics(topics, settings);
+    let configs: Vec<_> =
+        wanted.iter().map(|(_, _, event_topic)| topic_settings::wanted_configs(settings, *event_topic)).collect();
+    let new: Vec<NewTopic> = wanted
+        .iter()
+        .zip(&configs)
+        .map(|((name, partitions, _), configs)| {
+            let topic = NewTopic::new(name, *partitions, TopicReplication::Fixed(settings.replication));
+            configs.iter().fold(topic, |topic, (key, value)| topic.set(key, value))
         })
         .collect();
-    new.push(NewTopic::new(&topics.deadletter, 1, TopicReplication::Fixed(1)));
     let options = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))
         .request_timeout(Some(Duration::from_secs(30)));
+    let mut created = Vec::new();
     for result in admin.create_topics(&new, &options).await.map_err(connection.error("creating topics"))? {
         match result {
-            Ok(topic) => tracing::info!(topic, "created topic"),
+            Ok(topic) => {
+                tracing::info!(topic, "created topic");
+                created.push(topic);
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
                 tracing::error!(topic, %code, "topic creation failed");
@@ -102,36 +118,60 @@ pub async fn ensure_topics(connection: &KafkaConnection, topics: &Topics, partit
             }
         }
     }
-    report_timestamp_type(&admin, topics, &options).await;
-    Ok(())
+    let existing: Vec<_> = wanted.into_iter().filter(|(name, ..)| !created.contains(name)).collect();
+    let differences = compare_existing(&admin, &existing, settings, &options).await;
+    for difference in &differences {
+        tracing::warn!("{difference}: reported, not altered (docs/OPERATIONS.md, \"Topics\")");
+    }
+    Ok(differences)
 }
 
-/// Warns about an event topic that existed before with the producer's timestamps
-/// (`CreateTime`): there a producer's clock, not the broker's, decides what "in the
-/// future" means for the aggregator. Reported, never altered: changing a topic's
-/// configuration is the operator's decision.
-async fn report_timestamp_type(admin: &AdminClient<DefaultClientContext>, topics: &Topics, options: &AdminOptions) {
-    let names = topics.event_topics();
-    let resources: Vec<_> = names.iter().map(|name| ResourceSpecifier::Topic(name)).collect();
+/// Every topic of a deployment: (name, partitions, whether it is an event topic).
+fn parpulse_topics(topics: &Topics, settings: &TopicSettings) -> Vec<(String, i32, bool)> {
+    let mut all: Vec<_> =
+        topics.event_topics().into_iter().map(|name| (name.to_owned(), settings.partitions, true)).collect();
+    all.push((topics.deadletter.clone(), 1, false));
+    all
+}
+
+/// How the existing topics differ from the settings (nothing if they cannot be read:
+/// that is logged).
+async fn compare_existing(
+    admin: &AdminClient<DefaultClientContext>,
+    existing: &[(String, i32, bool)],
+    settings: &TopicSettings,
+    options: &AdminOptions,
+) -> Vec<String> {
+    if existing.is_empty() {
+        return Vec::new();
+    }
+    let resources: Vec<_> = existing.iter().map(|(name, ..)| ResourceSpecifier::Topic(name)).collect();
     let described = match admin.describe_configs(&resources, options).await {
         Ok(described) => described,
         Err(error) => {
-            tracing::warn!(%error, "cannot read the event topics' configuration");
-            return;
+            tracing::warn!(%error, "cannot read the existing topics' configuration");
+            return Vec::new();
         }
     };
-    for (name, result) in names.iter().zip(described) {
-        let Ok(resource) = result else { continue };
-        let kind = resource.get("message.timestamp.type").and_then(|e| e.value.clone());
-        if kind.as_deref() != Some("LogAppendTime") {
-            tracing::warn!(
-                topic = name,
-                timestamp_type = kind.as_deref().unwrap_or("unknown"),
-                "topic stamps messages with the producer's time: the aggregator's future-time check then trusts \
-                 producers' clocks; set message.timestamp.type=LogAppendTime on it (docs/ARCHITECTURE.md)"
-            );
+    let metadata = match admin.inner().fetch_metadata(None, Duration::from_secs(10)) {
+        Ok(metadata) => metadata,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the existing topics' partitions");
+            return Vec::new();
         }
+    };
+    let mut found = Vec::new();
+    for ((name, partitions, event_topic), result) in existing.iter().zip(described) {
+        let Ok(resource) = result else { continue };
+        let Some(topic) = metadata.topics().iter().find(|t| t.name() == name) else { continue };
+        let actual = topic_settings::ExistingTopic {
+            partitions: topic.partitions().len(),
+            replication: topic.partitions().first().map_or(0, |p| p.replicas().len()),
+            configs: resource.entries.iter().filter_map(|e| Some((e.name.clone(), e.value.clone()?))).collect(),
+        };
+        found.extend(topic_settings::differences(name, settings, *event_topic, *partitions, &actual));
     }
+    found
 }
 
 /// Hands `record` to librdkafka, waiting while its local queue is full; the returned

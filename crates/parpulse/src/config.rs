@@ -53,9 +53,18 @@ pub struct Common {
     /// Prefix for topic names (par.dossier.v1, par.deadletter.v1).
     #[arg(long, env = "PARPULSE_TOPIC_PREFIX", default_value = "", global = true)]
     pub topic_prefix: String,
-    /// Partitions of the dossier topic when `migrate` creates it.
+    /// Partitions of each event topic when `migrate` creates it.
     #[arg(long, env = "PARPULSE_PARTITIONS", default_value_t = 4, global = true)]
     pub partitions: i32,
+    /// Replication factor of the topics `migrate` creates (3 on a three-broker cluster).
+    #[arg(long, env = "PARPULSE_TOPIC_REPLICATION", default_value_t = 1, global = true)]
+    pub topic_replication: i32,
+    /// `min.insync.replicas` of the topics `migrate` creates (2 with replication 3); unset: the broker's default.
+    #[arg(long, env = "PARPULSE_TOPIC_MIN_INSYNC_REPLICAS", global = true)]
+    pub topic_min_insync_replicas: Option<i32>,
+    /// Retention of the topics `migrate` creates: forever, or e.g. 400d, 36h, or milliseconds.
+    #[arg(long, env = "PARPULSE_TOPIC_RETENTION", default_value = "forever", global = true)]
+    pub topic_retention: parpulse_kafka::Retention,
     /// ClickHouse HTTP URL.
     #[arg(long, env = "PARPULSE_CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123", global = true)]
     pub clickhouse_url: String,
@@ -138,7 +147,13 @@ impl Common {
     }
 
     pub fn kafka(&self) -> KafkaConfig {
-        KafkaConfig { connection: self.kafka_connection(), topics: self.topics(), partitions: self.partitions }
+        let topic_settings = parpulse_kafka::TopicSettings {
+            partitions: self.partitions,
+            replication: self.topic_replication,
+            min_insync_replicas: self.topic_min_insync_replicas,
+            retention: self.topic_retention,
+        };
+        KafkaConfig { connection: self.kafka_connection(), topics: self.topics(), topic_settings }
     }
 
     pub fn registry(&self) -> Result<AgencyRegistry> {

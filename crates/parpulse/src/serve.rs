@@ -24,9 +24,12 @@ pub fn print_migrations(common: &Common) -> Result<()> {
 }
 
 pub async fn migrate(common: &Common) -> Result<()> {
-    parpulse_ingest::kafka::ensure_topics(&common.kafka()).await.with_context(|| {
+    let differences = parpulse_ingest::kafka::ensure_topics(&common.kafka()).await.with_context(|| {
         format!("cannot create Kafka topics at {}: is Kafka running? (`make up`)", common.kafka_brokers)
     })?;
+    for difference in &differences {
+        println!("topic differs from the configuration (left as it is): {difference}");
+    }
     let store = common.store().await?;
     let report = parpulse_clickhouse::migrate::migrate(&store).await.context("applying ClickHouse migrations")?;
     println!(
