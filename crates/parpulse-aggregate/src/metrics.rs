@@ -136,6 +136,7 @@ impl AggregatorMetrics {
             registry.register(collector).expect("metric names are unique");
         }
         let health = parpulse_http::health::Health::new(&registry, &["kafka", "clickhouse"]);
+        parpulse_http::register_build_info(&registry);
         Self {
             registry,
             events,

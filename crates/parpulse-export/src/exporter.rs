@@ -84,6 +84,7 @@ impl Health {
             registry.register(c).expect("unique");
         }
         let dependencies = parpulse_http::health::Health::new(&registry, &["clickhouse"]);
+        parpulse_http::register_build_info(&registry);
         Self { registry, refreshes, refresh_errors, last_refresh, stale, dependencies }
     }
 }

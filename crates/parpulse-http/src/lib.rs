@@ -50,6 +50,18 @@ impl MetricsSource for HealthSource {
     }
 }
 
+/// Registers `parpulse_build_info{version}` (always 1) in `registry`: which parpulse
+/// version a process runs, for dashboards and during rolling upgrades.
+pub fn register_build_info(registry: &Registry) {
+    let info = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new("parpulse_build_info", "The parpulse version this process runs (value always 1)"),
+        &["version"],
+    )
+    .expect("valid metric");
+    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    registry.register(Box::new(info)).expect("parpulse_build_info is registered once");
+}
+
 /// Text-encodes a registry in the Prometheus exposition format.
 pub fn encode(registry: &Registry) -> String {
     use prometheus::Encoder;

@@ -55,6 +55,7 @@ impl IngestMetrics {
             registry.register(c).expect("unique");
         }
         let health = parpulse_http::health::Health::new(&registry, &["kafka"]);
+        parpulse_http::register_build_info(&registry);
         Self { registry, accepted, rejected, produce_seconds, requests, health }
     }
 }
