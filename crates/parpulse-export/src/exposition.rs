@@ -17,7 +17,7 @@ use prometheus::{Gauge, GaugeVec, Opts, Registry};
 
 pub use parpulse_http::encode;
 
-use crate::snapshot::{Scope, Snapshot, Window};
+use crate::snapshot::{staff_checkpoint_due, Scope, Snapshot, Window, STAFF_ROADMAP};
 
 const KPI_LABELS: [&str; 4] = ["scope", "unit", "group", "window"];
 const SNAPSHOT_LABELS: [&str; 3] = ["scope", "unit", "group"];
@@ -394,6 +394,24 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
         indicator_points.with_label_values(&[indicator.code, indicator.name_vi, indicator.group]).set(indicator.points);
         indicator_target.with_label_values(&[indicator.code]).set(indicator.target);
     }
+    let roadmap = gauge_vec(
+        &prom,
+        "parpulse_staff_reduction_roadmap_ratio",
+        "Staff reduction roadmap: reduction vs the 2015 baseline due by the end of the checkpoint year (docs/KPIS.md)",
+        &["checkpoint"],
+    );
+    for checkpoint in STAFF_ROADMAP {
+        roadmap.with_label_values(&[&checkpoint.year.to_string()]).set(checkpoint.target);
+    }
+    let due = gauge_vec(
+        &prom,
+        "parpulse_staff_reduction_due_ratio",
+        "The roadmap checkpoint in force today (the latest whose year has ended): reduction due vs the 2015 baseline",
+        &["checkpoint"],
+    );
+    if let Some(checkpoint) = snapshot.today.and_then(staff_checkpoint_due) {
+        due.with_label_values(&[&checkpoint.year.to_string()]).set(checkpoint.target);
+    }
     for (name, help, value) in [
         (
             "parpulse_online_share_target_ratio",
@@ -508,6 +526,40 @@ mod tests {
     fn unit_names_are_vietnamese_utf8() {
         let text = render_prometheus(&snapshot(), &AgencyRegistry::demo());
         assert!(text.contains(r#"name="UBND huyện Khoái Châu""#));
+    }
+
+    #[test]
+    fn staffing_and_the_roadmap_in_force_are_exposed() {
+        use parpulse_clickhouse::budget_staffing::Headcount;
+        let registry = AgencyRegistry::demo();
+        let today = LocalDay::from_ymd(2026, 11, 30).unwrap();
+        let headcount = |position: &str, quota, filled, baseline_quota| Headcount {
+            agency_code: "SNV".into(),
+            position: position.into(),
+            quota,
+            filled,
+            baseline_quota,
+        };
+        let rows = crate::snapshot::AdministrationRows {
+            budget: vec![],
+            headcounts: vec![headcount("staff", 95, 90, 100), headcount("deputy", 3, 4, 4)],
+        };
+        let snapshot = Snapshot::build(&[], &registry, today).with_administration(&rows, &registry);
+        let text = render_prometheus(&snapshot, &registry);
+        for line in [
+            r#"parpulse_deputies_over_limit{group="department",scope="unit",unit="SNV"} 1"#,
+            r#"parpulse_staff_reduction_ratio{group="department",scope="unit",unit="SNV"} 0.05"#,
+            r#"parpulse_staff_reduction_roadmap_ratio{checkpoint="2021"} 0.1"#,
+            r#"parpulse_staff_reduction_roadmap_ratio{checkpoint="2026"} 0.145"#,
+            r#"parpulse_staff_reduction_due_ratio{checkpoint="2021"} 0.1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        let next_year = Snapshot::build(&[], &registry, LocalDay::from_ymd(2027, 1, 1).unwrap());
+        assert!(render_prometheus(&next_year, &registry)
+            .contains(r#"parpulse_staff_reduction_due_ratio{checkpoint="2026"} 0.145"#));
+        let before = Snapshot::build(&[], &registry, LocalDay::from_ymd(2021, 6, 1).unwrap());
+        assert!(!render_prometheus(&before, &registry).contains("parpulse_staff_reduction_due_ratio{"));
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The leadership scorecard: one printable HTML page, every unit against the
 //! 30% online target for one window, with small SVG bars and Vietnamese
-//! labels. Pure: it renders a [`Snapshot`], the same one `/metrics` serves, so
+//! labels, then budget (letter 301/UBND-NC item e) and staffing (item đ) per unit. Pure: it renders a [`Snapshot`], the same one `/metrics` serves, so
 //! both always show the same numbers.
 
-use parpulse_core::kpi::{DossierDayCounts, ResolvedCounts, ONLINE_SHARE_TARGET};
-use parpulse_core::{AgencyGroup, AgencyRegistry};
+use parpulse_core::kpi::{BudgetTotals, DossierDayCounts, ResolvedCounts, StaffingTotals, ONLINE_SHARE_TARGET};
+use parpulse_core::{AgencyGroup, AgencyRegistry, LocalDay};
 
-use crate::snapshot::{Scope, Snapshot, Window};
+use crate::snapshot::{staff_checkpoint_due, staff_reduction_behind, Scope, Snapshot, Window};
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -79,6 +79,152 @@ fn row(
     ));
 }
 
+/// Whole VND as millions of đồng with Vietnamese thousands separators (1.234.567).
+fn million_vnd(vnd: i64) -> String {
+    let digits = (vnd / 1_000_000).unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('.');
+        }
+        out.push(digit);
+    }
+    if vnd < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// What a unit's budget and staffing still owe, in Vietnamese; empty when nothing.
+fn administration_findings(
+    budget: &BudgetTotals,
+    staffing: &StaffingTotals,
+    today: Option<LocalDay>,
+) -> Vec<&'static str> {
+    let mut findings = Vec::new();
+    if budget.disclosure().is_some_and(|d| d < 1.0) {
+        findings.push("Chưa công khai đủ dự toán");
+    }
+    if today.and_then(|today| staff_reduction_behind(staffing.reduction(), today)) == Some(true) {
+        findings.push("Chậm lộ trình tinh giản biên chế");
+    }
+    if staffing.deputies_over_limit > 0 {
+        findings.push("Vượt số lượng cấp phó");
+    }
+    findings
+}
+
+fn ratio_cell(kpi: &str, value: Option<f64>) -> String {
+    format!(
+        "<td class=\"num\" data-kpi=\"{kpi}\" data-value=\"{}\">{}</td>",
+        value.map_or_else(String::new, |v| v.to_string()),
+        percent(value)
+    )
+}
+
+fn administration_row(
+    out: &mut String,
+    class: &str,
+    (code, name, group): (&str, &str, &str),
+    budget: &BudgetTotals,
+    staffing: &StaffingTotals,
+    today: Option<LocalDay>,
+) {
+    let findings = administration_findings(budget, staffing, today);
+    let has_data = budget.allocated > 0 || staffing.staff_baseline > 0 || staffing.deputies_limit > 0;
+    let (status, status_class) = match (findings.is_empty(), has_data) {
+        (false, _) => (findings.join("; "), "below"),
+        (true, true) => ("Đạt".to_owned(), "met"),
+        (true, false) => ("Chưa có dữ liệu".to_owned(), "none"),
+    };
+    out.push_str(&format!(
+        "<tr class=\"{class} {status_class}\" data-unit=\"{code}\">\
+         <td>{code}</td><td>{name}</td><td>{group}</td>\
+         <td class=\"num\" data-kpi=\"budget_allocated\" data-value=\"{}\">{}</td>{}{}{}{}\
+         <td class=\"num\" data-kpi=\"staff_quota\">{}</td>\
+         <td class=\"num\" data-kpi=\"deputies_over_limit\">{}</td><td class=\"status\">{}</td></tr>\n",
+        budget.allocated,
+        million_vnd(budget.allocated),
+        ratio_cell("budget_execution", budget.execution()),
+        ratio_cell("budget_savings", budget.savings()),
+        ratio_cell("budget_disclosure", budget.disclosure()),
+        ratio_cell("staff_reduction", staffing.reduction()),
+        staffing.staff_quota,
+        staffing.deputies_over_limit,
+        escape(&status),
+        code = escape(code),
+        name = escape(name),
+        group = escape(group),
+    ));
+}
+
+/// The budget and staffing section: units with findings first, then the totals.
+fn administration_section(snapshot: &Snapshot, registry: &AgencyRegistry) -> String {
+    let of = |scope: &Scope| {
+        (
+            snapshot.budget.get(scope).copied().unwrap_or_default(),
+            snapshot.staffing.get(scope).copied().unwrap_or_default(),
+        )
+    };
+    let mut units: Vec<_> = registry
+        .iter()
+        .map(|a| {
+            let (budget, staffing) = of(&Scope::Unit { code: a.code.to_string(), group: a.group });
+            (a, budget, staffing)
+        })
+        .collect();
+    units.sort_by_key(|(a, budget, staffing)| {
+        (administration_findings(budget, staffing, snapshot.today).is_empty(), a.code.to_string())
+    });
+    let mut rows = String::new();
+    for (agency, budget, staffing) in &units {
+        let labels = (agency.code.as_str(), agency.name.as_str(), agency.group.name_vi());
+        administration_row(&mut rows, "unit", labels, budget, staffing, snapshot.today);
+    }
+    let mut totals = String::new();
+    for group in AgencyGroup::ALL {
+        let (budget, staffing) = of(&Scope::Group(group));
+        administration_row(
+            &mut totals,
+            "group",
+            (group.as_str(), group.name_vi(), ""),
+            &budget,
+            &staffing,
+            snapshot.today,
+        );
+    }
+    let province = registry.province();
+    let (budget, staffing) = of(&Scope::Province);
+    administration_row(
+        &mut totals,
+        "province",
+        (&province.code, &province.name, ""),
+        &budget,
+        &staffing,
+        snapshot.today,
+    );
+    let with_findings =
+        units.iter().filter(|(_, b, s)| !administration_findings(b, s, snapshot.today).is_empty()).count();
+    let roadmap = snapshot.today.and_then(staff_checkpoint_due).map_or_else(
+        || "chưa đến mốc nào của lộ trình".to_owned(),
+        |c| format!("mốc {}: giảm ít nhất {:.1}% so với 2015 ({})", c.year, c.target * 100.0, c.basis_vi),
+    );
+    format!(
+        r#"<h2>Ngân sách và biên chế (Văn bản 301/UBND-NC, mục đ và e)</h2>
+<p class="meta">Kinh phí hành chính năm ngân sách {year}: giải ngân, tiết kiệm chi và công khai so với dự toán được giao (mục tiêu công khai 100%); biên chế theo báo cáo mới nhất, tinh giản so với năm 2015 ({roadmap}); số cấp phó vượt quy định (mục tiêu 0).
+<span id="administration-findings">{with_findings}</span> đơn vị cần lưu ý. Budget of fiscal year {year} and staffing from the newest snapshots, per unit.</p>
+<table id="administration">
+<thead><tr><th>Mã</th><th>Đơn vị</th><th>Khối</th><th>Dự toán được giao (triệu đồng)</th><th>Giải ngân</th><th>Tiết kiệm chi</th><th>Công khai</th><th>Tinh giản biên chế (so với 2015)</th><th>Biên chế được giao</th><th>Cấp phó vượt quy định</th><th>Đánh giá</th></tr></thead>
+<tbody>
+{rows}</tbody>
+<tfoot>
+{totals}</tfoot>
+</table>
+"#,
+        year = snapshot.fiscal_year,
+    )
+}
+
 /// The scorecard of `window` as a complete HTML document.
 pub fn render_html(snapshot: &Snapshot, registry: &AgencyRegistry, window: Window) -> String {
     let province = registry.province();
@@ -126,6 +272,7 @@ pub fn render_html(snapshot: &Snapshot, registry: &AgencyRegistry, window: Windo
   tr.below td.status {{ color: #c62828; font-weight: bold; }}
   tr.met td.status {{ color: #2e7d32; }}
   tr.group td, tr.province td {{ font-weight: bold; background: #fafafa; }}
+  h2 {{ font-size: 16px; margin: 24px 0 4px; }}
   @media print {{ body {{ margin: 0; }} tr {{ page-break-inside: avoid; }} }}
 </style>
 </head>
@@ -140,9 +287,10 @@ pub fn render_html(snapshot: &Snapshot, registry: &AgencyRegistry, window: Windo
 <tfoot>
 {totals}</tfoot>
 </table>
-</body>
+{administration}</body>
 </html>
 "#,
+        administration = administration_section(snapshot, registry),
         province_name = escape(&province.name),
         window_vi = window_vi(window),
         window_label = window.label(),
@@ -173,6 +321,68 @@ mod tests {
         assert!(snv < stp, "the lower share comes first");
         assert!(html.contains("<tr class=\"unit below\" data-unit=\"SNV\">"));
         assert!(html.contains("<span id=\"below-count\">1</span>"));
+    }
+
+    #[test]
+    fn budget_and_staffing_are_shown_per_unit_with_their_findings() {
+        use crate::snapshot::AdministrationRows;
+        use parpulse_clickhouse::budget_staffing::{BudgetYear, Headcount};
+        let registry = AgencyRegistry::demo();
+        let today = LocalDay::from_ymd(2026, 11, 30).unwrap();
+        let budget = |code: &str, disclosed| BudgetYear {
+            agency_code: code.into(),
+            fiscal_year: 2026,
+            allocated: 12_000_000_000,
+            committed: 0,
+            disbursed: 9_000_000_000,
+            saved: 600_000_000,
+            disclosed,
+        };
+        let headcount = |code: &str, position: &str, quota, filled, baseline_quota| Headcount {
+            agency_code: code.into(),
+            position: position.into(),
+            quota,
+            filled,
+            baseline_quota,
+        };
+        let rows = AdministrationRows {
+            // SNV disclosed half, is 5% below its 2015 quota and has one deputy too many; STP is fine.
+            budget: vec![budget("SNV", 6_000_000_000), budget("STP", 12_000_000_000)],
+            headcounts: vec![
+                headcount("SNV", "staff", 95, 90, 100),
+                headcount("SNV", "deputy", 3, 4, 4),
+                headcount("STP", "staff", 80, 80, 100),
+                headcount("STP", "deputy", 3, 3, 4),
+            ],
+        };
+        let snapshot = Snapshot::build(&[], &registry, today).with_administration(&rows, &registry);
+        let html = render_html(&snapshot, &registry, Window::Days30);
+        let section = &html[html.find("<table id=\"administration\">").expect("the section")..];
+        let row = |code: &str| {
+            let start = section.find(&format!("data-unit=\"{code}\">")).unwrap();
+            section[start..].split("</tr>").next().unwrap().to_owned()
+        };
+        let snv = row("SNV");
+        for cell in [
+            "data-kpi=\"budget_allocated\" data-value=\"12000000000\">12.000</td>",
+            "data-kpi=\"budget_execution\" data-value=\"0.75\">75.0%</td>",
+            "data-kpi=\"budget_savings\" data-value=\"0.05\">5.0%</td>",
+            "data-kpi=\"budget_disclosure\" data-value=\"0.5\">50.0%</td>",
+            "data-kpi=\"staff_reduction\" data-value=\"0.05\">5.0%</td>",
+            "data-kpi=\"deputies_over_limit\">1</td>",
+            "Chưa công khai đủ dự toán; Chậm lộ trình tinh giản biên chế; Vượt số lượng cấp phó",
+        ] {
+            assert!(snv.contains(cell), "{cell} not in {snv}");
+        }
+        assert!(row("STP").contains("data-kpi=\"staff_reduction\" data-value=\"0.2\">20.0%</td>"));
+        assert!(row("STP").contains("<td class=\"status\">Đạt</td>"));
+        assert!(row("KIMDONG").contains("Chưa có dữ liệu"));
+        assert!(section.find("data-unit=\"SNV\"").unwrap() < section.find("data-unit=\"STP\"").unwrap());
+        assert!(html.contains("<span id=\"administration-findings\">1</span>"));
+        assert!(row("HY").contains("data-kpi=\"deputies_over_limit\">1</td>"));
+        assert!(html.contains("mốc 2021: giảm ít nhất 10.0% so với 2015"));
+        assert_eq!(million_vnd(1_234_567_890_123), "1.234.567");
+        assert_eq!(million_vnd(999_999), "0");
     }
 
     #[test]

@@ -57,6 +57,41 @@ impl Window {
     }
 }
 
+/// A checkpoint of the staff-reduction roadmap (tinh giản biên chế): by the end of
+/// `year`, staff quotas at least `target` below the 2015 baseline (docs/KPIS.md,
+/// "Budget and staffing alerts").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StaffCheckpoint {
+    pub year: i32,
+    pub target: f64,
+    /// The Vietnamese source of the line, for people.
+    pub basis_vi: &'static str,
+}
+
+/// The roadmap the project uses: Resolution 39-NQ/TW, at least 10% by 2021 against
+/// 2015; then Conclusion 40-KL/TW, at least 5% of the 2021 civil-servant quota by 2026,
+/// which against the 2015 baseline is 1 - 0.90 x 0.95 = 14.5%.
+pub const STAFF_ROADMAP: [StaffCheckpoint; 2] = [
+    StaffCheckpoint {
+        year: 2021, target: 0.10, basis_vi: "Nghị quyết 39-NQ/TW: giảm ít nhất 10% so với 2015"
+    },
+    StaffCheckpoint {
+        year: 2026, target: 0.145, basis_vi: "Kết luận 40-KL/TW: giảm thêm ít nhất 5% so với 2021"
+    },
+];
+
+/// The checkpoint in force on `today`: the latest one whose year has ended (none
+/// before 2022).
+pub fn staff_checkpoint_due(today: LocalDay) -> Option<&'static StaffCheckpoint> {
+    STAFF_ROADMAP.iter().rev().find(|c| today.year() > c.year)
+}
+
+/// Whether a staff reduction is behind the checkpoint in force (None: no data, or no
+/// checkpoint due yet).
+pub fn staff_reduction_behind(reduction: Option<f64>, today: LocalDay) -> Option<bool> {
+    Some(reduction? < staff_checkpoint_due(today)?.target)
+}
+
 /// Who a value is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
@@ -249,6 +284,44 @@ mod tests {
         assert_eq!(province_day.received, 20, "PHUCU's row is 3 days old");
         let province_week = snapshot.get(&Scope::Province, Window::Days7).unwrap();
         assert_eq!((province_week.received, province_week.received_online), (40, 12));
+    }
+
+    #[test]
+    fn the_staff_checkpoint_in_force_is_the_latest_year_that_has_ended() {
+        let day = |y, m, d| LocalDay::from_ymd(y, m, d).unwrap();
+        assert_eq!(staff_checkpoint_due(day(2021, 12, 31)), None, "2021 is not over yet");
+        assert_eq!(staff_checkpoint_due(day(2022, 1, 1)).map(|c| c.year), Some(2021));
+        assert_eq!(staff_checkpoint_due(day(2026, 11, 30)).map(|c| c.target), Some(0.10));
+        assert_eq!(staff_checkpoint_due(day(2027, 1, 1)).map(|c| c.target), Some(0.145));
+        assert!((1.0 - 0.90 * 0.95 - STAFF_ROADMAP[1].target).abs() < 1e-12);
+        assert_eq!(staff_reduction_behind(Some(0.09), day(2026, 6, 1)), Some(true));
+        assert_eq!(staff_reduction_behind(Some(0.10), day(2026, 6, 1)), Some(false));
+        assert_eq!(staff_reduction_behind(Some(0.12), day(2027, 6, 1)), Some(true));
+        assert_eq!(staff_reduction_behind(None, day(2026, 6, 1)), None);
+        assert_eq!(staff_reduction_behind(Some(0.0), day(2020, 6, 1)), None);
+    }
+
+    #[test]
+    fn deputies_over_the_limit_are_counted_unit_by_unit() {
+        let today = LocalDay::from_ymd(2026, 11, 30).unwrap();
+        let headcount = |code: &str, position: &str, quota, filled| Headcount {
+            agency_code: code.into(),
+            position: position.into(),
+            quota,
+            filled,
+            baseline_quota: 0,
+        };
+        let rows = AdministrationRows {
+            budget: vec![],
+            headcounts: vec![headcount("SNV", "deputy", 3, 5), headcount("STP", "deputy", 3, 1)],
+        };
+        let registry = AgencyRegistry::demo();
+        let snapshot = Snapshot::build(&[], &registry, today).with_administration(&rows, &registry);
+        let unit = Scope::Unit { code: "SNV".into(), group: AgencyGroup::Department };
+        assert_eq!(snapshot.staffing[&unit].deputies_over_limit, 2);
+        // STP's two free places offset nothing.
+        assert_eq!(snapshot.staffing[&Scope::Province].deputies_over_limit, 2);
+        assert_eq!(snapshot.staffing[&Scope::Province].deputies_filled, 6);
     }
 
     #[test]
