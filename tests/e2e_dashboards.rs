@@ -30,7 +30,7 @@ fn expressions() -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for path in DASHBOARDS {
         let dashboard: Value = serde_json::from_str(&read_repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-        for panel in dashboard["panels"].as_array().expect("panels") {
+        for panel in dashboard["panels"].as_array().expect("panels").iter().filter(|p| p["type"] != "row") {
             for target in panel["targets"].as_array().expect("targets") {
                 let expr = target["expr"].as_str().unwrap_or_else(|| panic!("{path}: a target without expr"));
                 out.push((path.to_owned(), panel["title"].as_str().unwrap_or("").to_owned(), expr.to_owned()));
@@ -74,6 +74,9 @@ fn dashboards_parse_and_use_only_provisioned_datasources() {
         for panel in panels {
             let title = panel["title"].as_str().unwrap_or("");
             assert!(!title.is_empty(), "{path}: a panel without title");
+            if panel["type"] == "row" {
+                continue; // a row only groups the panels below it
+            }
             let uid =
                 panel["datasource"]["uid"].as_str().unwrap_or_else(|| panic!("{path} / {title}: no datasource uid"));
             assert!(uids.contains(uid), "{path} / {title}: datasource {uid} is not provisioned");
@@ -85,6 +88,18 @@ fn dashboards_parse_and_use_only_provisioned_datasources() {
     }
     // Vietnamese titles, UTF-8: the leadership dashboard speaks the province's language.
     assert!(read_repo_file(DASHBOARDS[0]).contains("Tỷ lệ hồ sơ trực tuyến"));
+    // Every goal of letter 301/UBND-NC has its row, budget (item e) and staffing (item đ) included.
+    let leadership: Value = serde_json::from_str(&read_repo_file(DASHBOARDS[0])).unwrap();
+    let rows: Vec<&str> = leadership["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    for topic in ["Ngân sách", "Biên chế"] {
+        assert!(rows.iter().any(|r| r.starts_with(topic)), "no {topic} row in {rows:?}");
+    }
     assert!(repo().join("deploy/grafana/provisioning/dashboards/parpulse.yml").exists());
 }
 
@@ -115,11 +130,36 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
             "due_at": now - 4 * 86_400_000_000i64, "fee_bearing": false, "digitized": false})
     })
     .collect();
+    // SNV's budget of this fiscal year (half disclosed) and its newest headcounts: 5% below
+    // the 2015 staff quota, one deputy above the limit. The budget and staffing panels have data.
+    let fiscal_year = parpulse_core::LocalDay::of_micros(now).year();
+    let mut administration: Vec<serde_json::Value> = [
+        ("allocated", 12_000_000_000i64),
+        ("disbursed", 3_000_000_000),
+        ("saved", 600_000_000),
+        ("disclosed", 6_000_000_000),
+    ]
+    .iter()
+    .map(|(kind, amount)| {
+        serde_json::json!({
+            "type": "budget", "event_id": uuid::Uuid::new_v4().to_string(), "agency_code": "SNV", "occurred_at": now - 120_000_000,
+            "kind": kind, "fiscal_year": fiscal_year, "category": "chi_quan_ly_hanh_chinh", "amount_vnd": amount})
+    })
+    .collect();
+    administration.extend([("staff", 95, 90, 100), ("deputy", 3, 4, 4)].iter().map(|(position, quota, filled, baseline)| {
+        serde_json::json!({
+            "type": "staffing", "event_id": uuid::Uuid::new_v4().to_string(), "agency_code": "SNV", "occurred_at": now - 120_000_000,
+            "kind": "headcount_snapshot", "position": position, "quota": quota, "filled": filled,
+            "baseline_year": 2015, "baseline_quota": baseline})
+    }));
     let bad = serde_json::json!({"type": "dossier", "event_id": "nope"});
+    let mut batch = vec![event, late[0].clone(), late[1].clone(), late[2].clone()];
+    batch.extend(administration);
+    batch.push(bad);
     let response = reqwest::Client::new()
         .post(intake.url("/v1/events"))
         .bearer_auth(SNV_TOKEN)
-        .json(&serde_json::json!([event, late[0], late[1], late[2], bad]))
+        .json(&batch)
         .send()
         .await
         .expect("intake");
@@ -181,6 +221,32 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
         }
         assert!(std::time::Instant::now() < deadline, "Prometheus never scraped the exporter: {}", prometheus.log());
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Every leadership query returns data: the fixture has dossiers, a budget and headcounts
+    // for SNV, so an empty answer is a panel showing nothing (a wrong label, a typo'd value).
+    for (path, title, expr) in expressions.iter().filter(|(path, _, _)| path == DASHBOARDS[0]) {
+        let data = prometheus.query(&concrete(expr)).await.unwrap();
+        assert!(
+            data["result"].as_array().is_some_and(|r| !r.is_empty()),
+            "{path} / {title}: {expr:?} returns nothing although the fixture has data: {data}"
+        );
+    }
+    // The budget and staffing panels show the fixture's numbers, recounted from the events above.
+    for (expr, expected) in [
+        ("parpulse_budget_disclosure_ratio{scope=\"province\"}", 0.5),
+        ("parpulse_budget_execution_ratio{scope=\"group\",unit=\"department\"}", 0.25),
+        ("parpulse_budget_savings_ratio{scope=\"province\"}", 0.05),
+        ("count(parpulse_budget_disclosure_ratio{scope=\"unit\"} < 1) or vector(0)", 1.0),
+        ("parpulse_deputies_over_limit{scope=\"province\"}", 1.0),
+        ("parpulse_staff_reduction_ratio{scope=\"unit\",unit=\"SNV\"}", 0.05),
+        (
+            "count(parpulse_staff_reduction_ratio{scope=\"unit\"} < on() group_left() parpulse_staff_reduction_due_ratio) or vector(0)",
+            1.0,
+        ),
+    ] {
+        let data = prometheus.query(expr).await.unwrap();
+        let value: f64 = data["result"][0]["value"][1].as_str().unwrap_or_else(|| panic!("{expr}: {data}")).parse().unwrap();
+        assert!((value - expected).abs() < 1e-9, "{expr}: {value}, expected {expected}");
     }
     // The Decision 766 score, recounted by hand from the two dossiers: on time 0 of 1 (0 of
     // 20 points), online 1 of 2 = the 50% target (11 of 11), payment 0 of 1 fee-bearing

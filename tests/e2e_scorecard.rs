@@ -2,12 +2,13 @@
 //! the page loads, its numbers equal the exporter's /metrics, and a screenshot
 //! is produced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parpulse_core::{AgencyRegistry, Event};
+use parpulse_core::time::now_micros;
+use parpulse_core::{AgencyRegistry, BudgetEventKind, Event, LocalDay, Position, StaffingEventKind};
 use parpulse_export::{Exporter, ExporterConfig};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
@@ -42,12 +43,80 @@ fn cells(dom: &str) -> BTreeMap<(String, String), String> {
         let Some(unit) = row.split("data-unit=\"").nth(1).and_then(|r| r.split('"').next()) else { continue };
         for cell in row.split("data-kpi=\"").skip(1) {
             let kpi = cell.split('"').next().unwrap().to_owned();
-            let value = if kpi == "online_share" || kpi == "on_time" {
-                cell.split("data-value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("").to_owned()
-            } else {
-                cell.split('>').nth(1).and_then(|v| v.split('<').next()).unwrap_or("").to_owned()
+            // The exact value where the cell carries one (ratios, VND), else the text shown.
+            let tag = cell.split('>').next().unwrap_or("");
+            let value = match tag.split("data-value=\"").nth(1) {
+                Some(v) => v.split('"').next().unwrap_or("").to_owned(),
+                None => cell.split('>').nth(1).and_then(|v| v.split('<').next()).unwrap_or("").to_owned(),
             };
             out.insert((unit.to_owned(), kpi), value);
+        }
+    }
+    out
+}
+
+/// A unit's budget sums of the current fiscal year, by kind (VND).
+#[derive(Debug, Clone, Copy, Default)]
+struct Budget {
+    allocated: i64,
+    disbursed: i64,
+    saved: i64,
+    disclosed: i64,
+}
+
+impl Budget {
+    fn ratio(&self, amount: i64) -> Option<f64> {
+        (self.allocated > 0).then(|| amount as f64 / self.allocated as f64)
+    }
+}
+
+/// A unit's newest staff snapshot: quota and 2015 baseline.
+#[derive(Debug, Clone, Copy, Default)]
+struct Staff {
+    quota: i64,
+    baseline: i64,
+}
+
+impl Staff {
+    fn reduction(&self) -> Option<f64> {
+        (self.baseline > 0).then(|| (self.baseline - self.quota) as f64 / self.baseline as f64)
+    }
+}
+
+/// Per unit, recounted from the simulated events without parpulse's code: budget sums of
+/// this fiscal year, the newest staff snapshot, and deputies above the limit in the newest
+/// deputy snapshot.
+fn recount_administration(events: &[Event]) -> BTreeMap<String, (Budget, Staff, i64)> {
+    let fiscal_year = LocalDay::of_micros(now_micros()).year();
+    let mut out: BTreeMap<String, (Budget, Staff, i64)> = BTreeMap::new();
+    let mut newest: HashMap<(String, Position), i64> = HashMap::new();
+    for event in events {
+        match event {
+            Event::Budget(b) if b.fiscal_year == fiscal_year => {
+                let budget = &mut out.entry(b.agency_code.clone()).or_default().0;
+                match b.kind {
+                    BudgetEventKind::Allocated => budget.allocated += b.amount_vnd,
+                    BudgetEventKind::Disbursed => budget.disbursed += b.amount_vnd,
+                    BudgetEventKind::Saved => budget.saved += b.amount_vnd,
+                    BudgetEventKind::Disclosed => budget.disclosed += b.amount_vnd,
+                    BudgetEventKind::Committed => {}
+                }
+            }
+            Event::Staffing(s) if s.kind == StaffingEventKind::HeadcountSnapshot => {
+                let key = (s.agency_code.clone(), s.position);
+                if newest.get(&key).is_some_and(|&t| t >= s.occurred_at) {
+                    continue;
+                }
+                newest.insert(key, s.occurred_at);
+                let entry = out.entry(s.agency_code.clone()).or_default();
+                let (quota, filled) = (i64::from(s.quota.unwrap_or(0)), i64::from(s.filled.unwrap_or(0)));
+                match s.position {
+                    Position::Staff => entry.1 = Staff { quota, baseline: i64::from(s.baseline_quota.unwrap_or(0)) },
+                    Position::Deputy => entry.2 = (filled - quota).max(0),
+                    Position::Head => {}
+                }
+            }
+            _ => {}
         }
     }
     out
@@ -60,6 +129,7 @@ async fn the_scorecard_renders_in_chromium_with_the_exporters_numbers() {
     env.migrate(&store).await;
     let registry = AgencyRegistry::demo();
     let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(23, 8, 6), &registry).collect();
+    let administration = recount_administration(&events);
     let sink = KafkaSink::new(env.kafka(), Gate::new(registry.clone(), Default::default())).expect("producer");
     sink.send(events, "test").await.expect("Kafka acknowledged");
     env.aggregate_to_end(&store, Duration::from_secs(120)).await;
@@ -108,6 +178,44 @@ async fn the_scorecard_renders_in_chromium_with_the_exporters_numbers() {
         compared += 1;
     }
     assert_eq!(compared, registry.len() + 3);
+
+    // Budget and staffing: every unit's cells equal /metrics and a recount from the events.
+    let mut over_limit_units = 0;
+    for agency in registry.iter() {
+        let unit = agency.code.to_string();
+        let cell = |kpi: &str| {
+            cells.get(&(unit.clone(), kpi.to_owned())).cloned().unwrap_or_else(|| panic!("{unit}: no {kpi}"))
+        };
+        let ratio = |kpi: &str| cell(kpi).parse::<f64>().ok();
+        let labels = [("scope", "unit"), ("unit", unit.as_str())];
+        let (budget, staff, deputies) = administration.get(&unit).copied().unwrap_or_default();
+        assert_eq!(cell("budget_allocated"), budget.allocated.to_string(), "{unit} allocated");
+        for (kpi, metric, recount) in [
+            ("budget_execution", "parpulse_budget_execution_ratio", budget.ratio(budget.disbursed)),
+            ("budget_savings", "parpulse_budget_savings_ratio", budget.ratio(budget.saved)),
+            ("budget_disclosure", "parpulse_budget_disclosure_ratio", budget.ratio(budget.disclosed)),
+            ("staff_reduction", "parpulse_staff_reduction_ratio", staff.reduction()),
+        ] {
+            let page = ratio(kpi);
+            assert_eq!(page.is_some(), recount.is_some(), "{unit} {kpi}: page {page:?}, recount {recount:?}");
+            if let (Some(page), Some(recount)) = (page, recount) {
+                assert!((page - recount).abs() < 1e-12, "{unit} {kpi}: page {page} vs recount {recount}");
+                let metric = find(&metrics, metric, &labels).expect("on /metrics");
+                assert!((page - metric).abs() < 1e-12, "{unit} {kpi}: page {page} vs /metrics {metric}");
+            }
+        }
+        assert_eq!(cell("staff_quota"), staff.quota.to_string(), "{unit} staff quota");
+        assert_eq!(cell("deputies_over_limit"), deputies.to_string(), "{unit} deputies over the limit");
+        assert_eq!(
+            find(&metrics, "parpulse_deputies_over_limit", &labels),
+            Some(deputies as f64),
+            "{unit} on /metrics"
+        );
+        over_limit_units += usize::from(deputies > 0);
+    }
+    let province_over: i64 = administration.values().map(|(_, _, d)| d).sum();
+    assert_eq!(cells[&("HY".to_owned(), "deputies_over_limit".to_owned())], province_over.to_string());
+    assert!(over_limit_units > 0, "the simulation keeps some deputies above the limit");
 
     let shot = std::env::temp_dir().join(format!("parpulse-scorecard-{}.png", uuid::Uuid::new_v4().simple()));
     let screenshot = tokio::task::spawn_blocking({
