@@ -1,13 +1,17 @@
 //! Alerting: the rule files pass promtool's checks and unit tests, and a real
 //! Prometheus (Debian's package) scraping a live exporter raises the online
-//! share alert for the one unit below 30%, and for no other.
+//! share, deputies, staff-reduction and budget-disclosure alerts each for the
+//! one unit that misses its goal, and for no other.
 
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parpulse_core::time::now_micros;
-use parpulse_core::{AgencyRegistry, Channel, DossierEvent, DossierEventKind, Event};
+use parpulse_core::{
+    AgencyRegistry, BudgetEvent, BudgetEventKind, Channel, DossierEvent, DossierEventKind, Event, LocalDay, Position,
+    StaffingEvent, StaffingEventKind,
+};
 use parpulse_export::{Exporter, ExporterConfig};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::KafkaSink;
@@ -64,8 +68,48 @@ fn received(agency: &str, n: usize, online: bool) -> Event {
     })
 }
 
+fn budget(agency: &str, kind: BudgetEventKind, amount_vnd: i64) -> Event {
+    let now = now_micros();
+    Event::Budget(BudgetEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        agency_code: agency.into(),
+        occurred_at: now - 3_600_000_000,
+        recorded_at: 0,
+        source: String::new(),
+        kind,
+        fiscal_year: LocalDay::of_micros(now).year(),
+        category: "chi_quan_ly_hanh_chinh".into(),
+        amount_vnd,
+    })
+}
+
+fn headcount(agency: &str, position: Position, quota: i32, filled: i32, baseline_quota: i32) -> Event {
+    Event::Staffing(StaffingEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        agency_code: agency.into(),
+        occurred_at: now_micros() - 3_600_000_000,
+        recorded_at: 0,
+        source: String::new(),
+        kind: StaffingEventKind::HeadcountSnapshot,
+        position,
+        quota: Some(quota),
+        filled: Some(filled),
+        baseline_year: Some(2015),
+        baseline_quota: Some(baseline_quota),
+        count: None,
+    })
+}
+
+/// The alerts this test raises, each for one unit only.
+const EXPECTED: [(&str, &str); 4] = [
+    ("ParOnlineShareBelowTarget", "KIMDONG"),
+    ("ParDeputiesOverLimit", "STP"),
+    ("ParStaffReductionBehindRoadmap", "PHUCU"),
+    ("ParBudgetNotDisclosed", "SNV"),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_prometheus_raises_the_online_share_alert_for_the_unit_below_thirty_percent_only() {
+async fn a_real_prometheus_raises_each_kpi_alert_for_the_one_unit_that_misses_its_goal() {
     let env = TestEnv::new("alerting");
     let store = env.connect().await;
     env.migrate(&store).await;
@@ -78,11 +122,22 @@ async fn a_real_prometheus_raises_the_online_share_alert_for_the_unit_below_thir
             events.push(received(agency.code.as_str(), n, n < online));
         }
     }
+    // Budget and staffing: SNV has disclosed half of its estimate, STP keeps a deputy above the
+    // limit, PHUCU has cut 5% of its 2015 staff quota (10% is due since 2022); everyone else is in order.
+    for agency in registry.iter() {
+        let code = agency.code.as_str();
+        let disclosed = if code == "SNV" { 500_000_000 } else { 1_000_000_000 };
+        events.push(budget(code, BudgetEventKind::Allocated, 1_000_000_000));
+        events.push(budget(code, BudgetEventKind::Disclosed, disclosed));
+        let quota = if code == "PHUCU" { 95 } else { 88 };
+        events.push(headcount(code, Position::Staff, quota, quota, 100));
+        events.push(headcount(code, Position::Deputy, 3, if code == "STP" { 4 } else { 3 }, 3));
+    }
     let sink = KafkaSink::new(env.kafka(), Gate::new(registry.clone(), Default::default())).expect("producer");
     sink.send(events, "test").await.expect("Kafka acknowledged");
     env.aggregate_to_end(&store, Duration::from_secs(120)).await;
 
-    let exporter = Arc::new(Exporter::new(store.clone(), registry, ExporterConfig::default()));
+    let exporter = Arc::new(Exporter::new(store.clone(), registry.clone(), ExporterConfig::default()));
     exporter.refresh().await.expect("exporter reads ClickHouse");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -92,55 +147,60 @@ async fn a_real_prometheus_raises_the_online_share_alert_for_the_unit_below_thir
     }));
 
     let prometheus = Prometheus::start(&[("parpulse-exporter", address)]).await;
-    let api = prometheus.url("/api/v1/alerts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let alerting_units = loop {
-        let units: Vec<(String, String)> = match reqwest::get(&api).await {
-            Ok(response) => {
-                let body: serde_json::Value = response.json().await.unwrap_or_default();
-                body["data"]["alerts"]
-                    .as_array()
-                    .map(|alerts| {
-                        alerts
-                            .iter()
-                            .filter(|a| a["labels"]["alertname"] == "ParOnlineShareBelowTarget")
-                            .map(|a| {
-                                (
-                                    a["labels"]["unit"].as_str().unwrap_or("").to_owned(),
-                                    a["state"].as_str().unwrap_or("").to_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            }
-            Err(_) => Vec::new(), // still starting
+    let alerts = || async {
+        let body: serde_json::Value = match reqwest::get(prometheus.url("/api/v1/alerts")).await {
+            Ok(response) => response.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null, // still starting
         };
-        if !units.is_empty() {
+        let mut alerts: Vec<String> = body["data"]["alerts"]
+            .as_array()
+            .map(|alerts| {
+                alerts
+                    .iter()
+                    .filter(|a| {
+                        a["labels"]["alertname"].as_str().is_some_and(|n| EXPECTED.iter().any(|(e, _)| e == &n))
+                    })
+                    .map(|a| {
+                        let label = |name: &str| a["labels"][name].as_str().unwrap_or("").to_owned();
+                        format!(
+                            "{} {} {} {}",
+                            label("alertname"),
+                            label("unit"),
+                            label("name"),
+                            a["state"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        alerts.sort();
+        alerts
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let raised = loop {
+        let raised = alerts().await;
+        if EXPECTED.iter().all(|(alert, _)| raised.iter().any(|r| r.starts_with(&format!("{alert} ")))) {
             // One more evaluation round, so a second unit would have shown up too.
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let body: serde_json::Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
-            let again: Vec<String> = body["data"]["alerts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|a| a["labels"]["alertname"] == "ParOnlineShareBelowTarget")
-                .map(|a| {
-                    format!(
-                        "{} {} {}",
-                        a["labels"]["unit"].as_str().unwrap_or(""),
-                        a["labels"]["name"].as_str().unwrap_or(""),
-                        a["state"].as_str().unwrap_or("")
-                    )
-                })
-                .collect();
-            break again;
+            break alerts().await;
         }
-        assert!(Instant::now() < deadline, "no alert within 60 s; Prometheus log: {}", prometheus.log());
+        assert!(
+            Instant::now() < deadline,
+            "not every alert within 60 s ({raised:?}); Prometheus log: {}",
+            prometheus.log()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    // `for: 30m` keeps it pending within a test's time; pending is the alert being raised.
-    assert_eq!(alerting_units, vec!["KIMDONG UBND huyện Kim Động pending".to_owned()]);
+    // `for` (30m, 1h, 15d) keeps them pending within a test's time; pending is the alert being raised.
+    let mut expected: Vec<String> = EXPECTED
+        .iter()
+        .map(|(alert, unit)| {
+            let name = &registry.get(unit).expect("a demo unit").name;
+            format!("{alert} {unit} {name} pending")
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(raised, expected);
     let _ = stop.send(());
     drop(prometheus);
     env.cleanup().await;
