@@ -71,7 +71,7 @@ pub struct Store {
     cluster: Option<String>,
 }
 
-fn valid_database_name(name: &str) -> bool {
+pub(crate) fn valid_database_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')

@@ -5,6 +5,7 @@
 //! hold the row types and the queries the aggregator writes with and the exporter
 //! reads with. All SQL takes values through bound parameters, never by pasting input.
 
+pub mod backup;
 pub mod budget_staffing;
 pub mod checkpoint;
 pub mod cluster;

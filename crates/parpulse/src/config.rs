@@ -362,6 +362,32 @@ impl Common {
     }
 }
 
+/// The ClickHouse server's data folder (`<path>` in its config), for backup and restore.
+#[derive(Args, Debug, Clone)]
+pub struct DataPathArg {
+    /// The server's data folder: /var/lib/clickhouse for the Debian package, .parpulse/clickhouse/data for `make up`.
+    #[arg(long, env = "PARPULSE_CLICKHOUSE_DATA_PATH", default_value = "/var/lib/clickhouse")]
+    pub clickhouse_data: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BackupArgs {
+    /// A new folder for the backup.
+    #[arg(long)]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub data: DataPathArg,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    /// A folder `parpulse backup` wrote.
+    #[arg(long)]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub data: DataPathArg,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ReportArgs {
     /// Where to write the HTML scorecard.

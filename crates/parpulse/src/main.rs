@@ -41,6 +41,10 @@ enum Command {
     Report(ReportArgs),
     /// Local services up, a simulated province through the pipeline, KPIs on screen and on /metrics.
     Demo(demo::DemoArgs),
+    /// Back up the ClickHouse database (FREEZE; run on the ClickHouse host: docs/OPERATIONS.md).
+    Backup(config::BackupArgs),
+    /// Restore a backup into an empty database (run on the ClickHouse host).
+    Restore(config::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -67,7 +71,11 @@ impl Command {
         match self {
             Command::Migrate(args) => !args.print_sql,
             Command::Ingest(IngestCommand::Simulate(args)) => !args.no_kafka,
-            Command::Ingest(IngestCommand::Token(_)) | Command::Export(_) | Command::Report(_) => false,
+            Command::Ingest(IngestCommand::Token(_))
+            | Command::Export(_)
+            | Command::Report(_)
+            | Command::Backup(_)
+            | Command::Restore(_) => false,
             Command::Ingest(IngestCommand::Http(_) | IngestCommand::File(_))
             | Command::Aggregate(_)
             | Command::Demo(_) => true,
@@ -103,6 +111,8 @@ fn main() -> Result<()> {
             Command::Export(args) => serve::export(&cli.common, &args).await,
             Command::Report(args) => serve::report(&cli.common, &args).await,
             Command::Demo(args) => demo::run(&cli.common, &args).await,
+            Command::Backup(args) => serve::backup(&cli.common, &args).await,
+            Command::Restore(args) => serve::restore(&cli.common, &args).await,
         }
     })
 }

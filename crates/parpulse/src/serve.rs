@@ -262,3 +262,33 @@ pub async fn report(common: &Common, args: &crate::config::ReportArgs) -> Result
     println!("scorecard written to {}", args.html.display());
     Ok(())
 }
+
+pub async fn backup(common: &Common, args: &crate::config::BackupArgs) -> Result<()> {
+    let store = common.store().await?;
+    let manifest = parpulse_clickhouse::backup::backup(&store, &args.data.clickhouse_data, &args.to)
+        .await
+        .with_context(|| format!("backing up database {} into {}", common.clickhouse_database, args.to.display()))?;
+    let parts: usize = manifest.tables.iter().map(|t| t.parts).sum();
+    println!(
+        "backed up {} tables ({parts} parts) of {} into {}",
+        manifest.tables.len(),
+        manifest.database,
+        args.to.display()
+    );
+    Ok(())
+}
+
+pub async fn restore(common: &Common, args: &crate::config::RestoreArgs) -> Result<()> {
+    let store = common.store().await?;
+    let manifest = parpulse_clickhouse::backup::restore(&store, &args.data.clickhouse_data, &args.from)
+        .await
+        .with_context(|| format!("restoring {} into database {}", args.from.display(), common.clickhouse_database))?;
+    println!(
+        "restored {} tables of {} (taken at {}) into {}; start the aggregators: they resume from the restored checkpoints",
+        manifest.tables.len(),
+        manifest.database,
+        manifest.taken_at,
+        common.clickhouse_database
+    );
+    Ok(())
+}

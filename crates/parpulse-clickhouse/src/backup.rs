@@ -1,0 +1,261 @@
+//! Backup and restore of a parpulse database with ClickHouse's own means, for servers
+//! without the `BACKUP` statement (18.16): `ALTER TABLE .. FREEZE` hard-links each
+//! table's parts into the server's `shadow/` folder, the backup copies them out; a
+//! restore creates the tables as they were and attaches the parts (`ALTER TABLE ..
+//! ATTACH PARTITION ID`). Both run on the ClickHouse host: they need the server's
+//! data folder (`<path>` in its config).
+//!
+//! Consistency while the aggregator runs: the `checkpoints` table is frozen first,
+//! every other table after it. Rows written after a checkpoint carry the offsets they
+//! are complete up to (docs/ARCHITECTURE.md), so rows "ahead" of the restored
+//! checkpoints are harmless: the aggregator replays from the checkpoint and skips
+//! what the rows already count. The reverse (a checkpoint ahead of its rows) cannot
+//! happen in this order.
+
+use std::path::{Path, PathBuf};
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::connect::valid_database_name;
+use crate::{Result, Store, StoreError};
+
+/// The file that lists what a backup holds.
+pub const MANIFEST: &str = "manifest.json";
+
+/// What a backup holds: the tables in the order they were frozen, with their DDL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub database: String,
+    pub server_version: String,
+    /// Unix seconds.
+    pub taken_at: u64,
+    pub tables: Vec<TableBackup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableBackup {
+    pub name: String,
+    /// `SHOW CREATE TABLE` as the server printed it.
+    pub create: String,
+    /// Partition ids present, attached one by one on restore.
+    pub partitions: Vec<String>,
+    pub parts: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{doing} {}: {source}", path.display())]
+    Files {
+        doing: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn files(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {
+    let path = path.to_owned();
+    move |source| BackupError::Files { doing, path, source }
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct TableRow {
+    name: String,
+    engine: String,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct CreateRow {
+    statement: String,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct PartitionRow {
+    partition_id: String,
+}
+
+/// The MergeTree tables of the store's database, `checkpoints` first (see the module doc).
+async fn tables(store: &Store) -> Result<Vec<String>> {
+    let rows: Vec<TableRow> = store
+        .client()
+        .query("SELECT name, engine FROM system.tables WHERE database = ? ORDER BY name")
+        .bind(store.database())
+        .fetch_all()
+        .await
+        .map_err(store.error("listing tables"))?;
+    let mut names: Vec<String> = rows.into_iter().filter(|t| t.engine.ends_with("MergeTree")).map(|t| t.name).collect();
+    names.sort_by_key(|name| name != "checkpoints");
+    Ok(names)
+}
+
+/// A table name from `system.tables`, checked before it is used as an identifier
+/// (identifiers cannot be bound as values in 18.16).
+fn identifier(name: &str) -> std::result::Result<&str, BackupError> {
+    if valid_database_name(name) {
+        Ok(name)
+    } else {
+        Err(BackupError::Refused(format!("table name {name:?} is not a plain identifier; not backed up")))
+    }
+}
+
+fn newest_increment(data_path: &Path) -> std::result::Result<String, BackupError> {
+    let path = data_path.join("shadow/increment.txt");
+    let text = std::fs::read_to_string(&path).map_err(files("reading", &path))?;
+    Ok(text.trim().to_owned())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::result::Result<usize, BackupError> {
+    std::fs::create_dir_all(to).map_err(files("creating", to))?;
+    let mut copied = 0;
+    for entry in std::fs::read_dir(from).map_err(files("reading", from))? {
+        let entry = entry.map_err(files("reading", from))?;
+        let target = to.join(entry.file_name());
+        if entry.file_type().map_err(files("reading", &entry.path()))?.is_dir() {
+            copied += copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).map_err(files("copying", &entry.path()))?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
+}
+
+/// Backs up every MergeTree table of the store's database into `to` (which must not
+/// exist yet), reading the frozen parts from the server's `data_path`.
+pub async fn backup(store: &Store, data_path: &Path, to: &Path) -> std::result::Result<Manifest, BackupError> {
+    if to.exists() {
+        return Err(BackupError::Refused(format!("{} exists already; back up into a new folder", to.display())));
+    }
+    let database = store.database();
+    let mut manifest = Manifest {
+        database: database.to_owned(),
+        server_version: store.server_version().to_owned(),
+        taken_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        tables: Vec::new(),
+    };
+    for name in tables(store).await? {
+        let table = identifier(&name)?;
+        let create: CreateRow = store
+            .client()
+            .query(&format!("SHOW CREATE TABLE {database}.{table}"))
+            .fetch_one()
+            .await
+            .map_err(store.error("reading a table's definition"))?;
+        let partitions: Vec<PartitionRow> = store
+            .client()
+            .query("SELECT DISTINCT partition_id FROM system.parts WHERE database = ? AND table = ? AND active ORDER BY partition_id")
+            .bind(database)
+            .bind(table)
+            .fetch_all()
+            .await
+            .map_err(store.error("listing partitions"))?;
+        store
+            .client()
+            .query(&format!("ALTER TABLE {database}.{table} FREEZE"))
+            .execute()
+            .await
+            .map_err(store.error("freezing a table"))?;
+        let increment = newest_increment(data_path)?;
+        let shadow = data_path.join("shadow").join(&increment);
+        let frozen = shadow.join("data").join(database).join(table);
+        let parts = if frozen.exists() {
+            let parts = std::fs::read_dir(&frozen).map_err(files("reading", &frozen))?.count();
+            copy_tree(&frozen, &to.join("data").join(table))?;
+            parts
+        } else {
+            0 // an empty table freezes nothing
+        };
+        if shadow.exists() {
+            std::fs::remove_dir_all(&shadow).map_err(files("removing", &shadow))?;
+        }
+        tracing::info!(table, parts, "table backed up");
+        manifest.tables.push(TableBackup {
+            name: name.clone(),
+            create: create.statement,
+            partitions: partitions.into_iter().map(|p| p.partition_id).collect(),
+            parts,
+        });
+    }
+    let path = to.join(MANIFEST);
+    std::fs::create_dir_all(to).map_err(files("creating", to))?;
+    let text = serde_json::to_string_pretty(&manifest).expect("a manifest serializes");
+    std::fs::write(&path, text).map_err(files("writing", &path))?;
+    Ok(manifest)
+}
+
+/// `create` (from `SHOW CREATE TABLE database.table`) aimed at `into` instead.
+pub fn retarget(create: &str, database: &str, table: &str, into: &str) -> std::result::Result<String, BackupError> {
+    let from = format!("CREATE TABLE {database}.{table} ");
+    let rest = create.strip_prefix(&from).ok_or_else(|| {
+        BackupError::Refused(format!("the backed-up definition of {table} does not start with {from:?}"))
+    })?;
+    Ok(format!("CREATE TABLE {into}.{table} {rest}"))
+}
+
+/// Restores a backup into the store's database, which must hold no table yet: the
+/// tables are created as they were backed up and their parts attached. `data_path`
+/// is the server's data folder (the parts are copied into each table's `detached/`;
+/// they must be readable by the server's user).
+pub async fn restore(store: &Store, data_path: &Path, from: &Path) -> std::result::Result<Manifest, BackupError> {
+    let path = from.join(MANIFEST);
+    let text = std::fs::read_to_string(&path).map_err(files("reading", &path))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| BackupError::Refused(format!("{} is not a parpulse backup manifest: {e}", path.display())))?;
+    let database = store.database();
+    if !tables(store).await?.is_empty() {
+        return Err(BackupError::Refused(format!(
+            "database {database} has tables already; restore into an empty database (drop it, or set PARPULSE_CLICKHOUSE_DATABASE)"
+        )));
+    }
+    for table in &manifest.tables {
+        let name = identifier(&table.name)?;
+        let create = retarget(&table.create, identifier(&manifest.database)?, name, database)?;
+        store.client().query(&create).execute().await.map_err(store.error("creating a table"))?;
+        let backed_up = from.join("data").join(name);
+        if backed_up.exists() {
+            let detached = data_path.join("data").join(database).join(name).join("detached");
+            copy_tree(&backed_up, &detached)?;
+        }
+        for partition in &table.partitions {
+            if !partition.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                return Err(BackupError::Refused(format!("partition id {partition:?} of {name} is not plain")));
+            }
+            store
+                .client()
+                .query(&format!("ALTER TABLE {database}.{name} ATTACH PARTITION ID '{partition}'"))
+                .execute()
+                .await
+                .map_err(store.error("attaching a partition"))?;
+        }
+        tracing::info!(table = name, partitions = table.partitions.len(), "table restored");
+    }
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_definition_is_retargeted_to_the_restored_database_only_at_its_head() {
+        let create = "CREATE TABLE old.dossier_day ( day Date,  note String DEFAULT 'old.dossier_day ') ENGINE = MergeTree ORDER BY day";
+        let restored = retarget(create, "old", "dossier_day", "new").unwrap();
+        assert_eq!(
+            restored,
+            "CREATE TABLE new.dossier_day ( day Date,  note String DEFAULT 'old.dossier_day ') ENGINE = MergeTree ORDER BY day"
+        );
+        assert!(retarget(create, "other", "dossier_day", "new").is_err(), "a definition of another table is refused");
+    }
+
+    #[test]
+    fn only_plain_identifiers_become_sql() {
+        assert!(identifier("dossier_day").is_ok());
+        assert!(identifier("x; DROP DATABASE parpulse").is_err());
+        assert!(identifier("").is_err());
+    }
+}
