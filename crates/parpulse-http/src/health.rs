@@ -148,7 +148,10 @@ mod tests {
         assert!(health.all_up());
         crate::register_build_info(&registry);
         let text = crate::encode(&registry);
-        assert!(text.contains(&format!("parpulse_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{text}");
+        assert!(
+            text.contains(&format!("parpulse_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))),
+            "{text}"
+        );
         assert!(crate::encode(&registry).contains("parpulse_dependency_up{dependency=\"kafka\"} 1"));
     }
 }
