@@ -79,20 +79,9 @@ fn row(
     ));
 }
 
-/// Whole VND as millions of đồng with Vietnamese thousands separators (1.234.567).
-fn million_vnd(vnd: i64) -> String {
-    let digits = (vnd / 1_000_000).unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push('.');
-        }
-        out.push(digit);
-    }
-    if vnd < 0 {
-        out.insert(0, '-');
-    }
-    out
+/// Whole VND as billions of đồng (tỷ đồng), two decimals with the Vietnamese decimal comma.
+fn billion_vnd(vnd: i64) -> String {
+    format!("{:.2}", vnd as f64 / 1e9).replace('.', ",")
 }
 
 /// What a unit's budget and staffing still owe, in Vietnamese; empty when nothing.
@@ -144,7 +133,7 @@ fn administration_row(
          <td class=\"num\" data-kpi=\"staff_quota\">{}</td>\
          <td class=\"num\" data-kpi=\"deputies_over_limit\">{}</td><td class=\"status\">{}</td></tr>\n",
         budget.allocated,
-        million_vnd(budget.allocated),
+        billion_vnd(budget.allocated),
         ratio_cell("budget_execution", budget.execution()),
         ratio_cell("budget_savings", budget.savings()),
         ratio_cell("budget_disclosure", budget.disclosure()),
@@ -214,7 +203,7 @@ fn administration_section(snapshot: &Snapshot, registry: &AgencyRegistry) -> Str
 <p class="meta">Kinh phí hành chính năm ngân sách {year}: giải ngân, tiết kiệm chi và công khai so với dự toán được giao (mục tiêu công khai 100%); biên chế theo báo cáo mới nhất, tinh giản so với năm 2015 ({roadmap}); số cấp phó vượt quy định (mục tiêu 0).
 <span id="administration-findings">{with_findings}</span> đơn vị cần lưu ý. Budget of fiscal year {year} and staffing from the newest snapshots, per unit.</p>
 <table id="administration">
-<thead><tr><th>Mã</th><th>Đơn vị</th><th>Khối</th><th>Dự toán được giao (triệu đồng)</th><th>Giải ngân</th><th>Tiết kiệm chi</th><th>Công khai</th><th>Tinh giản biên chế (so với 2015)</th><th>Biên chế được giao</th><th>Cấp phó vượt quy định</th><th>Đánh giá</th></tr></thead>
+<thead><tr><th>Mã</th><th>Đơn vị</th><th>Khối</th><th>Dự toán được giao (tỷ đồng)</th><th>Giải ngân</th><th>Tiết kiệm chi</th><th>Công khai</th><th>Tinh giản biên chế (so với 2015)</th><th>Biên chế được giao</th><th>Cấp phó vượt quy định</th><th>Đánh giá</th></tr></thead>
 <tbody>
 {rows}</tbody>
 <tfoot>
@@ -364,7 +353,7 @@ mod tests {
         };
         let snv = row("SNV");
         for cell in [
-            "data-kpi=\"budget_allocated\" data-value=\"12000000000\">12.000</td>",
+            "data-kpi=\"budget_allocated\" data-value=\"12000000000\">12,00</td>",
             "data-kpi=\"budget_execution\" data-value=\"0.75\">75.0%</td>",
             "data-kpi=\"budget_savings\" data-value=\"0.05\">5.0%</td>",
             "data-kpi=\"budget_disclosure\" data-value=\"0.5\">50.0%</td>",
@@ -381,8 +370,8 @@ mod tests {
         assert!(html.contains("<span id=\"administration-findings\">1</span>"));
         assert!(row("HY").contains("data-kpi=\"deputies_over_limit\">1</td>"));
         assert!(html.contains("mốc 2021: giảm ít nhất 10.0% so với 2015"));
-        assert_eq!(million_vnd(1_234_567_890_123), "1.234.567");
-        assert_eq!(million_vnd(999_999), "0");
+        assert_eq!(billion_vnd(1_234_567_890_123), "1234,57");
+        assert_eq!(billion_vnd(0), "0,00");
     }
 
     #[test]
