@@ -9,8 +9,27 @@ use parpulse_clickhouse::Store;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
+use crate::broker::SpareBroker;
 use crate::process::Reaped;
+use crate::spare_clickhouse::SpareClickHouse;
 use crate::TestEnv;
+
+/// A private Kafka broker and ClickHouse server (for a test that restarts them), and
+/// the test's namespace on them, migrated.
+pub async fn on_spare_services(
+    test: &str,
+    kafka_port: u16,
+    clickhouse_http_port: u16,
+) -> (SpareBroker, SpareClickHouse, TestEnv, Store) {
+    let broker = SpareBroker::start(kafka_port);
+    let clickhouse = SpareClickHouse::start(clickhouse_http_port);
+    let mut env = TestEnv::new(test);
+    env.brokers = broker.brokers();
+    env.clickhouse_url = clickhouse.url();
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    (broker, clickhouse, env, store)
+}
 
 /// `parpulse aggregate` on the test's services with static membership `instance`,
 /// its log appended to `log`.
@@ -71,20 +90,33 @@ pub async fn committed_sum(env: &TestEnv, store: &Store) -> Option<i64> {
 }
 
 /// High watermarks of the event topics, summed (every message written so far).
+/// Retries for up to a minute: just after a broker restart, partitions answer
+/// "not leader" until their leadership is settled.
 pub async fn high_watermark_sum(env: &TestEnv) -> i64 {
     let (brokers, topics) = (env.brokers.clone(), env.topics.clone());
     tokio::task::spawn_blocking(move || {
         let probe: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("probe");
-        let mut sum = 0;
-        for topic in topics.event_topics() {
-            let metadata = probe.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("topic metadata");
-            for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-                let (_, high) =
-                    probe.fetch_watermarks(topic, partition.id(), Duration::from_secs(10)).expect("watermarks");
-                sum += high;
+        let sum = || -> Result<i64, rdkafka::error::KafkaError> {
+            let mut sum = 0;
+            for topic in topics.event_topics() {
+                let metadata = probe.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+                for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                    sum += probe.fetch_watermarks(topic, partition.id(), Duration::from_secs(10))?.1;
+                }
+            }
+            Ok(sum)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match sum() {
+                Ok(sum) => return sum,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("high watermarks not readable yet ({e}); retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("high watermarks of the event topics not readable within 60 s: {e}"),
             }
         }
-        sum
     })
     .await
     .expect("watermark probe")
