@@ -12,6 +12,7 @@ use parpulse_export::{Exporter, ExporterConfig};
 use parpulse_http::RegistrySource;
 use parpulse_tests::prometheus::{read_repo_file, repo, Prometheus};
 use parpulse_tests::{prom_text, start_intake, TestEnv, SNV_TOKEN};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
 const DASHBOARDS: [&str; 2] =
@@ -164,6 +165,11 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
         .await
         .expect("intake");
     assert_eq!(response.status().as_u16(), 207);
+    // And one message written around the gate, which the aggregator refuses: the dead-letter
+    // panels of the IT dashboard (parpulse_aggregator_rejected_total) have a series too.
+    let rogue: FutureProducer = env.connection().client_config().create().expect("rogue producer");
+    let record = FutureRecord::to(env.topics.dossier.as_str()).key("SNV").payload(b"not avro at all".as_slice());
+    rogue.send(record, Duration::from_secs(10)).await.expect("poison written");
 
     let metrics = AggregatorMetrics::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
