@@ -357,23 +357,37 @@ pub async fn assert_all_kpis_equal_recount(store: &Store, ndjson: &str) {
     assert_audit_trail_equals_events(store, ndjson).await;
 }
 
-/// The `dossier_event` audit table holds every dossier event of the file, each once by id.
+/// The `event_log` audit table holds every event of the file (dossier, budget, staffing),
+/// each once by id and whole: its stored bytes decode to the file's event, field by
+/// field (the ingestor's stamp aside, which the file does not have), and the row's own
+/// columns agree with the bytes.
 pub async fn assert_audit_trail_equals_events(store: &Store, ndjson: &str) {
-    let mut want: Vec<String> = ndjson
+    use std::collections::BTreeMap;
+    let unstamped = |mut event: parpulse_core::Event| {
+        event.stamp("", 0);
+        event
+    };
+    let want: BTreeMap<String, parpulse_core::Event> = ndjson
         .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|v| v["type"] == "dossier")
-        .map(|v| v["event_id"].as_str().expect("event_id").to_owned())
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| parpulse_ingest::file_import::parse_ndjson_line(line).expect("the file's events parse"))
+        .map(|event| (event.event_id().to_owned(), unstamped(event)))
         .collect();
-    want.sort();
-    want.dedup();
-    let mut stored: Vec<String> = store
-        .client()
-        .query("SELECT DISTINCT event_id FROM dossier_event")
-        .fetch_all::<String>()
-        .await
-        .expect("reading dossier_event");
-    stored.sort();
-    assert_eq!(stored.len(), want.len(), "dossier events in the audit table");
-    assert!(stored == want, "the audit table holds exactly the file's dossier event ids");
+    let codec = parpulse_core::avro::AvroCodec::new();
+    let rows = parpulse_clickhouse::event_log::read_all(store).await.expect("reading event_log");
+    let mut stored = BTreeMap::new();
+    for row in rows {
+        let event = codec.decode_event(&row.payload).expect("stored payloads decode");
+        assert_eq!(
+            (event.event_id(), event.agency_code(), event.occurred_at(), event.recorded_at()),
+            (row.event_id.as_str(), row.agency_code.as_str(), row.occurred_at, row.recorded_at),
+            "the row's columns are the event's own"
+        );
+        assert!(row.recorded_at > 0, "the ingestor's admission time is kept");
+        assert_eq!(parpulse_core::avro::split_header(&row.payload).unwrap().0, row.schema_id);
+        assert_eq!(row.day, parpulse_core::LocalDay::of_micros(row.occurred_at).0);
+        stored.insert(row.event_id.clone(), unstamped(event));
+    }
+    assert_eq!(stored.len(), want.len(), "events in the audit table");
+    assert!(stored == want, "the audit table holds exactly the file's events, every field");
 }

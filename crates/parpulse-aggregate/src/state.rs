@@ -42,9 +42,10 @@ use hashbrown::Equivalent;
 // hasher is a measured share of the aggregator's time (docs/BENCHMARKS.md).
 use rustc_hash::FxBuildHasher;
 
-use parpulse_clickhouse::budget_staffing::{BudgetEventRow, DossierEventRow, StaffingEventRow};
+use parpulse_clickhouse::budget_staffing::{BudgetEventRow, StaffingEventRow};
 use parpulse_clickhouse::dossier_day::DossierDayRow;
 use parpulse_clickhouse::dossier_state::{DossierStateRow, OUTCOME_LATE, OUTCOME_ON_TIME, OUTCOME_OPEN};
+use parpulse_clickhouse::event_log::EventLogRow;
 use parpulse_core::kpi::DossierDayCounts;
 use parpulse_core::lifecycle::{DossierLifecycle, Outcome};
 use parpulse_core::{BudgetEvent, DossierEvent, DossierEventKind, Event, LocalDay, StaffingEvent};
@@ -257,9 +258,8 @@ pub struct PartitionState {
     /// Budget and staffing events since the last checkpoint, as rows (deduplicated when read).
     budget_rows: Vec<BudgetEventRow>,
     staffing_rows: Vec<StaffingEventRow>,
-    /// Dossier events applied since the last checkpoint (audit table), when kept.
-    dossier_event_rows: Vec<DossierEventRow>,
-    audit: bool,
+    /// Events applied since the last checkpoint, whole (the `event_log` audit table), when kept.
+    event_log: Vec<EventLogRow>,
     next_offset: i64,
     checkpointed_offset: i64,
 }
@@ -292,8 +292,7 @@ impl PartitionState {
             duplicates: 0,
             budget_rows: Vec::new(),
             staffing_rows: Vec::new(),
-            dossier_event_rows: Vec::new(),
-            audit: true,
+            event_log: Vec::new(),
             next_offset,
             checkpointed_offset: next_offset,
         };
@@ -420,22 +419,22 @@ impl PartitionState {
         Verdict::Applied
     }
 
-    /// Whether applied dossier events are kept as audit rows (on by default).
-    pub fn with_audit(mut self, audit: bool) -> Self {
-        self.audit = audit;
-        self
+    /// Keeps an applied event whole for the `event_log` audit table (the caller has
+    /// the message bytes; the state only holds the rows until the next checkpoint).
+    pub fn log_event(&mut self, row: EventLogRow) {
+        self.event_log.push(row);
     }
 
-    /// Takes the dossier events applied since the last snapshot, as audit rows (the
-    /// next batch starts with as much room: no regrowing on the hot path).
-    pub fn take_dossier_events(&mut self) -> Vec<DossierEventRow> {
-        let room = self.dossier_event_rows.len();
-        std::mem::replace(&mut self.dossier_event_rows, Vec::with_capacity(room))
+    /// Takes the events logged since the last snapshot (the next batch starts with as
+    /// much room: no regrowing on the hot path).
+    pub fn take_event_log(&mut self) -> Vec<EventLogRow> {
+        let room = self.event_log.len();
+        std::mem::replace(&mut self.event_log, Vec::with_capacity(room))
     }
 
     /// Dossier rows and audit rows the next snapshot takes.
     pub fn pending_sizes(&self) -> (usize, usize) {
-        (self.dirty_dossiers.len(), self.dossier_event_rows.len())
+        (self.dirty_dossiers.len(), self.event_log.len())
     }
 
     /// Takes the budget and staffing rows recorded since the last snapshot.
@@ -465,20 +464,6 @@ impl PartitionState {
             }
         };
         self.next_offset = self.next_offset.max(offset + 1);
-        if self.audit {
-            self.dossier_event_rows.push(DossierEventRow {
-                event_id: event.event_id.as_ref().to_owned(),
-                agency_code: key.agency_code.clone(),
-                dossier_id: key.dossier_id.clone(),
-                kind: event.kind.as_str(),
-                occurred_at: event.occurred_at,
-                day: LocalDay::of_micros(event.occurred_at).0,
-                channel: event.channel.as_str(),
-                online_level: event.online_level,
-                kafka_partition: self.partition,
-                kafka_offset: offset,
-            });
-        }
         dossier.last_event_at = dossier.last_event_at.max(event.occurred_at);
         if offset < dossier.complete_through {
             // The stored dossier already reflects this event: a reception was counted
@@ -580,7 +565,7 @@ impl PartitionState {
         }
         self.budget_rows.clear();
         self.staffing_rows.clear();
-        self.dossier_event_rows.clear();
+        self.event_log.clear();
         self.checkpointed_offset = next_offset;
     }
 
@@ -665,12 +650,6 @@ mod tests {
         let counts = state.counts("SNV", DAY).unwrap();
         assert_eq!((counts.received, counts.received_online), (2, 1));
         assert_eq!(state.next_offset(), 2);
-        let audit = state.take_dossier_events();
-        assert_eq!(audit.len(), 2, "every applied event is kept for audit");
-        assert_eq!((audit[1].kind, audit[1].channel, audit[1].kafka_offset), ("received", "in_person", 1));
-        let mut quiet = PartitionState::load(0, 0, &[], &[]).with_audit(false);
-        quiet.apply(0, &reception("SNV", "D1", Channel::Online));
-        assert!(quiet.take_dossier_events().is_empty(), "no audit rows when the audit table is off");
     }
 
     #[test]

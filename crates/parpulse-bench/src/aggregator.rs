@@ -18,7 +18,7 @@ pub struct AggregatorRun {
 
 /// Starts `parpulse aggregate` on a migrated deployment whose dossier topic holds
 /// `n` events and measures it until its checkpoints reach the end; `audit`: whether it
-/// also writes every event to the `dossier_event` audit table (the default).
+/// also writes every event whole to the `event_log` audit table (the default).
 pub async fn run(deployment: &Deployment, n: u64, audit: bool) -> Result<AggregatorRun> {
     let store = deployment.store().await?;
     let port = free_port();

@@ -1,8 +1,6 @@
 //! `budget_event` and `staffing_event`: one row per event, deduplicated by
 //! `event_id` when read, and the budget and staffing KPIs summed from them.
 
-use std::sync::Arc;
-
 use clickhouse::Row;
 use parpulse_core::kpi::BudgetTotals;
 use serde::{Deserialize, Serialize};
@@ -38,27 +36,6 @@ pub struct StaffingEventRow {
     pub people: i32,
     pub kafka_partition: u32,
     pub kafka_offset: i64,
-}
-
-/// A dossier event as applied (table `dossier_event`: audit and replay, deduplicated by id).
-/// Written only: the unit and dossier strings are shared with the aggregator's state
-/// (`Arc<str>`), the kind and channel are the wire names, so a row costs one allocation.
-#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize)]
-pub struct DossierEventRow {
-    pub event_id: String,
-    pub agency_code: Arc<str>,
-    pub dossier_id: Arc<str>,
-    pub kind: &'static str,
-    pub occurred_at: i64,
-    pub day: u16,
-    pub channel: &'static str,
-    pub online_level: i32,
-    pub kafka_partition: u32,
-    pub kafka_offset: i64,
-}
-
-pub async fn write_dossier_events(store: &Store, rows: &[DossierEventRow]) -> Result<()> {
-    store.insert_rows("dossier_event", rows, "writing dossier_event rows").await
 }
 
 pub async fn write_budget(store: &Store, rows: &[BudgetEventRow]) -> Result<()> {

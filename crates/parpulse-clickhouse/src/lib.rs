@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod connect;
 pub mod dossier_day;
 pub mod dossier_state;
+pub mod event_log;
 pub mod migrate;
 
 pub use connect::{ClickHouseConfig, Store};

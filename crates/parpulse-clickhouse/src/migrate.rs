@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_checkpoint_watermark.sql", include_str!("../../../schemas/clickhouse/0005_checkpoint_watermark.sql")),
     ("0006_dossier_last_event.sql", include_str!("../../../schemas/clickhouse/0006_dossier_last_event.sql")),
     ("0007_dossier_event.sql", include_str!("../../../schemas/clickhouse/0007_dossier_event.sql")),
+    ("0008_event_log.sql", include_str!("../../../schemas/clickhouse/0008_event_log.sql")),
 ];
 
 #[derive(Debug, Row, Serialize, Deserialize)]

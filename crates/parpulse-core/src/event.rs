@@ -209,6 +209,15 @@ impl<S: AsRef<str>> Event<S> {
             Event::Staffing(e) => e.occurred_at,
         }
     }
+
+    /// When the ingestor admitted it (UTC micros; 0 if no ingestor stamped it).
+    pub fn recorded_at(&self) -> i64 {
+        match self {
+            Event::Dossier(e) => e.recorded_at,
+            Event::Budget(e) => e.recorded_at,
+            Event::Staffing(e) => e.recorded_at,
+        }
+    }
 }
 
 impl Event {

@@ -250,7 +250,7 @@ pub struct AggregateArgs {
     /// same id takes its partitions back at once, without a rebalance.
     #[arg(long, env = "PARPULSE_AGGREGATOR_INSTANCE_ID")]
     pub instance_id: Option<String>,
-    /// Keep every applied dossier event in the `dossier_event` audit table (one more
+    /// Keep every applied event whole in the `event_log` audit table (one more
     /// ClickHouse row per event: see docs/BENCHMARKS.md for its cost).
     #[arg(long, env = "PARPULSE_AUDIT_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub audit_events: bool,

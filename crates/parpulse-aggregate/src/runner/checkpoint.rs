@@ -38,7 +38,7 @@ pub(super) struct Snapshot {
     pub(super) dossiers: Vec<parpulse_clickhouse::dossier_state::DossierStateRow>,
     pub(super) days: Vec<parpulse_clickhouse::dossier_day::DossierDayRow>,
     pub(super) budget: Vec<parpulse_clickhouse::budget_staffing::BudgetEventRow>,
-    pub(super) dossier_events: Vec<parpulse_clickhouse::budget_staffing::DossierEventRow>,
+    pub(super) event_log: Vec<parpulse_clickhouse::event_log::EventLogRow>,
     pub(super) staffing: Vec<parpulse_clickhouse::budget_staffing::StaffingEventRow>,
     pub(super) checkpoints: Vec<CheckpointRow>,
 }
@@ -72,7 +72,7 @@ pub(super) fn snapshot(work: &mut Work, consumer_group: &str) -> Option<Snapshot
         dossiers: Vec::with_capacity(dossier_rows),
         days: Vec::new(),
         budget: Vec::new(),
-        dossier_events: Vec::with_capacity(audit_rows),
+        event_log: Vec::with_capacity(audit_rows),
         staffing: Vec::new(),
         checkpoints: Vec::with_capacity(progressed.len()),
     };
@@ -80,7 +80,7 @@ pub(super) fn snapshot(work: &mut Work, consumer_group: &str) -> Option<Snapshot
         let state = work.states.get_mut(&key).expect("progressed partition");
         snapshot.dossiers.extend(state.pending_dossier_rows(now));
         snapshot.days.extend(state.pending_rows());
-        snapshot.dossier_events.append(&mut state.take_dossier_events());
+        snapshot.event_log.append(&mut state.take_event_log());
         let (mut budget, mut staffing) = state.take_event_rows();
         snapshot.budget.append(&mut budget);
         snapshot.staffing.append(&mut staffing);
@@ -166,8 +166,7 @@ impl Shared {
         self.deliver_dead_letters(&snapshot.dead_letters).await?;
         self.timed("dossier_state", dossier_state::write(&self.store, &snapshot.dossiers)).await?;
         self.timed("dossier_day", dossier_day::write(&self.store, &snapshot.days)).await?;
-        self.timed("dossier_event", budget_staffing::write_dossier_events(&self.store, &snapshot.dossier_events))
-            .await?;
+        self.timed("event_log", parpulse_clickhouse::event_log::write(&self.store, &snapshot.event_log)).await?;
         self.timed("budget_event", budget_staffing::write_budget(&self.store, &snapshot.budget)).await?;
         self.timed("staffing_event", budget_staffing::write_staffing(&self.store, &snapshot.staffing)).await?;
         self.timed("checkpoints", checkpoint::write(&self.store, &snapshot.checkpoints)).await?;
@@ -241,7 +240,7 @@ mod tests {
         let row = &taken.checkpoints[0];
         assert_eq!((row.consumer_group.as_str(), row.kafka_partition, row.next_offset), ("group", 2, 12));
         assert_eq!(row.watermark, T0 + 1, "the newest event time applied");
-        assert_eq!((taken.dossiers.len(), taken.days.len(), taken.dossier_events.len()), (2, 1, 2));
+        assert_eq!((taken.dossiers.len(), taken.days.len()), (2, 1));
         assert_eq!(taken.dead_letters.len(), 1, "dead letters go with the checkpoint that moves past them");
         assert!(work.dead_letters.is_empty());
         let commit = taken.commit_list();

@@ -26,7 +26,7 @@ pub struct AggregatorConfig {
     /// Static group membership (`group.instance.id`): a restarted aggregator with
     /// the same id gets its partitions back without a rebalance.
     pub instance_id: Option<String>,
-    /// Write every applied dossier event to the `dossier_event` audit table.
+    /// Keep every applied event whole in the `event_log` audit table.
     pub audit_events: bool,
     /// The units events may name: the topics are untrusted input, so every message is
     /// validated again by the gate's rules (parpulse_core::validate).

@@ -6,10 +6,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use parpulse_clickhouse::dossier_state;
-use parpulse_core::avro::AvroCodec;
+use std::sync::Arc;
+
+use parpulse_clickhouse::event_log::EventLogRow;
+use parpulse_core::avro::{split_header, AvroCodec};
+use parpulse_core::event::EventRef;
 use parpulse_core::time::now_micros;
 use parpulse_core::validate::{RejectReason, Rejection};
 use parpulse_core::Event;
+use parpulse_core::LocalDay;
 use parpulse_kafka::SourcePosition;
 use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 
@@ -32,23 +37,27 @@ pub(super) fn ready<F: Future>(future: F) -> Option<F::Output> {
 }
 
 /// The partition of the previous message, kept so that a run of messages from one
-/// partition costs no allocation.
+/// partition costs no allocation (the topic name is shared with its audit rows).
 pub(super) struct Position {
     key: Key,
+    topic: Arc<str>,
 }
 
 impl Default for Position {
     fn default() -> Self {
-        Position { key: (String::new(), u32::MAX) }
+        Position { key: (String::new(), u32::MAX), topic: Arc::from("") }
     }
 }
 
 impl Position {
-    pub(super) fn of(&mut self, message: &BorrowedMessage<'_>) -> &Key {
+    pub(super) fn of(&mut self, message: &BorrowedMessage<'_>) -> (&Key, &Arc<str>) {
         if self.key.1 != message.partition() as u32 || self.key.0 != message.topic() {
             self.key = (message.topic().to_owned(), message.partition() as u32);
+            if *self.topic != *message.topic() {
+                self.topic = Arc::from(message.topic());
+            }
         }
-        &self.key
+        (&self.key, &self.topic)
     }
 }
 
@@ -93,7 +102,7 @@ pub(super) async fn apply_message(
     message: &BorrowedMessage<'_>,
     tally: &mut Tally,
 ) {
-    let key = position.of(message);
+    let (key, topic) = position.of(message);
     let Some(state) = work.states.get_mut(key) else { return };
     if message.offset() < state.next_offset() {
         return; // fetched before a hand-over; already applied
@@ -146,9 +155,30 @@ pub(super) async fn apply_message(
             refuse(shared, &mut work.dead_letters, message, rejection);
         }
         Verdict::Applied | Verdict::LateDuplicate | Verdict::NeedsStoredDossier => {
+            if verdict == Verdict::Applied && shared.config.audit_events {
+                state.log_event(audit_row(&event, message, topic.clone()));
+            }
             tally.applied += 1;
             tally.newest_event_secs = tally.newest_event_secs.max(event.occurred_at() / 1_000_000);
         }
+    }
+}
+
+/// The event whole, as the `event_log` audit table keeps it: the message value as
+/// produced, with its Kafka position.
+fn audit_row(event: &EventRef<'_>, message: &BorrowedMessage<'_>, topic: Arc<str>) -> EventLogRow {
+    let payload = message.payload().unwrap_or_default();
+    EventLogRow {
+        event_id: event.event_id().to_owned(),
+        agency_code: event.agency_code().to_owned(),
+        occurred_at: event.occurred_at(),
+        day: LocalDay::of_micros(event.occurred_at()).0,
+        recorded_at: event.recorded_at(),
+        schema_id: split_header(payload).map_or(0, |(id, _)| id),
+        payload: payload.to_vec(),
+        topic,
+        kafka_partition: message.partition() as u32,
+        kafka_offset: message.offset(),
     }
 }
 

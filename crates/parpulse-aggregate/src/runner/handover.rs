@@ -196,9 +196,7 @@ async fn load_states(
             dossiers = dossiers.len(),
             "loaded partition state"
         );
-        let state = PartitionState::load(*partition, next_offset, &rows, &dossiers)
-            .with_lateness(watermark, lateness)
-            .with_audit(config.audit_events);
+        let state = PartitionState::load(*partition, next_offset, &rows, &dossiers).with_lateness(watermark, lateness);
         loaded.push(((topic.clone(), *partition), state));
     }
     Ok(loaded)

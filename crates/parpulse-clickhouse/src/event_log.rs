@@ -1,0 +1,42 @@
+//! The `event_log` table: every applied event whole (its Kafka message value), with its
+//! Kafka position and admission time: the long-term record of the stream.
+
+use std::sync::Arc;
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct EventLogRow {
+    pub event_id: String,
+    pub agency_code: String,
+    pub occurred_at: i64,
+    pub day: u16,
+    pub recorded_at: i64,
+    pub schema_id: u32,
+    /// The message value as produced: the wire header and the Avro datum.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    pub topic: Arc<str>,
+    pub kafka_partition: u32,
+    pub kafka_offset: i64,
+}
+
+pub async fn write(store: &Store, rows: &[EventLogRow]) -> Result<()> {
+    store.insert_rows("event_log", rows, "writing event_log rows").await
+}
+
+/// One stored copy of every event (the table is deduplicated by event id), in no order.
+pub async fn read_all(store: &Store) -> Result<Vec<EventLogRow>> {
+    store
+        .client()
+        .query(
+            "SELECT event_id, any(agency_code), any(occurred_at), any(day), any(recorded_at), any(schema_id), \
+             any(payload), any(topic), any(kafka_partition), any(kafka_offset) FROM event_log GROUP BY event_id",
+        )
+        .fetch_all()
+        .await
+        .map_err(store.error("reading event_log"))
+}
