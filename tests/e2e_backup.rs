@@ -29,16 +29,8 @@ fn data_path() -> PathBuf {
 }
 
 fn parpulse(env: &TestEnv, args: &[&str]) -> Command {
-    let mut command = Command::new(parpulse_tests::parpulse_bin());
-    command
-        .args(args)
-        .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
-        .env("PARPULSE_CLICKHOUSE_URL", &env.clickhouse_url)
-        .env("PARPULSE_CLICKHOUSE_DATABASE", &env.database)
-        .env("PARPULSE_CLICKHOUSE_DATA_PATH", data_path())
-        .env("PARPULSE_TOPIC_PREFIX", env.topic_prefix())
-        .env("PARPULSE_CONSUMER_GROUP", &env.consumer_group)
-        .env("PARPULSE_LOG", "warn");
+    let mut command = parpulse_tests::parpulse_command(env, args);
+    command.env("PARPULSE_CLICKHOUSE_DATA_PATH", data_path());
     command
 }
 

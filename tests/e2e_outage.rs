@@ -9,7 +9,7 @@
 //! reason and source position), and every KPI equals the independent recount.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use parpulse_core::avro::AvroCodec;
@@ -32,14 +32,7 @@ const MAX_OUTAGE_LOG_LINES: usize = 20;
 fn parpulse(env: &TestEnv, args: &[&str], log: &std::path::Path) -> Reaped {
     let stderr = std::fs::File::create(log).expect("log file");
     Reaped(
-        Command::new(parpulse_tests::parpulse_bin())
-            .args(args)
-            .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
-            .env("PARPULSE_CLICKHOUSE_URL", &env.clickhouse_url)
-            .env("PARPULSE_CLICKHOUSE_DATABASE", &env.database)
-            .env("PARPULSE_TOPIC_PREFIX", env.topic_prefix())
-            .env("PARPULSE_CONSUMER_GROUP", &env.consumer_group)
-            .env("PARPULSE_LOG", "warn")
+        parpulse_tests::parpulse_command(env, args)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(stderr)

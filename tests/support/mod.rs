@@ -236,6 +236,21 @@ pub async fn stored_day_counts(store: &Store) -> recount::DayCounts {
         .collect()
 }
 
+/// `parpulse ARGS` on the test's services and namespace (brokers, ClickHouse, database,
+/// topic prefix, consumer group), logging at warn.
+pub fn parpulse_command(env: &TestEnv, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(parpulse_bin());
+    command
+        .args(args)
+        .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
+        .env("PARPULSE_CLICKHOUSE_URL", &env.clickhouse_url)
+        .env("PARPULSE_CLICKHOUSE_DATABASE", &env.database)
+        .env("PARPULSE_TOPIC_PREFIX", env.topic_prefix())
+        .env("PARPULSE_CONSUMER_GROUP", &env.consumer_group)
+        .env("PARPULSE_LOG", "warn");
+    command
+}
+
 /// The parpulse binary `make test` builds (`cargo build --workspace` first);
 /// `PARPULSE_BIN` overrides.
 pub fn parpulse_bin() -> std::path::PathBuf {

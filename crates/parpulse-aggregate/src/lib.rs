@@ -9,6 +9,7 @@
 
 pub mod admit;
 pub mod metrics;
+pub mod rebuild;
 pub mod runner;
 pub mod state;
 

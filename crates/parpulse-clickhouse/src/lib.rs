@@ -14,6 +14,7 @@ pub mod dossier_day;
 pub mod dossier_state;
 pub mod event_log;
 pub mod migrate;
+pub mod rebuild;
 
 pub use connect::{ClickHouseConfig, Store};
 

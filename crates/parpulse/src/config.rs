@@ -389,6 +389,38 @@ pub struct RestoreArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct RebuildArgs {
+    /// Rebuild only these units (comma-separated codes); the others' rows stay as they are.
+    #[arg(long, value_delimiter = ',')]
+    pub units: Option<Vec<String>>,
+    /// Rebuild only rows of local days from this one (YYYY-MM-DD; dossiers by their reception day).
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// ... up to this one, inclusive.
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+}
+
+impl RebuildArgs {
+    pub fn scope(&self) -> Result<parpulse_clickhouse::rebuild::Scope> {
+        use chrono::Datelike;
+        let day = |date: chrono::NaiveDate| {
+            parpulse_core::LocalDay::from_ymd(date.year(), date.month(), date.day())
+                .map(|d| d.0)
+                .with_context(|| format!("{date} is out of range"))
+        };
+        let days = match (self.from, self.to) {
+            (None, None) => None,
+            (from, to) => Some((from.map(day).transpose()?.unwrap_or(0), to.map(day).transpose()?.unwrap_or(u16::MAX))),
+        };
+        if let Some((from, to)) = days {
+            anyhow::ensure!(from <= to, "--from must not be after --to");
+        }
+        Ok(parpulse_clickhouse::rebuild::Scope { units: self.units.clone(), days })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct ReportArgs {
     /// Where to write the HTML scorecard.
     #[arg(long)]

@@ -45,6 +45,9 @@ enum Command {
     Backup(config::BackupArgs),
     /// Restore a backup into an empty database (run on the ClickHouse host).
     Restore(config::RestoreArgs),
+    /// Recompute every derived table from the event_log audit table with this build's
+    /// rules, and swap them in while the aggregators keep consuming.
+    Rebuild(config::RebuildArgs),
 }
 
 #[derive(Subcommand)]
@@ -75,7 +78,8 @@ impl Command {
             | Command::Export(_)
             | Command::Report(_)
             | Command::Backup(_)
-            | Command::Restore(_) => false,
+            | Command::Restore(_)
+            | Command::Rebuild(_) => false,
             Command::Ingest(IngestCommand::Http(_) | IngestCommand::File(_))
             | Command::Aggregate(_)
             | Command::Demo(_) => true,
@@ -113,6 +117,7 @@ fn main() -> Result<()> {
             Command::Demo(args) => demo::run(&cli.common, &args).await,
             Command::Backup(args) => serve::backup(&cli.common, &args).await,
             Command::Restore(args) => serve::restore(&cli.common, &args).await,
+            Command::Rebuild(args) => serve::rebuild(&cli.common, &args).await,
         }
     })
 }

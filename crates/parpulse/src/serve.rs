@@ -292,3 +292,28 @@ pub async fn restore(common: &Common, args: &crate::config::RestoreArgs) -> Resu
     );
     Ok(())
 }
+
+pub async fn rebuild(common: &Common, args: &crate::config::RebuildArgs) -> Result<()> {
+    let scope = args.scope()?;
+    if let Some(units) = &scope.units {
+        let registry = common.registry()?;
+        for unit in units {
+            anyhow::ensure!(registry.get(unit).is_some(), "--units: {unit} is not a unit of the agency registry");
+        }
+    }
+    let store = common.store().await?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("a valid template"));
+    let report = parpulse_aggregate::rebuild::rebuild(&store, &common.topics(), &common.consumer_group, &scope, |n| {
+        bar.set_message(format!("{n} events replayed"));
+        bar.tick();
+    })
+    .await
+    .context("rebuilding the derived tables (the old tables still serve if this failed before the swap)")?;
+    bar.finish_and_clear();
+    println!(
+        "rebuilt from {} events: {} day buckets, {} dossiers, {} budget and {} staffing events; swapped in",
+        report.events, report.day_rows, report.dossier_rows, report.budget_rows, report.staffing_rows
+    );
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! `parpulse rebuild`: the derived tables recomputed from the event_log audit table
+//! and swapped in while an aggregator keeps consuming. A wrong rule is simulated by
+//! rewriting the stored judgement of every on-time dossier to late (what a wrong
+//! lateness rule would have written); the rebuild, with this build's rules, brings
+//! every KPI back to the independent recount, including the events that arrived
+//! during the rebuild; `--units` narrows it; a second run changes nothing.
+
+use std::time::{Duration, Instant};
+
+use parpulse_clickhouse::Store;
+use parpulse_core::{AgencyRegistry, Event};
+use parpulse_ingest::gate::Gate;
+use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
+use parpulse_tests::TestEnv;
+
+fn rebuild(env: &TestEnv, args: &[&str]) {
+    let output =
+        parpulse_tests::parpulse_command(env, &["rebuild"]).args(args).output().expect("running parpulse rebuild");
+    assert!(
+        output.status.success(),
+        "parpulse rebuild {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// What a wrong lateness rule would have stored: every on-time dossier judged late.
+async fn judge_on_time_dossiers_late(store: &Store) {
+    store
+        .client()
+        .query("ALTER TABLE dossier_state UPDATE outcome = 2 WHERE outcome = 1")
+        .execute()
+        .await
+        .expect("mutation");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending: u64 = store
+            .client()
+            .query("SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0")
+            .bind(store.database())
+            .fetch_one()
+            .await
+            .expect("mutation status");
+        if pending == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the mutation did not finish within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Resolved counts of one unit: stored, and recounted from the file.
+async fn resolved_of(store: &Store, text: &str, unit: &str) -> (Vec<String>, Vec<String>) {
+    let (stored, _) = parpulse_tests::stored_resolved_counts(store).await;
+    let (want, _) = parpulse_tests::recount::recount_resolved(text);
+    let of = |counts: std::collections::BTreeMap<(String, i64), parpulse_tests::recount::ResolvedRecount>| {
+        counts.into_iter().filter(|((u, _), _)| u == unit).map(|(k, v)| format!("{k:?} {v:?}")).collect()
+    };
+    (of(stored), of(want))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_corrects_stored_judgements_while_the_aggregator_consumes() {
+    let env = TestEnv::new("rebuild");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(41, 30, 20), &AgencyRegistry::demo()).collect();
+    let mut ndjson = Vec::new();
+    parpulse_ingest::ndjson::write_events(&mut ndjson, &events).unwrap();
+    let text = std::str::from_utf8(&ndjson).unwrap();
+    let (before, during) = events.split_at(events.len() * 2 / 3);
+    let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
+    for chunk in before.chunks(20_000) {
+        sink.send(chunk.to_vec(), "test").await.expect("Kafka acknowledged");
+    }
+    env.aggregate_to_end(&store, Duration::from_secs(300)).await;
+    let mut first_part = Vec::new();
+    parpulse_ingest::ndjson::write_events(&mut first_part, before).unwrap();
+    let first_part = std::str::from_utf8(&first_part).unwrap();
+    parpulse_tests::assert_all_kpis_equal_recount(&store, first_part).await;
+
+    judge_on_time_dossiers_late(&store).await;
+    let (stored, _) = parpulse_tests::stored_resolved_counts(&store).await;
+    let (want, _) = parpulse_tests::recount::recount_resolved(first_part);
+    assert_ne!(stored, want, "the wrong rule shows in the stored lateness");
+
+    // The rebuild runs while an aggregator consumes the rest of the province.
+    let metrics = parpulse_aggregate::AggregatorMetrics::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let live = tokio::spawn(parpulse_aggregate::run(env.aggregator_config(), store.clone(), metrics, async {
+        let _ = stopped.await;
+    }));
+    let producing = {
+        let during = during.to_vec();
+        tokio::spawn(async move {
+            for chunk in during.chunks(2_000) {
+                sink.send(chunk.to_vec(), "test").await.expect("Kafka acknowledged");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let rebuild_env = TestEnv {
+        topics: env.topics.clone(),
+        consumer_group: env.consumer_group.clone(),
+        brokers: env.brokers.clone(),
+        clickhouse_url: env.clickhouse_url.clone(),
+        database: env.database.clone(),
+    };
+    tokio::task::spawn_blocking(move || rebuild(&rebuild_env, &[])).await.expect("rebuild ran");
+    producing.await.expect("producer");
+    env.wait_caught_up(&store, Duration::from_secs(300)).await;
+    let _ = stop.send(());
+    live.await.expect("aggregator task").expect("aggregator");
+    parpulse_tests::assert_all_kpis_equal_recount(&store, text).await;
+
+    // Narrowed to one unit: that unit is corrected, the others keep what they had.
+    judge_on_time_dossiers_late(&store).await;
+    rebuild(&env, &["--units", "SNV"]);
+    let (snv, snv_want) = resolved_of(&store, text, "SNV").await;
+    assert_eq!(snv, snv_want, "SNV rebuilt");
+    let (stp, stp_want) = resolved_of(&store, text, "STP").await;
+    assert_ne!(stp, stp_want, "STP not rebuilt");
+
+    // Whole again, twice: the second run changes nothing.
+    rebuild(&env, &[]);
+    parpulse_tests::assert_all_kpis_equal_recount(&store, text).await;
+    rebuild(&env, &[]);
+    parpulse_tests::assert_all_kpis_equal_recount(&store, text).await;
+    env.cleanup().await;
+}
