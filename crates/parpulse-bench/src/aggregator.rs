@@ -50,6 +50,30 @@ pub async fn run(deployment: &Deployment, n: u64, audit: bool) -> Result<Aggrega
     })
 }
 
+/// Bytes per event the `event_log` audit table takes on disk: (compressed, uncompressed).
+pub async fn audit_bytes_per_event(deployment: &Deployment) -> Result<(f64, f64)> {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Size {
+        compressed: u64,
+        uncompressed: u64,
+        rows: u64,
+    }
+    let store = deployment.store().await?;
+    let size: Size = store
+        .client()
+        .query(
+            "SELECT sum(data_compressed_bytes), sum(data_uncompressed_bytes), sum(rows) FROM system.parts \
+             WHERE database = ? AND table = 'event_log' AND active",
+        )
+        .bind(store.database())
+        .fetch_one()
+        .await?;
+    if size.rows == 0 {
+        bail!("event_log holds no row after a run with the audit table on");
+    }
+    Ok((size.compressed as f64 / size.rows as f64, size.uncompressed as f64 / size.rows as f64))
+}
+
 /// parpulse's stored day counts (received, online, postal) per unit and day, 2000 to 2099.
 pub async fn stored_counts(deployment: &Deployment) -> Result<DayCounts> {
     let store = deployment.store().await?;

@@ -132,6 +132,7 @@ async fn run(args: Args) -> Result<()> {
     let mut bare = Vec::new();
     let mut parpulse = Vec::new();
     let mut parpulse_from_start = Vec::new();
+    let (mut audit_compressed, mut audit_uncompressed) = (Vec::new(), Vec::new());
     let (mut counts_only, mut counts_only_from_start) = (Vec::new(), Vec::new());
     for repeat in 0..args.repeats {
         if args.runs("consume") {
@@ -164,6 +165,9 @@ async fn run(args: Args) -> Result<()> {
                     );
                 }
                 if audit {
+                    let (compressed, uncompressed) = aggregator::audit_bytes_per_event(&run).await?;
+                    audit_compressed.push(compressed);
+                    audit_uncompressed.push(uncompressed);
                     parpulse.push(result.events_per_sec);
                     parpulse_from_start.push(result.events_per_sec_from_start);
                 } else {
@@ -193,6 +197,8 @@ async fn run(args: Args) -> Result<()> {
     let counts_from_start =
         report.add("aggregator without the audit table: from process start", "events/s", counts_only_from_start, "");
     report.add("aggregator without audit / bare consumer", "x", vec![counts_rate / bare_rate], "target >= 0.8");
+    report.add("event_log on disk per event, compressed (LZ4)", "bytes", audit_compressed, "the audit table's cost in disk");
+    report.add("event_log per event, uncompressed", "bytes", audit_uncompressed, "");
 
     if args.runs("peer") {
         // The same events: parpulse read the Avro topic above, the Kafka engine reads a
