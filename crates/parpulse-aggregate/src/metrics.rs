@@ -94,7 +94,7 @@ impl AggregatorMetrics {
         let rebalances = IntCounterVec::new(
             Opts::new(
                 "parpulse_aggregator_rebalances_total",
-                "Consumer-group rebalances seen, by kind (assign: state loaded; revoke: checkpointed and released)",
+                "Consumer-group rebalances seen, by kind (assign: state loaded; revoke: checkpointed and released; rejoin: a new consumer after a fatal error)",
             ),
             &["kind"],
         )

@@ -197,7 +197,12 @@ async fn run(args: Args) -> Result<()> {
     let counts_from_start =
         report.add("aggregator without the audit table: from process start", "events/s", counts_only_from_start, "");
     report.add("aggregator without audit / bare consumer", "x", vec![counts_rate / bare_rate], "target >= 0.8");
-    report.add("event_log on disk per event, compressed (LZ4)", "bytes", audit_compressed, "the audit table's cost in disk");
+    report.add(
+        "event_log on disk per event, compressed (LZ4)",
+        "bytes",
+        audit_compressed,
+        "the audit table's cost in disk",
+    );
     report.add("event_log per event, uncompressed", "bytes", audit_uncompressed, "");
 
     if args.runs("peer") {

@@ -119,7 +119,10 @@ impl KafkaSink {
                 }
                 Outgoing::DeadLetter { key, original, rejection, source } => {
                     summary.rejected += 1;
-                    tracing::warn!(agency = %key, reason = rejection.reason.code(), message = %rejection.message, source = %source, "input rejected");
+                    // Per input at debug only: refusals are counted by reason
+                    // (parpulse_ingest_rejected_total) and kept whole in the dead-letter
+                    // topic; a flood of bad input must not become a flood of log lines.
+                    tracing::debug!(agency = %key, reason = rejection.reason.code(), message = %parpulse_kafka::clip(&rejection.message), source = %source, "input rejected");
                     let headers = dead_letter_headers(rejection, source, None);
                     self.enqueue(&self.config.topics.deadletter, key, original, Some(headers)).await?
                 }

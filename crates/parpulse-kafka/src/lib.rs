@@ -199,6 +199,23 @@ where
     }
 }
 
+/// The longest refusal message kept in a header or a log line, in bytes: a message that
+/// quotes a 20,000-character field would otherwise be as long (the input itself is the
+/// dead letter's value).
+pub const MAX_MESSAGE_BYTES: usize = 1_000;
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] at a character boundary.
+pub fn clip(message: &str) -> &str {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
+}
+
 /// Where a refused input was read from, when it was a Kafka message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePosition {
@@ -213,7 +230,7 @@ pub struct SourcePosition {
 pub fn dead_letter_headers(rejection: &Rejection, source: &str, from: Option<&SourcePosition>) -> OwnedHeaders {
     let headers = OwnedHeaders::new()
         .insert(Header { key: "reason", value: Some(rejection.reason.code()) })
-        .insert(Header { key: "message", value: Some(&rejection.message) })
+        .insert(Header { key: "message", value: Some(clip(&rejection.message)) })
         .insert(Header { key: "source", value: Some(source) });
     match from {
         None => headers,
@@ -221,6 +238,20 @@ pub fn dead_letter_headers(rejection: &Rejection, source: &str, from: Option<&So
             .insert(Header { key: "topic", value: Some(&position.topic) })
             .insert(Header { key: "partition", value: Some(&position.partition.to_string()) })
             .insert(Header { key: "offset", value: Some(&position.offset.to_string()) }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_clipped_at_a_character_boundary() {
+        assert_eq!(clip("short"), "short");
+        let long = "ồ".repeat(MAX_MESSAGE_BYTES);
+        let clipped = clip(&long);
+        assert!(clipped.len() <= MAX_MESSAGE_BYTES && clipped.len() > MAX_MESSAGE_BYTES - 4);
+        assert!(long.starts_with(clipped));
     }
 }
 

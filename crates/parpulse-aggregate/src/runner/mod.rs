@@ -113,10 +113,6 @@ pub async fn run(
     metrics: AggregatorMetrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AggregateError> {
-    let kafka_err = |doing| {
-        let brokers = config.kafka.brokers.clone();
-        move |source| AggregateError::Kafka { brokers, doing, source }
-    };
     let kafka = metrics.health.get("kafka");
     let producer = config.kafka.durable_producer(kafka.clone(), |_| {}).map_err(|failure| AggregateError::Kafka {
         brokers: failure.brokers,
@@ -134,6 +130,54 @@ pub async fn run(
         work: Mutex::new(Work::default()),
         rebalances: AtomicU64::new(0),
     });
+    let codec = AvroCodec::new();
+    tokio::pin!(shutdown);
+    loop {
+        let consumer = subscribe(&shared).await?;
+        match consume(&shared, &consumer, &codec, shutdown.as_mut()).await {
+            Ended::Shutdown => {
+                let mut work = shared.work.lock().await;
+                for commit in shared.checkpoint_now(&mut work).await {
+                    commit_for_lag(&consumer, Some(commit));
+                }
+                drop(work);
+                tracing::info!("aggregator stopped after a final checkpoint");
+                return Ok(());
+            }
+            Ended::Fatal { code, reason } => {
+                // librdkafka gives up on a consumer after a fatal error (a static member
+                // fenced after a broker restart, seen in the chaos run). The process does
+                // not: it finishes the checkpoint in flight, drops its partitions (their
+                // next owner, maybe this process again, replays from the last checkpoint,
+                // exactly) and joins the group again with a new consumer.
+                tracing::warn!(%code, %reason, "fatal Kafka consumer error; joining the group again with a new consumer");
+                shared.metrics.rebalances.with_label_values(&["rejoin"]).inc();
+                let keys: Vec<Key> = {
+                    let mut work = shared.work.lock().await;
+                    let _ = shared.finish_in_flight(&mut work).await;
+                    work.states.keys().cloned().collect()
+                };
+                shared.release(&keys).await;
+                drop(consumer);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// How a consumer's run ended.
+enum Ended {
+    Shutdown,
+    Fatal { code: String, reason: String },
+}
+
+/// A consumer in the aggregators' group, subscribed to the event topics.
+async fn subscribe(shared: &Arc<Shared>) -> Result<Consumer, AggregateError> {
+    let config = &shared.config;
+    let kafka_err = |doing| {
+        let brokers = config.kafka.brokers.clone();
+        move |source| AggregateError::Kafka { brokers, doing, source }
+    };
     let mut client = config.kafka.client_config();
     client
         .set("group.id", &config.consumer_group)
@@ -157,21 +201,30 @@ pub async fn run(
     }
     consumer.subscribe(&config.topics.event_topics()).map_err(kafka_err("subscribing"))?;
     tracing::info!(group = %config.consumer_group, instance = ?config.instance_id, "aggregator subscribed");
+    Ok(consumer)
+}
 
-    let codec = AvroCodec::new();
+/// Consumes, applies and checkpoints until `shutdown` completes or the consumer hits a
+/// fatal error.
+async fn consume(
+    shared: &Arc<Shared>,
+    consumer: &Consumer,
+    codec: &AvroCodec,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Ended {
+    let config = &shared.config;
     let mut since_checkpoint: u64 = 0;
     let mut position = Position::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut ticker = tokio::time::interval(config.checkpoint_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             biased;
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => return Ended::Shutdown,
             _ = ticker.tick() => {
                 let mut work = shared.work.lock().await;
-                commit_for_lag(&consumer, shared.start_checkpoint(&mut work).await);
+                commit_for_lag(consumer, shared.start_checkpoint(&mut work).await);
                 since_checkpoint = 0;
                 // A full interval of consuming before the next one, however long this took.
                 ticker.reset();
@@ -181,10 +234,9 @@ pub async fn run(
                     Ok(message) => batch.push(message),
                     Err(error) => {
                         // Broker outages surface here (AllBrokersDown, transport failures):
-                        // librdkafka reconnects by itself; only a fatal error ends the loop.
+                        // librdkafka reconnects by itself; only a fatal error ends this consumer.
                         if let Some((code, reason)) = consumer.client().fatal_error() {
-                            tracing::error!(%code, %reason, "fatal Kafka error; the aggregator stops");
-                            return Err(kafka_err("receiving")(error));
+                            return Ended::Fatal { code: code.to_string(), reason };
                         }
                         parpulse_kafka::health::observe_error(&shared.kafka, &error, "consuming");
                         continue;
@@ -208,25 +260,18 @@ pub async fn run(
                 let mut work = shared.work.lock().await;
                 let mut tally = Tally::default();
                 for message in batch.drain(..) {
-                    apply_message(&shared, &mut work, &codec, &mut position, &message, &mut tally).await;
+                    apply_message(shared, &mut work, codec, &mut position, &message, &mut tally).await;
                     since_checkpoint += 1;
                     if since_checkpoint >= config.checkpoint_max_events {
-                        commit_for_lag(&consumer, shared.start_checkpoint(&mut work).await);
+                        commit_for_lag(consumer, shared.start_checkpoint(&mut work).await);
                         since_checkpoint = 0;
                         ticker.reset();
                     }
                 }
-                tally.record(&metrics);
+                tally.record(&shared.metrics);
             }
         }
     }
-    let mut work = shared.work.lock().await;
-    for commit in shared.checkpoint_now(&mut work).await {
-        commit_for_lag(&consumer, Some(commit));
-    }
-    drop(work);
-    tracing::info!("aggregator stopped after a final checkpoint");
-    Ok(())
 }
 
 /// Fails early, with a clear message, when a topic is missing.

@@ -261,7 +261,14 @@ async fn post_events(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let response = intake.handle(&headers, body).await;
+    // A body over the limit is not read to its end: the connection cannot carry another
+    // request, so the client is told to open a new one (keep-alive clients would
+    // otherwise send their next request into a connection the server drops).
+    let unread = body.is_err();
+    let mut response = intake.handle(&headers, body).await;
+    if unread {
+        response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
     intake.sink.metrics().requests.with_label_values(&[response.status().as_str()]).inc();
     response
 }
