@@ -408,3 +408,29 @@ async fn no_2xx_without_kafka_and_nothing_lost_when_the_client_retries() {
     }
     drop(intake);
 }
+
+/// Inputs too big for a Kafka message are refused like any other, never stuck at 503:
+/// a body over 1 MB that is not JSON is kept cut in the dead-letter topic (and says so),
+/// and an identifier over the limit is refused before it could make an oversized event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_larger_than_a_kafka_message_are_refused_and_kept_cut() {
+    let env = TestEnv::new("intake_huge");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let intake = start_intake(&env, &env.brokers, 4 << 20, Duration::from_secs(10)).await;
+    let url = intake.url("/v1/events");
+    let huge: Vec<u8> = std::iter::once(b'{').chain(std::iter::repeat_n(b'x', 2_000_000)).collect();
+    let (status, body) = post(&url, Some(SNV_TOKEN), "application/json", huge.clone()).await;
+    assert_eq!((status, reasons(&body)), (400, vec!["malformed".to_owned()]), "{body}");
+    let long_id = with(dossier("SNV", &uuid()), "dossier_id", Value::from("D".repeat(300)));
+    let (status, body) = post(&url, Some(SNV_TOKEN), "application/json", long_id.to_string().into_bytes()).await;
+    assert_eq!((status, reasons(&body)), (422, vec!["field_too_long".to_owned()]), "{body}");
+
+    let records = read_topic(&env.brokers, &env.topics.deadletter, Duration::from_secs(30));
+    assert_eq!(records.len(), 2, "both refusals are kept");
+    let cut = records.iter().find(|r| r.headers.get("reason").map(String::as_str) == Some("malformed")).unwrap();
+    assert_eq!(cut.payload, huge[..parpulse_kafka::MAX_DEAD_LETTER_BYTES], "the input's head, byte for byte");
+    assert_eq!(cut.headers.get("truncated_from"), Some(&huge.len().to_string()));
+    assert_eq!(cut.headers.get("sha256").map(String::len), Some(64));
+    env.cleanup().await;
+}

@@ -157,13 +157,18 @@ async fn poison_and_outages_neither_stop_nor_skew_the_pipeline() {
     send(&sink, &events[..quarter]).await;
 
     // Poison straight into the topic, around good events, with an ordinary producer.
-    let rogue: FutureProducer = env.connection().client_config().create().expect("rogue producer");
+    // Limits raised as far as the broker allows: a message near 1 MB is poison too (its
+    // dead letter, with headers, would not fit: it is kept cut, and says so).
+    let rogue: FutureProducer =
+        env.connection().client_config().set("message.max.bytes", "1048000").create().expect("rogue producer");
     // Each with the topic it is written to: a well-formed dossier event in the budget
     // topic is poison too (it would be counted under the budget topic's partitions).
     let mut poison: Vec<(Vec<u8>, &str, &str)> =
         poison().into_iter().map(|(bytes, reason)| (bytes, reason, env.topics.dossier.as_str())).collect();
     let misplaced = poison_event("0d6c2b1e-8d4f-4b6a-a1f3-6b2f1c9e7d02", "MISPLACED-1");
     poison.push((misplaced, "wrong_topic", env.topics.budget.as_str()));
+    let huge: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8 + 1).collect();
+    poison.push((huge, "undecodable", env.topics.dossier.as_str()));
     for (bytes, _, topic) in &poison {
         let record = FutureRecord::to(topic).key("SNV").payload(bytes);
         rogue.send(record, Duration::from_secs(10)).await.expect("poison written");
@@ -213,8 +218,13 @@ async fn poison_and_outages_neither_stop_nor_skew_the_pipeline() {
     }
     assert_eq!(by_payload.len(), poison.len(), "one dead letter per poison message: {:?}", by_payload.values());
     for (bytes, reason, topic) in &poison {
-        let headers = by_payload.get(bytes).unwrap_or_else(|| panic!("poison ({reason}) not in the dead-letter topic"));
+        let kept = &bytes[..bytes.len().min(parpulse_kafka::MAX_DEAD_LETTER_BYTES)];
+        let headers = by_payload.get(kept).unwrap_or_else(|| panic!("poison ({reason}) not in the dead-letter topic"));
         let h = &headers[0];
+        if kept.len() < bytes.len() {
+            assert_eq!(h.get("truncated_from"), Some(&bytes.len().to_string()), "a cut dead letter says so: {h:?}");
+            assert_eq!(h.get("sha256").map(String::len), Some(64));
+        }
         assert_eq!(h.get("reason").map(String::as_str), Some(*reason), "{h:?}");
         assert_eq!(h.get("source").map(String::as_str), Some("aggregator"));
         assert_eq!(h.get("topic").map(String::as_str), Some(*topic));
@@ -226,7 +236,7 @@ async fn poison_and_outages_neither_stop_nor_skew_the_pipeline() {
     let rejected = |reason: &str| {
         prom_text::find(&samples, "parpulse_aggregator_rejected_total", &[("reason", reason)]).unwrap_or(0.0)
     };
-    assert_eq!(rejected("undecodable"), 3.0, "{text}");
+    assert_eq!(rejected("undecodable"), 4.0, "{text}");
     assert_eq!(
         rejected("future_time") + rejected("too_old") + rejected("unknown_agency") + rejected("bad_event_id"),
         4.0

@@ -15,6 +15,9 @@ pub const EARLIEST_EVENT_MICROS: i64 = 946_684_800_000_000;
 pub const LATEST_DEADLINE_MICROS: i64 = 4_102_444_800_000_000;
 /// The longest legal processing time accepted, in days (ten years).
 pub const MAX_LEGAL_DAYS: i32 = 3_650;
+/// The longest identifier or code accepted (dossier id, procedure code, budget category),
+/// in bytes: national one-stop ids are under 40; an event must also fit a Kafka message.
+pub const MAX_FIELD_BYTES: usize = 256;
 
 /// Why an event was refused. `code()` is stable: it is a metric label and a dead-letter header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,6 +36,8 @@ pub enum RejectReason {
     BadHeadcount,
     /// Not valid JSON, or JSON that is not an event of a known type with the right fields.
     Malformed,
+    /// An identifier or code longer than [`MAX_FIELD_BYTES`].
+    FieldTooLong,
     /// A Kafka message that is not an event in parpulse's Avro wire format (bad framing,
     /// unknown schema id, a datum that does not decode): set by the aggregator.
     Undecodable,
@@ -49,7 +54,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 18] = [
+    pub const ALL: [RejectReason; 19] = [
         RejectReason::MissingField,
         RejectReason::BadEventId,
         RejectReason::UnknownAgency,
@@ -63,6 +68,7 @@ impl RejectReason {
         RejectReason::BadFiscalYear,
         RejectReason::BadHeadcount,
         RejectReason::Malformed,
+        RejectReason::FieldTooLong,
         RejectReason::Undecodable,
         RejectReason::WrongTopic,
         RejectReason::InvalidUtf8,
@@ -85,6 +91,7 @@ impl RejectReason {
             RejectReason::BadFiscalYear => "bad_fiscal_year",
             RejectReason::BadHeadcount => "bad_headcount",
             RejectReason::Malformed => "malformed",
+            RejectReason::FieldTooLong => "field_too_long",
             RejectReason::Undecodable => "undecodable",
             RejectReason::WrongTopic => "wrong_topic",
             RejectReason::InvalidUtf8 => "invalid_utf8",
@@ -123,6 +130,12 @@ impl Default for ValidationPolicy {
 fn require(value: &str, field: &str) -> Result<(), Rejection> {
     if value.trim().is_empty() {
         return Err(Rejection::new(RejectReason::MissingField, format!("{field} is empty; it is required")));
+    }
+    if value.len() > MAX_FIELD_BYTES {
+        return Err(Rejection::new(
+            RejectReason::FieldTooLong,
+            format!("{field} is {} bytes long; at most {MAX_FIELD_BYTES} are accepted", value.len()),
+        ));
     }
     Ok(())
 }
@@ -339,6 +352,14 @@ mod tests {
     #[test]
     fn empty_dossier_id_is_missing_field() {
         assert_eq!(reason_of(DossierEvent { dossier_id: " ".into(), ..valid() }), Some(RejectReason::MissingField));
+    }
+
+    #[test]
+    fn identifiers_longer_than_the_limit_are_refused() {
+        let long = "D".repeat(MAX_FIELD_BYTES + 1);
+        assert_eq!(reason_of(DossierEvent { dossier_id: long.clone(), ..valid() }), Some(RejectReason::FieldTooLong));
+        assert_eq!(reason_of(DossierEvent { procedure_code: long, ..valid() }), Some(RejectReason::FieldTooLong));
+        assert_eq!(reason_of(DossierEvent { dossier_id: "D".repeat(MAX_FIELD_BYTES), ..valid() }), None);
     }
 
     #[test]

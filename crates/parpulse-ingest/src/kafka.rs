@@ -10,7 +10,7 @@ use parpulse_core::time::now_micros;
 use parpulse_core::topics::Topics;
 use parpulse_core::Event;
 use parpulse_kafka::health::HealthContext;
-use parpulse_kafka::{dead_letter_headers, enqueue, KafkaConnection};
+use parpulse_kafka::{dead_letter, enqueue, KafkaConnection};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -123,8 +123,8 @@ impl KafkaSink {
                     // (parpulse_ingest_rejected_total) and kept whole in the dead-letter
                     // topic; a flood of bad input must not become a flood of log lines.
                     tracing::debug!(agency = %key, reason = rejection.reason.code(), message = %parpulse_kafka::clip(&rejection.message), source = %source, "input rejected");
-                    let headers = dead_letter_headers(rejection, source, None);
-                    self.enqueue(&self.config.topics.deadletter, key, original, Some(headers)).await?
+                    let (headers, value) = dead_letter(rejection, source, None, original);
+                    self.enqueue(&self.config.topics.deadletter, key, value, Some(headers)).await?
                 }
             };
             deliveries.push(delivery);

@@ -20,6 +20,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use sha2::Digest as _;
 
 pub use security::KafkaSecurity;
 pub use topic_settings::{Retention, TopicSettings};
@@ -224,10 +225,36 @@ pub struct SourcePosition {
     pub offset: i64,
 }
 
-/// The headers of a dead-letter record: why it was refused (a stable code and words),
-/// which ingestor or process refused it, and, for a message read from Kafka, its
-/// topic, partition and offset. The record's value is the original input, unchanged.
-pub fn dead_letter_headers(rejection: &Rejection, source: &str, from: Option<&SourcePosition>) -> OwnedHeaders {
+/// The most of an input a dead letter keeps, in bytes. Kafka refuses messages over about
+/// 1 MB (librdkafka's `message.max.bytes`, the broker's `message.max.bytes`), and an
+/// input can be larger (an 8 MiB intake body, a message written straight to a topic
+/// with raised limits): a dead letter that could not be produced would stop its
+/// ingestor (503 for ever) or its aggregator (a checkpoint retried for ever).
+pub const MAX_DEAD_LETTER_BYTES: usize = 900_000;
+
+/// A dead-letter record: the value to produce (the original input, or its first
+/// [`MAX_DEAD_LETTER_BYTES`] when it is larger) and its headers: why it was refused (a
+/// stable code and words), which ingestor or process refused it, for a message read
+/// from Kafka its topic, partition and offset, and for a cut input `truncated_from`
+/// (its length in bytes) and `sha256` (of the whole input, to match it with its source).
+pub fn dead_letter<'a>(
+    rejection: &Rejection,
+    source: &str,
+    from: Option<&SourcePosition>,
+    original: &'a [u8],
+) -> (OwnedHeaders, &'a [u8]) {
+    let headers = dead_letter_headers(rejection, source, from);
+    if original.len() <= MAX_DEAD_LETTER_BYTES {
+        return (headers, original);
+    }
+    let digest: String = sha2::Sha256::digest(original).iter().map(|b| format!("{b:02x}")).collect();
+    let headers = headers
+        .insert(Header { key: "truncated_from", value: Some(&original.len().to_string()) })
+        .insert(Header { key: "sha256", value: Some(&digest) });
+    (headers, &original[..MAX_DEAD_LETTER_BYTES])
+}
+
+fn dead_letter_headers(rejection: &Rejection, source: &str, from: Option<&SourcePosition>) -> OwnedHeaders {
     let headers = OwnedHeaders::new()
         .insert(Header { key: "reason", value: Some(rejection.reason.code()) })
         .insert(Header { key: "message", value: Some(clip(&rejection.message)) })
@@ -244,6 +271,23 @@ pub fn dead_letter_headers(rejection: &Rejection, source: &str, from: Option<&So
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_letter_keeps_the_input_whole_up_to_the_limit_then_its_head_and_says_so() {
+        use rdkafka::message::Headers;
+        let rejection = Rejection::new(parpulse_core::validate::RejectReason::Undecodable, "not Avro");
+        let small = vec![7u8; 100];
+        let (headers, value) = dead_letter(&rejection, "aggregator", None, &small);
+        assert_eq!((value, headers.count()), (&small[..], 3));
+        let big = vec![7u8; MAX_DEAD_LETTER_BYTES + 1];
+        let (headers, value) = dead_letter(&rejection, "aggregator", None, &big);
+        assert_eq!(value.len(), MAX_DEAD_LETTER_BYTES);
+        let found: Vec<_> = headers.iter().map(|h| (h.key.to_owned(), h.value.map(|v| v.to_vec()))).collect();
+        assert!(
+            found.contains(&("truncated_from".to_owned(), Some((MAX_DEAD_LETTER_BYTES + 1).to_string().into_bytes())))
+        );
+        assert!(found.iter().any(|(k, v)| k == "sha256" && v.as_ref().is_some_and(|v| v.len() == 64)));
+    }
 
     #[test]
     fn long_messages_are_clipped_at_a_character_boundary() {
