@@ -114,22 +114,7 @@ mod tests {
     }
 
     fn kind() -> impl Strategy<Value = DossierEventKind> {
-        use DossierEventKind::*;
-        prop::sample::select(vec![
-            Submitted,
-            Received,
-            Refused,
-            InProcess,
-            SupplementRequested,
-            SupplementReceived,
-            AwaitingPayment,
-            Withdrawn,
-            Stopped,
-            Processed,
-            ResultReturned,
-            ApologyIssued,
-            PaidOnline,
-        ])
+        prop::sample::select(DossierEventKind::ALL.to_vec())
     }
 
     fn channel() -> impl Strategy<Value = Channel> {

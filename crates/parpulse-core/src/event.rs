@@ -26,6 +26,23 @@ pub enum DossierEventKind {
 }
 
 impl DossierEventKind {
+    /// Every kind, in lifecycle order.
+    pub const ALL: [DossierEventKind; 13] = [
+        DossierEventKind::Submitted,
+        DossierEventKind::Received,
+        DossierEventKind::Refused,
+        DossierEventKind::InProcess,
+        DossierEventKind::SupplementRequested,
+        DossierEventKind::SupplementReceived,
+        DossierEventKind::AwaitingPayment,
+        DossierEventKind::Withdrawn,
+        DossierEventKind::Stopped,
+        DossierEventKind::Processed,
+        DossierEventKind::ResultReturned,
+        DossierEventKind::ApologyIssued,
+        DossierEventKind::PaidOnline,
+    ];
+
     /// The wire name (as in the Avro enum and JSON).
     pub fn as_str(self) -> &'static str {
         match self {
