@@ -3,7 +3,8 @@
 //! rewriting the stored judgement of every on-time dossier to late (what a wrong
 //! lateness rule would have written); the rebuild, with this build's rules, brings
 //! every KPI back to the independent recount, including the events that arrived
-//! during the rebuild; `--units` narrows it; a second run changes nothing.
+//! during the rebuild; `--units` and `--from`/`--to` narrow it; a failed rebuild leaves
+//! the tables serving as they were; a second run changes nothing.
 
 use std::time::{Duration, Instant};
 
@@ -13,25 +14,22 @@ use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
 use parpulse_tests::TestEnv;
 
-fn rebuild(env: &TestEnv, args: &[&str]) {
+/// Runs `parpulse rebuild ARGS`: whether it succeeded, and its output.
+fn try_rebuild(env: &TestEnv, args: &[&str]) -> (bool, String) {
     let output =
         parpulse_tests::parpulse_command(env, &["rebuild"]).args(args).output().expect("running parpulse rebuild");
-    assert!(
-        output.status.success(),
-        "parpulse rebuild {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
 }
 
-/// What a wrong lateness rule would have stored: every on-time dossier judged late.
-async fn judge_on_time_dossiers_late(store: &Store) {
-    store
-        .client()
-        .query("ALTER TABLE dossier_state UPDATE outcome = 2 WHERE outcome = 1")
-        .execute()
-        .await
-        .expect("mutation");
+fn rebuild(env: &TestEnv, args: &[&str]) {
+    let (ok, output) = try_rebuild(env, args);
+    assert!(ok, "parpulse rebuild {args:?}: {output}");
+}
+
+/// Runs a mutation (ALTER .. UPDATE / DELETE) and waits until it is done.
+async fn mutate(store: &Store, statement: &str) {
+    store.client().query(statement).execute().await.expect("mutation");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let pending: u64 = store
@@ -47,6 +45,30 @@ async fn judge_on_time_dossiers_late(store: &Store) {
         assert!(Instant::now() < deadline, "the mutation did not finish within 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// On-time dossiers (newest row of each) received inside and outside `[from, to]`.
+async fn on_time_inside_and_outside(store: &Store, from: u16, to: u16) -> (u64, u64) {
+    let (inside, outside): (u64, u64) = store
+        .client()
+        .query(
+            "SELECT countIf(oc = 1 AND rd >= ? AND rd <= ?), countIf(oc = 1 AND (rd < ? OR rd > ?)) FROM \
+             (SELECT argMax(outcome, version) AS oc, toUInt16(argMax(received_day, version)) AS rd \
+              FROM dossier_state GROUP BY kafka_partition, agency_code, dossier_id)",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(from)
+        .bind(to)
+        .fetch_one()
+        .await
+        .expect("on-time split");
+    (inside, outside)
+}
+
+/// What a wrong lateness rule would have stored: every on-time dossier judged late.
+async fn judge_on_time_dossiers_late(store: &Store) {
+    mutate(store, "ALTER TABLE dossier_state UPDATE outcome = 2 WHERE outcome = 1").await;
 }
 
 /// Resolved counts of one unit: stored, and recounted from the file.
@@ -120,6 +142,33 @@ async fn a_rebuild_corrects_stored_judgements_while_the_aggregator_consumes() {
     assert_eq!(snv, snv_want, "SNV rebuilt");
     let (stp, stp_want) = resolved_of(&store, text, "STP").await;
     assert_ne!(stp, stp_want, "STP not rebuilt");
+
+    // Narrowed to ten days: dossiers received then are corrected, the others are not.
+    judge_on_time_dossiers_late(&store).await;
+    let today = parpulse_core::LocalDay::of_micros(parpulse_core::time::now_micros());
+    let (from, to) = (parpulse_core::LocalDay(today.0 - 20), parpulse_core::LocalDay(today.0 - 11));
+    rebuild(&env, &["--from", &from.to_string(), "--to", &to.to_string()]);
+    let (inside, outside) = on_time_inside_and_outside(&store, from.0, to.0).await;
+    assert!(inside > 0, "on-time dossiers received in the days rebuilt are on time again");
+    assert_eq!(outside, 0, "the days not rebuilt keep what they had");
+
+    // A rebuild that fails (an audit row that does not decode) swaps nothing in.
+    let days_before = parpulse_tests::stored_day_counts(&store).await;
+    store
+        .client()
+        .query(
+            "INSERT INTO event_log (event_id, agency_code, occurred_at, day, recorded_at, schema_id, payload, topic, \
+             kafka_partition, kafka_offset) VALUES ('bogus', 'SNV', 0, today(), 0, 1, 'not avro', ?, 0, 0)",
+        )
+        .bind(&env.topics.dossier)
+        .execute()
+        .await
+        .expect("a bogus audit row");
+    let (ok, output) = try_rebuild(&env, &[]);
+    assert!(!ok && output.contains("does not decode"), "the rebuild fails and says why: {output}");
+    assert_eq!(parpulse_tests::stored_day_counts(&store).await, days_before, "the old tables still serve");
+    assert_eq!(on_time_inside_and_outside(&store, from.0, to.0).await, (inside, outside), "nothing swapped in");
+    mutate(&store, "ALTER TABLE event_log DELETE WHERE event_id = 'bogus'").await;
 
     // Whole again, twice: the second run changes nothing.
     rebuild(&env, &[]);

@@ -78,7 +78,8 @@ pub async fn keep_outside(store: &Store, scope: &Scope) -> Result<()> {
             inside.push(format!("agency_code IN ({})", vec!["?"; units.len()].join(", ")));
         }
         if scope.days.is_some() {
-            inside.push(format!("{0} >= ? AND {0} <= ?", day_column(table)));
+            // ClickHouse 18.16 does not compare a Date with a number: compare day numbers.
+            inside.push(format!("toUInt16({0}) >= ? AND toUInt16({0}) <= ?", day_column(table)));
         }
         let sql =
             format!("INSERT INTO {db}.{table}_rebuild SELECT * FROM {db}.{table} WHERE NOT ({})", inside.join(" AND "));
