@@ -33,6 +33,8 @@ pub enum RebuildError {
     Store(#[from] StoreError),
     #[error("event_log holds an event that does not decode (topic {topic}, offset {offset}): {message}")]
     Undecodable { topic: String, offset: i64, message: String },
+    #[error("event_log is empty while the checkpoints say {0} events were applied: the audit table was off (PARPULSE_AUDIT_EVENTS=false), so it cannot be the source of a rebuild; nothing was changed")]
+    NoAuditTrail(i64),
 }
 
 /// Rebuilds the derived tables of `store` for the units and days of `scope`, from the
@@ -48,6 +50,10 @@ pub async fn rebuild(
     for topic in topics.event_topics() {
         let committed = checkpoint::committed(store, consumer_group, topic).await?;
         snapshots.push((topic.to_owned(), committed.iter().map(|c| (c.kafka_partition, c.next_offset)).collect()));
+    }
+    let applied: i64 = snapshots.iter().flat_map(|(_, s)| s.iter().map(|(_, offset)| offset)).sum();
+    if applied > 0 && storage::logged_events(store).await? == 0 {
+        return Err(RebuildError::NoAuditTrail(applied));
     }
     storage::prepare(store).await?;
     storage::keep_outside(store, scope).await?;

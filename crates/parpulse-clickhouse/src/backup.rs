@@ -74,10 +74,6 @@ struct CreateRow {
     statement: String,
 }
 
-#[derive(Debug, Row, Deserialize)]
-struct PartitionRow {
-    partition_id: String,
-}
 
 /// The MergeTree tables of the store's database, `checkpoints` first (see the module doc).
 async fn tables(store: &Store) -> Result<Vec<String>> {
@@ -146,14 +142,6 @@ pub async fn backup(store: &Store, data_path: &Path, to: &Path) -> std::result::
             .fetch_one()
             .await
             .map_err(store.error("reading a table's definition"))?;
-        let partitions: Vec<PartitionRow> = store
-            .client()
-            .query("SELECT DISTINCT partition_id FROM system.parts WHERE database = ? AND table = ? AND active ORDER BY partition_id")
-            .bind(database)
-            .bind(table)
-            .fetch_all()
-            .await
-            .map_err(store.error("listing partitions"))?;
         store
             .client()
             .query(&format!("ALTER TABLE {database}.{table} FREEZE"))
@@ -163,13 +151,20 @@ pub async fn backup(store: &Store, data_path: &Path, to: &Path) -> std::result::
         let increment = newest_increment(data_path)?;
         let shadow = data_path.join("shadow").join(&increment);
         let frozen = shadow.join("data").join(database).join(table);
-        let parts = if frozen.exists() {
-            let parts = std::fs::read_dir(&frozen).map_err(files("reading", &frozen))?.count();
+        // The partitions are those of the parts frozen (not a list read before the
+        // freeze, which a new month's first insert could make stale).
+        let mut partitions = Vec::new();
+        let mut parts = 0;
+        if frozen.exists() {
+            for entry in std::fs::read_dir(&frozen).map_err(files("reading", &frozen))? {
+                let name = entry.map_err(files("reading", &frozen))?.file_name().to_string_lossy().into_owned();
+                parts += 1;
+                partitions.push(partition_of_part(&name).to_owned());
+            }
+            partitions.sort();
+            partitions.dedup();
             copy_tree(&frozen, &to.join("data").join(table))?;
-            parts
-        } else {
-            0 // an empty table freezes nothing
-        };
+        } // an empty table freezes nothing
         if shadow.exists() {
             std::fs::remove_dir_all(&shadow).map_err(files("removing", &shadow))?;
         }
@@ -177,7 +172,7 @@ pub async fn backup(store: &Store, data_path: &Path, to: &Path) -> std::result::
         manifest.tables.push(TableBackup {
             name: name.clone(),
             create: create.statement,
-            partitions: partitions.into_iter().map(|p| p.partition_id).collect(),
+            partitions,
             parts,
         });
     }
@@ -186,6 +181,11 @@ pub async fn backup(store: &Store, data_path: &Path, to: &Path) -> std::result::
     let text = serde_json::to_string_pretty(&manifest).expect("a manifest serializes");
     std::fs::write(&path, text).map_err(files("writing", &path))?;
     Ok(manifest)
+}
+
+/// The partition id of a MergeTree part directory (`<partition>_<min>_<max>_<level>`).
+fn partition_of_part(name: &str) -> &str {
+    name.rsplitn(4, '_').last().unwrap_or(name)
 }
 
 /// `create` (from `SHOW CREATE TABLE database.table`) aimed at `into` instead.
@@ -250,6 +250,13 @@ mod tests {
             "CREATE TABLE new.dossier_day ( day Date,  note String DEFAULT 'old.dossier_day ') ENGINE = MergeTree ORDER BY day"
         );
         assert!(retarget(create, "other", "dossier_day", "new").is_err(), "a definition of another table is refused");
+    }
+
+    #[test]
+    fn a_parts_partition_is_read_from_its_directory_name() {
+        assert_eq!(partition_of_part("201911_1_1_0"), "201911");
+        assert_eq!(partition_of_part("all_12_40_3"), "all");
+        assert_eq!(partition_of_part("a_b_1_2_0"), "a_b");
     }
 
     #[test]

@@ -51,6 +51,11 @@ fn day_column(table: &str) -> &'static str {
     }
 }
 
+/// How many rows `event_log` holds (0: the audit table was never written).
+pub async fn logged_events(store: &Store) -> Result<u64> {
+    store.client().query("SELECT count() FROM event_log").fetch_one().await.map_err(store.error("counting event_log"))
+}
+
 /// Drops what a failed run left and creates empty `<table>_rebuild` copies.
 pub async fn prepare(store: &Store) -> Result<()> {
     let db = store.database();
