@@ -74,7 +74,6 @@ struct CreateRow {
     statement: String,
 }
 
-
 /// The MergeTree tables of the store's database, `checkpoints` first (see the module doc).
 async fn tables(store: &Store) -> Result<Vec<String>> {
     let rows: Vec<TableRow> = store
@@ -169,12 +168,7 @@ pub async fn backup(store: &Store, data_path: &Path, to: &Path) -> std::result::
             std::fs::remove_dir_all(&shadow).map_err(files("removing", &shadow))?;
         }
         tracing::info!(table, parts, "table backed up");
-        manifest.tables.push(TableBackup {
-            name: name.clone(),
-            create: create.statement,
-            partitions,
-            parts,
-        });
+        manifest.tables.push(TableBackup { name: name.clone(), create: create.statement, partitions, parts });
     }
     let path = to.join(MANIFEST);
     std::fs::create_dir_all(to).map_err(files("creating", to))?;
