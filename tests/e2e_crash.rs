@@ -25,16 +25,11 @@ fn start_aggregator_listening(env: &TestEnv, listen: &str) -> Child {
 
 /// `parpulse aggregate` on the test's services, checkpointing often.
 fn aggregator_command(env: &TestEnv, listen: &str) -> Command {
-    let mut command = Command::new(parpulse_tests::parpulse_bin());
-    command
-        .args(["aggregate", "--listen", listen, "--checkpoint-interval-ms", "100", "--checkpoint-max-events", "3000"])
-        .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
-        .env("PARPULSE_CLICKHOUSE_URL", &env.clickhouse_url)
-        .env("PARPULSE_CLICKHOUSE_DATABASE", &env.database)
-        .env("PARPULSE_TOPIC_PREFIX", env.topics.dossier.trim_end_matches("par.dossier.v1"))
-        .env("PARPULSE_CONSUMER_GROUP", &env.consumer_group)
-        .env("PARPULSE_LOG", "warn")
-        .stdout(Stdio::null());
+    let mut command = parpulse_tests::parpulse_command(
+        env,
+        &["aggregate", "--listen", listen, "--checkpoint-interval-ms", "100", "--checkpoint-max-events", "3000"],
+    );
+    command.stdout(Stdio::null());
     command
 }
 

@@ -9,14 +9,7 @@ use std::time::Duration;
 use parpulse_tests::TestEnv;
 
 fn parpulse(env: &TestEnv) -> Command {
-    let mut command = Command::new(parpulse_tests::parpulse_bin());
-    command
-        .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
-        .env("PARPULSE_CLICKHOUSE_URL", &env.clickhouse_url)
-        .env("PARPULSE_CLICKHOUSE_DATABASE", &env.database)
-        .env("PARPULSE_TOPIC_PREFIX", env.topics.dossier.trim_end_matches("par.dossier.v1"))
-        .env("PARPULSE_LOG", "warn");
-    command
+    parpulse_tests::parpulse_command(env, &[])
 }
 
 /// Runs `command` under a pseudo-terminal (util-linux `script`), returning what the terminal showed.

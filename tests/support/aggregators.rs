@@ -2,7 +2,7 @@
 //! watched through their /readyz and /metrics, and their progress read from the
 //! checkpoints in ClickHouse and the high watermarks in Kafka.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use parpulse_clickhouse::Store;
@@ -35,16 +35,9 @@ pub async fn on_spare_services(
 /// its log appended to `log`.
 pub fn start_aggregator(env: &TestEnv, port: u16, instance: &str, log: &std::path::Path) -> Reaped {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("aggregator log file");
-    let child = Command::new(crate::parpulse_bin())
-        .args(["aggregate", "--listen", &format!("127.0.0.1:{port}")])
+    let child = crate::parpulse_command(env, &["aggregate", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--checkpoint-interval-ms", "200", "--checkpoint-max-events", "20000"])
-        .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
-        .env("PARPULSE_CLICKHOUSE_URL", &env.clickhouse_url)
-        .env("PARPULSE_CLICKHOUSE_DATABASE", &env.database)
-        .env("PARPULSE_TOPIC_PREFIX", env.topic_prefix())
-        .env("PARPULSE_CONSUMER_GROUP", &env.consumer_group)
         .env("PARPULSE_AGGREGATOR_INSTANCE_ID", instance)
-        .env("PARPULSE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
