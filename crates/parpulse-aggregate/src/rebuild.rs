@@ -9,7 +9,9 @@
 //! Memory: one partition's dossiers at a time (nothing is evicted during a replay).
 
 use parpulse_clickhouse::checkpoint;
-use parpulse_clickhouse::rebuild::{self as storage, Scope, TABLES};
+use parpulse_clickhouse::rebuild::{
+    self as storage, Scope, BUDGET_EVENT, DOSSIER_DAY, DOSSIER_STATE, STAFFING_EVENT, TABLES,
+};
 use parpulse_clickhouse::{Store, StoreError};
 use parpulse_core::avro::AvroCodec;
 use parpulse_core::time::now_micros;
@@ -65,14 +67,10 @@ pub async fn rebuild(
         }
     }
     storage::swap(store).await?;
-    for (table, kind) in TABLES {
-        let topic = match table {
-            "budget_event" => &topics.budget,
-            "staffing_event" => &topics.staffing,
-            _ => &topics.dossier,
-        };
+    for table in TABLES {
+        let topic = topics.for_kind(table.kind);
         let snapshot = snapshots.iter().find(|(t, _)| t == topic).map(|(_, s)| s.as_slice()).unwrap_or_default();
-        storage::catch_up(store, table, kind, snapshot).await?;
+        storage::catch_up(store, table, snapshot).await?;
     }
     storage::drop_old(store).await?;
     Ok(report)
@@ -114,12 +112,12 @@ async fn replay(
     let (budget, staffing) = state.take_event_rows();
     let budget: Vec<_> = budget.into_iter().filter(|r| in_days(r.day)).collect();
     let staffing: Vec<_> = staffing.into_iter().filter(|r| in_days(r.day)).collect();
-    storage::write(store, "dossier_day", &days).await?;
+    storage::write(store, DOSSIER_DAY, &days).await?;
     for chunk in dossiers.chunks(100_000) {
-        storage::write(store, "dossier_state", chunk).await?;
+        storage::write(store, DOSSIER_STATE, chunk).await?;
     }
-    storage::write(store, "budget_event", &budget).await?;
-    storage::write(store, "staffing_event", &staffing).await?;
+    storage::write(store, BUDGET_EVENT, &budget).await?;
+    storage::write(store, STAFFING_EVENT, &staffing).await?;
     report.day_rows += days.len();
     report.dossier_rows += dossiers.len();
     report.budget_rows += budget.len();

@@ -12,17 +12,36 @@
 //! new table by name. A rebuild that fails before the swap leaves the old tables serving
 //! (its `_rebuild` tables are dropped by the next run).
 
+use parpulse_core::avro::EventKind;
+
 use crate::event_log::EventLogRow;
 use crate::{Result, Store};
 
-/// The tables a rebuild recomputes, with the column that orders their rows in a
-/// partition: a version (offset the row is complete up to) or the event's own offset.
-pub const TABLES: [(&str, Progress); 4] = [
-    ("dossier_day", Progress::Version),
-    ("dossier_state", Progress::Version),
-    ("budget_event", Progress::Offset),
-    ("staffing_event", Progress::Offset),
-];
+/// A table a rebuild recomputes.
+#[derive(Debug, Clone, Copy)]
+pub struct Rebuilt {
+    pub name: &'static str,
+    /// Where its recomputed rows go before the swap.
+    pub rebuild: &'static str,
+    /// The column that orders its rows in a partition.
+    pub progress: Progress,
+    /// The events its rows come from (their topic's checkpoints bound the replay).
+    pub kind: EventKind,
+}
+
+const fn rebuilt(name: &'static str, rebuild: &'static str, progress: Progress, kind: EventKind) -> Rebuilt {
+    Rebuilt { name, rebuild, progress, kind }
+}
+
+pub const DOSSIER_DAY: Rebuilt = rebuilt("dossier_day", "dossier_day_rebuild", Progress::Version, EventKind::Dossier);
+pub const DOSSIER_STATE: Rebuilt =
+    rebuilt("dossier_state", "dossier_state_rebuild", Progress::Version, EventKind::Dossier);
+pub const BUDGET_EVENT: Rebuilt = rebuilt("budget_event", "budget_event_rebuild", Progress::Offset, EventKind::Budget);
+pub const STAFFING_EVENT: Rebuilt =
+    rebuilt("staffing_event", "staffing_event_rebuild", Progress::Offset, EventKind::Staffing);
+
+/// Every table a rebuild recomputes.
+pub const TABLES: [Rebuilt; 4] = [DOSSIER_DAY, DOSSIER_STATE, BUDGET_EVENT, STAFFING_EVENT];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -59,7 +78,7 @@ pub async fn logged_events(store: &Store) -> Result<u64> {
 /// Drops what a failed run left and creates empty `<table>_rebuild` copies.
 pub async fn prepare(store: &Store) -> Result<()> {
     let db = store.database();
-    for (table, _) in TABLES {
+    for Rebuilt { name: table, .. } in TABLES {
         for statement in [
             format!("DROP TABLE IF EXISTS {db}.{table}_rebuild"),
             format!("DROP TABLE IF EXISTS {db}.{table}_old"),
@@ -77,7 +96,7 @@ pub async fn keep_outside(store: &Store, scope: &Scope) -> Result<()> {
         return Ok(());
     }
     let db = store.database();
-    for (table, _) in TABLES {
+    for Rebuilt { name: table, .. } in TABLES {
         let mut inside = Vec::new();
         if let Some(units) = &scope.units {
             inside.push(format!("agency_code IN ({})", vec!["?"; units.len()].join(", ")));
@@ -131,27 +150,22 @@ impl Events<'_> {
     }
 }
 
-/// Writes recomputed rows into `<table>_rebuild`.
-pub async fn write<T>(store: &Store, table: &'static str, rows: &[T]) -> Result<()>
+/// Writes recomputed rows into the table's `_rebuild` copy.
+pub async fn write<T>(store: &Store, table: Rebuilt, rows: &[T]) -> Result<()>
 where
     T: clickhouse::RowOwned + clickhouse::RowWrite,
 {
-    let target: &'static str = match table {
-        "dossier_day" => "dossier_day_rebuild",
-        "dossier_state" => "dossier_state_rebuild",
-        "budget_event" => "budget_event_rebuild",
-        "staffing_event" => "staffing_event_rebuild",
-        other => panic!("{other} is not a table the rebuild writes"),
-    };
-    store.insert_rows(target, rows, "writing rebuilt rows").await
+    store.insert_rows(table.rebuild, rows, "writing rebuilt rows").await
 }
 
 /// Swaps every rebuilt table in, in one statement: readers see the old tables or the
 /// new ones, never a mix.
 pub async fn swap(store: &Store) -> Result<()> {
     let db = store.database();
-    let renames: Vec<String> =
-        TABLES.iter().map(|(t, _)| format!("{db}.{t} TO {db}.{t}_old, {db}.{t}_rebuild TO {db}.{t}")).collect();
+    let renames: Vec<String> = TABLES
+        .iter()
+        .map(|Rebuilt { name: t, .. }| format!("{db}.{t} TO {db}.{t}_old, {db}.{t}_rebuild TO {db}.{t}"))
+        .collect();
     store
         .client()
         .query(&format!("RENAME TABLE {}", renames.join(", ")))
@@ -163,8 +177,9 @@ pub async fn swap(store: &Store) -> Result<()> {
 /// Copies into the swapped-in table what the live aggregators wrote after the snapshot:
 /// for each (partition, offset `S`) of `snapshot`, rows beyond `S`, and every row of a
 /// partition the snapshot does not know.
-pub async fn catch_up(store: &Store, table: &'static str, progress: Progress, snapshot: &[(u32, i64)]) -> Result<()> {
+pub async fn catch_up(store: &Store, table: Rebuilt, snapshot: &[(u32, i64)]) -> Result<()> {
     let db = store.database();
+    let Rebuilt { name: table, progress, .. } = table;
     let beyond = match progress {
         Progress::Version => "version > ?",
         Progress::Offset => "kafka_offset >= ?",
@@ -192,7 +207,7 @@ pub async fn catch_up(store: &Store, table: &'static str, progress: Progress, sn
 /// Drops the tables the swap replaced.
 pub async fn drop_old(store: &Store) -> Result<()> {
     let db = store.database();
-    for (table, _) in TABLES {
+    for Rebuilt { name: table, .. } in TABLES {
         store
             .client()
             .query(&format!("DROP TABLE IF EXISTS {db}.{table}_old"))

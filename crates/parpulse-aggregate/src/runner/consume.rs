@@ -3,15 +3,15 @@
 //! queued for the dead-letter topic with the reason.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parpulse_clickhouse::dossier_state;
-use std::sync::Arc;
-
 use parpulse_clickhouse::event_log::EventLogRow;
-use parpulse_core::avro::{split_header, AvroCodec};
+use parpulse_core::avro::{split_header, AvroCodec, EventKind};
 use parpulse_core::event::EventRef;
 use parpulse_core::time::now_micros;
+use parpulse_core::topics::Topics;
 use parpulse_core::validate::{RejectReason, Rejection};
 use parpulse_core::Event;
 use parpulse_core::LocalDay;
@@ -37,27 +37,34 @@ pub(super) fn ready<F: Future>(future: F) -> Option<F::Output> {
 }
 
 /// The partition of the previous message, kept so that a run of messages from one
-/// partition costs no allocation (the topic name is shared with its audit rows).
+/// partition costs no allocation and no lookup: its key, its topic name (shared with
+/// its audit rows) and the kind of events the topic carries.
 pub(super) struct Position {
     key: Key,
     topic: Arc<str>,
+    kind: Option<EventKind>,
 }
 
 impl Default for Position {
     fn default() -> Self {
-        Position { key: (String::new(), u32::MAX), topic: Arc::from("") }
+        Position { key: (String::new(), u32::MAX), topic: Arc::from(""), kind: None }
     }
 }
 
 impl Position {
-    pub(super) fn of(&mut self, message: &BorrowedMessage<'_>) -> (&Key, &Arc<str>) {
+    pub(super) fn of(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        topics: &Topics,
+    ) -> (&Key, &Arc<str>, Option<EventKind>) {
         if self.key.1 != message.partition() as u32 || self.key.0 != message.topic() {
             self.key = (message.topic().to_owned(), message.partition() as u32);
             if *self.topic != *message.topic() {
                 self.topic = Arc::from(message.topic());
+                self.kind = topics.kind_of(message.topic());
             }
         }
-        (&self.key, &self.topic)
+        (&self.key, &self.topic, self.kind)
     }
 }
 
@@ -102,12 +109,13 @@ pub(super) async fn apply_message(
     message: &BorrowedMessage<'_>,
     tally: &mut Tally,
 ) {
-    let (key, topic) = position.of(message);
+    let (key, topic, topic_kind) = position.of(message, &shared.config.topics);
     let Some(state) = work.states.get_mut(key) else { return };
     if message.offset() < state.next_offset() {
         return; // fetched before a hand-over; already applied
     }
-    let Some(topic_kind) = shared.config.topics.kind_of(&key.0) else { return };
+    // Subscribed to the event topics only: a state exists only for their partitions.
+    let Some(topic_kind) = topic_kind else { return };
     let admitted = crate::admit::admit(
         codec,
         &shared.config.registry,
