@@ -5,7 +5,7 @@
 #   install.sh          what `make demo`, `make up` and the build need
 #   install.sh --test   that, plus the tools only the tests use (`make test`): Prometheus,
 #                       promtool, amtool, headless Chromium, openssl (throwaway certificates),
-#                       systemd-analyze (the systemd units), chDB
+#                       systemd-analyze (the systemd units), chDB, openpyxl
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 missing=()
@@ -59,6 +59,14 @@ if $test_tools && ! "$CHDB_VENV/bin/python" -c "import chdb, sys; sys.exit(chdb.
     python3 -m venv "$CHDB_VENV"
   fi
   "$CHDB_VENV/bin/pip" install -q "chdb==$CHDB_VERSION" || die "pip install chdb==$CHDB_VERSION failed"
+fi
+
+# openpyxl (an Excel reader and writer independent of parpulse's own) opens the XLSX
+# reports and builds the test workbooks; same virtualenv, pinned.
+OPENPYXL_VERSION=3.1.5
+if $test_tools && ! "$CHDB_VENV/bin/python" -c "import openpyxl, sys; sys.exit(openpyxl.__version__ != '$OPENPYXL_VERSION')" 2>/dev/null; then
+  log "installing openpyxl $OPENPYXL_VERSION into $CHDB_VENV"
+  "$CHDB_VENV/bin/pip" install -q "openpyxl==$OPENPYXL_VERSION" || die "pip install openpyxl==$OPENPYXL_VERSION failed"
 fi
 
 # The Debian package starts a system-wide server through systemd where systemd runs;
