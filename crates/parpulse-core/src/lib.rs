@@ -12,6 +12,7 @@ pub mod decision766;
 pub mod event;
 pub mod kpi;
 pub mod lifecycle;
+pub mod period;
 pub mod time;
 pub mod topics;
 pub mod validate;
