@@ -8,6 +8,7 @@
 
 pub mod agency;
 pub mod avro;
+pub mod calendar;
 pub mod decision766;
 pub mod event;
 pub mod kpi;
