@@ -1,0 +1,82 @@
+//! The report as CSV for spreadsheets: UTF-8 with a byte-order mark (so Excel
+//! reads the Vietnamese right), CRLF line ends, one header line, one line a row.
+
+use super::{PeriodReport, COLUMNS};
+
+/// A field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn field(text: &str) -> String {
+    if text.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn line(out: &mut String, fields: impl Iterator<Item = String>) {
+    let fields: Vec<String> = fields.map(|f| field(&f)).collect();
+    out.push_str(&fields.join(","));
+    out.push_str("\r\n");
+}
+
+/// The report as CSV: Vietnamese headers (levels joined by " - "), counts as
+/// integers with the derived totals, the Decision 766 score out of 100 with a '.'
+/// (empty when the period has no data for it).
+pub fn to_csv(report: &PeriodReport) -> String {
+    let mut out = String::from("\u{feff}");
+    line(&mut out, COLUMNS.iter().map(|c| c.flat_header()));
+    for row in &report.rows {
+        line(&mut out, COLUMNS.iter().map(|c| (c.value)(row).text()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::report;
+    use super::*;
+
+    #[test]
+    fn bom_crlf_and_vietnamese_headers() {
+        let csv = to_csv(&report());
+        assert!(csv.starts_with("\u{feff}Mã,Đơn vị,Phạm vi,"), "{csv}");
+        assert!(csv.ends_with("\r\n"));
+        assert_eq!(csv.matches("\r\n").count(), 1 + 4, "a header and four rows");
+        assert_eq!(csv.matches('\n').count(), csv.matches("\r\n").count(), "no bare LF");
+        let header = csv.trim_start_matches('\u{feff}').split("\r\n").next().unwrap();
+        assert_eq!(
+            header,
+            "Mã,Đơn vị,Phạm vi,\
+             Số hồ sơ nhận giải quyết - Tổng số,\
+             Số hồ sơ nhận giải quyết - Kỳ trước chuyển qua,\
+             Số hồ sơ nhận giải quyết - Mới tiếp nhận - Tổng số,\
+             Số hồ sơ nhận giải quyết - Mới tiếp nhận - Trực tuyến,\
+             Số hồ sơ nhận giải quyết - Mới tiếp nhận - Trực tiếp,\
+             Số hồ sơ nhận giải quyết - Mới tiếp nhận - Qua bưu chính công ích,\
+             Số hồ sơ đã giải quyết - Tổng số,Số hồ sơ đã giải quyết - Trước hạn,\
+             Số hồ sơ đã giải quyết - Đúng hạn,Số hồ sơ đã giải quyết - Quá hạn,\
+             Số hồ sơ đang giải quyết - Tổng số,Số hồ sơ đang giải quyết - Trong hạn,\
+             Số hồ sơ đang giải quyết - Quá hạn,\
+             Từ chối tiếp nhận,Rút hồ sơ (trong số đã giải quyết),Dừng xử lý (trong số đã giải quyết),\
+             Thư xin lỗi - Đúng hạn,Thư xin lỗi - Muộn,Điểm 766 (thang 100)"
+        );
+    }
+
+    #[test]
+    fn a_row_holds_counts_derived_totals_and_the_score() {
+        let csv = to_csv(&report());
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        // SNV: carried 10, online 11, in person 12, postal 13, early 14, on time 15,
+        // late 16, withdrawn 1, stopped 2, refused 3, open 17 + 18, apologies 4 and 5.
+        assert_eq!(lines[1], "SNV,Sở Nội vụ,Đơn vị,46,10,36,11,12,13,45,14,15,16,35,17,18,3,1,2,4,5,85.25");
+        // Quotes and commas are quoted; no score is an empty last field.
+        assert_eq!(
+            lines[2],
+            "STP,\"Sở Tư pháp <\"\"A&B\"\">, \"\"số 2\"\"\",Đơn vị,86,20,66,21,22,23,75,24,25,26,55,27,28,3,1,2,4,5,"
+        );
+        assert!(lines[3].starts_with("department,\"Khối sở, ban, ngành\",Khối,132,30,102,"), "{}", lines[3]);
+        assert!(lines[3].ends_with(",90"));
+        assert!(lines[4].starts_with("province,Tỉnh Hưng Yên,Toàn tỉnh,132,"));
+        assert!(lines[4].ends_with(",100"));
+        assert_eq!(lines[5], "");
+    }
+}
