@@ -65,6 +65,7 @@ fn received(agency: &str, n: usize, online: bool) -> Event {
         legal_max_days: None,
         fee_bearing: false,
         digitized: true,
+        new_due_at: None,
     })
 }
 

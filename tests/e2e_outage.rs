@@ -112,6 +112,7 @@ fn valid_event(event_id: &str, dossier_id: &str) -> DossierEvent {
         legal_max_days: None,
         fee_bearing: false,
         digitized: false,
+        new_due_at: None,
     }
 }
 

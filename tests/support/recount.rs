@@ -83,79 +83,139 @@ pub struct ResolvedRecount {
 
 #[derive(Default)]
 struct DossierTimes {
-    received: Vec<i64>,
-    due: Option<i64>,
+    /// (time, appointment date) of each `received` event.
+    received: Vec<(i64, Option<i64>)>,
     requested: Vec<i64>,
     supplied: Vec<i64>,
     processed: Vec<i64>,
-    other_end: Vec<i64>,
-    returned_postal: bool,
-    returned: bool,
-    apology: bool,
+    returned: Vec<i64>,
+    stopped_or_withdrawn: Vec<i64>,
+    refused: bool,
+    result_postal: bool,
+    apologies: Vec<i64>,
+}
+
+/// The province's working days, read from deploy/holidays.toml by a scan of its date
+/// lists (not with parpulse's calendar): Monday to Friday except `days_off`, plus
+/// `working_saturdays`. Local days since 1970-01-01.
+pub struct WorkingDays {
+    off: std::collections::BTreeSet<i64>,
+    worked_weekend: std::collections::BTreeSet<i64>,
+}
+
+impl WorkingDays {
+    pub fn shipped() -> WorkingDays {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/holidays.toml")).unwrap();
+        let (mut off, mut worked_weekend) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+        let mut in_working_saturdays = false;
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap();
+            if line.contains("days_off") {
+                in_working_saturdays = false;
+            }
+            if line.contains("working_saturdays") {
+                in_working_saturdays = true;
+            }
+            for quoted in line.split('"').skip(1).step_by(2) {
+                if let Ok(date) = chrono::NaiveDate::parse_from_str(quoted, "%Y-%m-%d") {
+                    let day = (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days();
+                    if in_working_saturdays {
+                        worked_weekend.insert(day)
+                    } else {
+                        off.insert(day)
+                    };
+                }
+            }
+        }
+        WorkingDays { off, worked_weekend }
+    }
+
+    pub fn is_working(&self, day: i64) -> bool {
+        let weekday = (day + 3).rem_euclid(7); // 1970-01-01 was a Thursday; Monday = 0
+        (weekday < 5 && !self.off.contains(&day)) || self.worked_weekend.contains(&day)
+    }
 }
 
 /// Recounts, from the NDJSON, (agency, end day) -> lateness counts, with the rules
-/// written out again here: end = processed, else the first of returned / stopped /
-/// withdrawn / refused; supplement waits do not count; two requests or more = late;
-/// on time when end <= appointment date + waits. Also returns open dossiers per agency.
+/// written out again here (docs/KPIS.md): refused dossiers and dossiers never received
+/// are not resolved; end = the first of processed-or-else-returned, stopped, withdrawn;
+/// a dossier still waiting for a supplement ends on the request date; supplement waits
+/// extend the appointment date of the first reception; two requests or more = late;
+/// late with apology = the first apology sent by the last working day before the
+/// deadline's day. Also returns open dossiers per agency.
 pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>, BTreeMap<String, u64>) {
+    let calendar = WorkingDays::shipped();
     let mut dossiers: BTreeMap<(String, String), DossierTimes> = BTreeMap::new();
     for e in events_of_type(text, "dossier") {
         let d = dossiers.entry(dossier_key(&e)).or_default();
         let at = e["occurred_at"].as_i64().unwrap();
-        if let Some(due) = e["due_at"].as_i64() {
-            d.due.get_or_insert(due);
-        }
+        d.result_postal |= e["result_channel"] == "postal";
         match e["kind"].as_str().unwrap() {
-            "received" => d.received.push(at),
+            "received" => d.received.push((at, e["due_at"].as_i64())),
             "supplement_requested" => d.requested.push(at),
             "supplement_received" => d.supplied.push(at),
             "processed" => d.processed.push(at),
-            "result_returned" => {
-                d.other_end.push(at);
-                d.returned = true;
-                d.returned_postal |= e["result_channel"] == "postal";
-            }
-            "stopped" | "withdrawn" | "refused" => d.other_end.push(at),
-            "apology_issued" => d.apology = true,
+            "result_returned" => d.returned.push(at),
+            "stopped" | "withdrawn" => d.stopped_or_withdrawn.push(at),
+            "refused" => d.refused = true,
+            "apology_issued" => d.apologies.push(at),
             _ => {}
         }
     }
     let mut resolved: BTreeMap<(String, i64), ResolvedRecount> = BTreeMap::new();
     let mut open: BTreeMap<String, u64> = BTreeMap::new();
     for ((agency, _), mut d) in dossiers {
-        let end = d.processed.iter().min().or(d.other_end.iter().min()).copied();
-        let Some(end) = end else {
-            if !d.received.is_empty() {
-                *open.entry(agency).or_default() += 1;
-            }
+        if d.refused || d.received.is_empty() {
             continue;
-        };
+        }
+        d.received.sort_unstable();
+        let due = d.received[0].1;
         d.requested.sort_unstable();
         d.requested.dedup();
         d.supplied.sort_unstable();
         d.supplied.dedup();
-        let mut waited = 0;
-        for (i, request) in d.requested.iter().enumerate() {
-            if *request > end {
-                break;
+        // Waits completed by `until`, and whether a request is still waiting then.
+        let waits = |until: i64| {
+            let mut waited = 0;
+            for (i, request) in d.requested.iter().enumerate() {
+                if *request > until {
+                    break;
+                }
+                match d.supplied.get(i) {
+                    Some(done) if *done <= until => waited += done - request,
+                    _ => return (waited, Some(*request)),
+                }
             }
-            match d.supplied.get(i) {
-                Some(done) if *done <= end => waited += done - request,
-                _ => break,
-            }
-        }
-        let late = d.requested.len() > 1 || d.due.is_some_and(|due| end > due + waited);
+            (waited, None)
+        };
+        let first_end = d.processed.iter().min().or(d.returned.iter().min()).copied();
+        let end = first_end.into_iter().chain(d.stopped_or_withdrawn.iter().copied()).min();
+        let (waited, pending) = waits(end.unwrap_or(i64::MAX));
+        let Some(end) = end.or(pending) else {
+            *open.entry(agency).or_default() += 1;
+            continue;
+        };
+        let requests = d.requested.iter().filter(|r| **r <= end).count();
+        let late = requests > 1 || due.is_some_and(|due| end > due + waited);
         let c = resolved.entry((agency, local_day(end))).or_default();
         c.resolved += 1;
         if late {
             c.late += 1;
-            c.late_with_apology += u64::from(d.apology);
+            let timely = d.apologies.iter().min().is_some_and(|&sent| {
+                let Some(due) = due else { return true };
+                let deadline_day = local_day(due + waits(sent).0);
+                let mut last_working = deadline_day - 1;
+                while !calendar.is_working(last_working) {
+                    last_working -= 1;
+                }
+                local_day(sent) <= last_working
+            });
+            c.late_with_apology += u64::from(timely);
         } else {
             c.on_time += 1;
         }
-        c.returned += u64::from(d.returned);
-        c.returned_postal += u64::from(d.returned_postal);
+        c.returned += u64::from(!d.returned.is_empty());
+        c.returned_postal += u64::from(!d.returned.is_empty() && d.result_postal);
     }
     (resolved, open)
 }

@@ -63,6 +63,7 @@ mod tests {
             legal_max_days: None,
             fee_bearing: false,
             digitized: false,
+            new_due_at: None,
         }
     }
 
@@ -178,6 +179,7 @@ mod tests {
                 legal_max_days,
                 fee_bearing: flags.0,
                 digitized: flags.1,
+                new_due_at: None,
             }
         }
     }

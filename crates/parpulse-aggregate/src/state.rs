@@ -44,10 +44,10 @@ use rustc_hash::FxBuildHasher;
 
 use parpulse_clickhouse::budget_staffing::{BudgetEventRow, StaffingEventRow};
 use parpulse_clickhouse::dossier_day::DossierDayRow;
-use parpulse_clickhouse::dossier_state::{DossierStateRow, OUTCOME_LATE, OUTCOME_ON_TIME, OUTCOME_OPEN};
+use parpulse_clickhouse::dossier_state::{channel_code, DossierStateRow, Judged};
 use parpulse_clickhouse::event_log::EventLogRow;
 use parpulse_core::kpi::DossierDayCounts;
-use parpulse_core::lifecycle::{DossierLifecycle, Outcome};
+use parpulse_core::lifecycle::{active_calendar, DossierLifecycle};
 use parpulse_core::{BudgetEvent, DossierEvent, DossierEventKind, Event, LocalDay, StaffingEvent};
 
 type HashMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
@@ -120,10 +120,6 @@ struct Dossier {
     dirty: bool,
 }
 
-fn some(value: i64) -> Option<i64> {
-    (value != 0).then_some(value)
-}
-
 impl Dossier {
     /// A dossier first seen with `event`.
     fn new<S>(event: &DossierEvent<S>) -> Self {
@@ -138,21 +134,7 @@ impl Dossier {
     }
 
     fn from_row(row: &DossierStateRow) -> Self {
-        let lifecycle = DossierLifecycle {
-            received_at: some(row.received_at),
-            due_at: some(row.due_at),
-            legal_max_days: (row.legal_max_days != 0).then_some(row.legal_max_days),
-            supplement_requested: row.supplement_requested.clone(),
-            supplement_received: row.supplement_received.clone(),
-            processed_at: some(row.processed_at),
-            other_end_at: some(row.other_end_at),
-            returned_at: some(row.returned_at),
-            returned_postal: row.returned_postal != 0,
-            apology: row.apology != 0,
-            fee_bearing: row.fee_bearing != 0,
-            paid_online: row.paid_online != 0,
-            digitized: row.digitized != 0,
-        };
+        let lifecycle = row.lifecycle();
         Dossier {
             received_offset: (row.received_offset >= 0).then_some(row.received_offset),
             received_day: LocalDay(row.received_day),
@@ -166,12 +148,9 @@ impl Dossier {
 
     fn to_row(&self, partition: u32, key: &DossierKey, version: u64, now_micros: i64) -> DossierStateRow {
         let l = &self.lifecycle;
-        let outcome = l.outcome(now_micros);
-        let (code, end_day, deadline_at) = match outcome {
-            Outcome::Open { deadline } => (OUTCOME_OPEN, 0, deadline.unwrap_or(0)),
-            Outcome::OnTime { end } => (OUTCOME_ON_TIME, LocalDay::of_micros(end).0, 0),
-            Outcome::Late { end } => (OUTCOME_LATE, LocalDay::of_micros(end).0, 0),
-        };
+        let calendar = active_calendar();
+        let judged = Judged::of(l, now_micros, calendar);
+        let min_end = [l.returned_at, l.stopped_at, l.withdrawn_at].into_iter().flatten().min();
         DossierStateRow {
             kafka_partition: partition,
             agency_code: key.agency_code.clone(),
@@ -185,17 +164,26 @@ impl Dossier {
             supplement_requested: l.supplement_requested.clone(),
             supplement_received: l.supplement_received.clone(),
             processed_at: l.processed_at.unwrap_or(0),
-            other_end_at: l.other_end_at.unwrap_or(0),
+            other_end_at: min_end.unwrap_or(0),
             returned_at: l.returned_at.unwrap_or(0),
-            returned_postal: u8::from(l.returned_postal),
-            apology: u8::from(l.apology),
+            returned_postal: u8::from(l.result_postal && l.returned_at.is_some()),
+            apology: u8::from(l.apology_at.is_some()),
             fee_bearing: u8::from(l.fee_bearing),
             paid_online: u8::from(l.paid_online),
             digitized: u8::from(l.digitized),
-            outcome: code,
-            end_day,
-            deadline_at,
+            outcome: judged.outcome,
+            end_day: judged.end_day,
+            deadline_at: judged.deadline_at,
             last_event_at: self.last_event_at,
+            received_channel: l.received_channel.map_or(0, channel_code),
+            result_postal: u8::from(l.result_postal),
+            stopped_at: l.stopped_at.unwrap_or(0),
+            withdrawn_at: l.withdrawn_at.unwrap_or(0),
+            refused_at: l.refused_at.unwrap_or(0),
+            apology_at: l.apology_at.unwrap_or(0),
+            apology_due_at: l.apology_due_at.unwrap_or(0),
+            end_kind: judged.end_kind,
+            apology_timing: judged.apology_timing,
         }
     }
 }
@@ -639,6 +627,7 @@ mod tests {
             legal_max_days: None,
             fee_bearing: false,
             digitized: false,
+            new_due_at: None,
         }
     }
 

@@ -46,6 +46,7 @@ fn marker(i: usize) -> Event {
         legal_max_days: None,
         fee_bearing: false,
         digitized: true,
+        new_due_at: None,
     })
 }
 

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use clickhouse::Row;
+use parpulse_core::calendar::WorkingCalendar;
 use parpulse_core::kpi::{OpenCounts, ResolvedCounts, ServiceCounts};
+use parpulse_core::lifecycle::{ApologyTiming, DossierLifecycle, Outcome, Timeliness};
+use parpulse_core::Channel;
 use parpulse_core::LocalDay;
 use serde::{Deserialize, Serialize};
 
@@ -40,11 +43,117 @@ pub struct DossierStateRow {
     pub deadline_at: i64,
     /// Newest event time applied to the dossier (UTC micros); 0 in rows older than migration 0006.
     pub last_event_at: i64,
+    // Migration 0009 (the official rules, docs/KPIS.md); 0 in older rows.
+    /// Channel of the reception: 1 in person, 2 online, 3 postal (national codes), 0 unknown.
+    pub received_channel: u8,
+    /// The result is (to be) returned by post, as any event said.
+    pub result_postal: u8,
+    pub stopped_at: i64,
+    pub withdrawn_at: i64,
+    pub refused_at: i64,
+    pub apology_at: i64,
+    /// The new appointment date the apology letter gave (shown, never judged).
+    pub apology_due_at: i64,
+    /// How it ended, as national state codes: 9 processed, 10 returned, 8 stopped,
+    /// 7 withdrawn, 5 still waiting for a supplement; 0 not ended.
+    pub end_kind: u8,
+    /// 0 no apology letter, 1 timely, 2 late.
+    pub apology_timing: u8,
 }
 
+/// `outcome` codes, as judged when the row was written.
 pub const OUTCOME_OPEN: u8 = 0;
 pub const OUTCOME_ON_TIME: u8 = 1;
 pub const OUTCOME_LATE: u8 = 2;
+pub const OUTCOME_EARLY: u8 = 3;
+pub const OUTCOME_REFUSED: u8 = 4;
+
+/// National channel code of a channel: 1 in person, 2 online, 3 postal.
+pub fn channel_code(channel: Channel) -> u8 {
+    match channel {
+        Channel::InPerson => 1,
+        Channel::Online => 2,
+        Channel::Postal => 3,
+    }
+}
+
+pub fn channel_of_code(code: u8) -> Option<Channel> {
+    match code {
+        1 => Some(Channel::InPerson),
+        2 => Some(Channel::Online),
+        3 => Some(Channel::Postal),
+        _ => None,
+    }
+}
+
+fn some(value: i64) -> Option<i64> {
+    (value != 0).then_some(value)
+}
+
+impl DossierStateRow {
+    /// The lifecycle facts the row holds. Rows written before migration 0009 have no end
+    /// kinds: an end that is not the return is read as a stop, an apology without a time
+    /// as sent at the dossier's newest event (docs/OPERATIONS.md: `parpulse rebuild` after
+    /// upgrading re-judges every dossier from the audit trail).
+    pub fn lifecycle(&self) -> DossierLifecycle {
+        let legacy_end = (self.stopped_at == 0 && self.withdrawn_at == 0 && self.other_end_at != self.returned_at)
+            .then_some(self.other_end_at);
+        DossierLifecycle {
+            received_at: some(self.received_at),
+            received_channel: channel_of_code(self.received_channel),
+            due_at: some(self.due_at),
+            legal_max_days: (self.legal_max_days != 0).then_some(self.legal_max_days),
+            supplement_requested: self.supplement_requested.clone(),
+            supplement_received: self.supplement_received.clone(),
+            processed_at: some(self.processed_at),
+            returned_at: some(self.returned_at),
+            stopped_at: some(self.stopped_at).or(legacy_end.and_then(some)),
+            withdrawn_at: some(self.withdrawn_at),
+            refused_at: some(self.refused_at),
+            result_postal: self.result_postal != 0 || self.returned_postal != 0,
+            apology_at: some(self.apology_at).or((self.apology != 0).then_some(self.last_event_at.max(1))),
+            apology_due_at: some(self.apology_due_at),
+            fee_bearing: self.fee_bearing != 0,
+            paid_online: self.paid_online != 0,
+            digitized: self.digitized != 0,
+        }
+    }
+}
+
+/// The judgment columns of a row: a dossier as it stands at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Judged {
+    pub outcome: u8,
+    pub end_day: u16,
+    /// Open: when it becomes overdue; resolved: the deadline it was judged against; 0 none.
+    pub deadline_at: i64,
+    pub end_kind: u8,
+    pub apology_timing: u8,
+}
+
+impl Judged {
+    pub fn of(lifecycle: &DossierLifecycle, at: i64, calendar: &WorkingCalendar) -> Judged {
+        let apology_timing = match lifecycle.apology(at, calendar) {
+            ApologyTiming::None => 0,
+            ApologyTiming::Timely => 1,
+            ApologyTiming::Late => 2,
+        };
+        let (outcome, end_day, deadline, end_kind) = match lifecycle.outcome(at, calendar) {
+            Outcome::NotReceived => (OUTCOME_OPEN, 0, None, 0),
+            Outcome::Open { deadline } => (OUTCOME_OPEN, 0, deadline, 0),
+            Outcome::Refused { at } => (OUTCOME_REFUSED, LocalDay::of_micros(at).0, None, 0),
+            Outcome::Resolved { end, kind, timeliness, deadline } => {
+                let code = match timeliness {
+                    Timeliness::Early => OUTCOME_EARLY,
+                    Timeliness::OnTime => OUTCOME_ON_TIME,
+                    Timeliness::Late => OUTCOME_LATE,
+                };
+                (code, LocalDay::of_micros(end).0, deadline, kind.code())
+            }
+        };
+        Judged { outcome, end_day, deadline_at: deadline.unwrap_or(0), end_kind, apology_timing }
+    }
+}
 
 pub async fn write(store: &Store, rows: &[DossierStateRow]) -> Result<()> {
     store.insert_rows("dossier_state", rows, "writing dossier_state rows").await
@@ -88,8 +197,10 @@ pub struct ResolvedDay {
     pub day: u16,
     pub resolved: u64,
     pub on_time: u64,
+    pub early: u64,
     pub late: u64,
     pub late_with_apology: u64,
+    pub refused: u64,
     pub returned: u64,
     pub returned_postal: u64,
 }
@@ -99,8 +210,10 @@ impl ResolvedDay {
         ResolvedCounts {
             resolved: self.resolved,
             on_time: self.on_time,
+            early: self.early,
             late: self.late,
             late_with_apology: self.late_with_apology,
+            refused: self.refused,
             returned: self.returned,
             returned_postal: self.returned_postal,
         }
@@ -154,6 +267,8 @@ pub struct ReceivedFacts {
     pub fee_bearing: u64,
     pub paid_online: u64,
     pub digitized: u64,
+    pub result_postal: u64,
+    pub postal_users: u64,
 }
 
 impl ReceivedFacts {
@@ -163,6 +278,8 @@ impl ReceivedFacts {
             fee_bearing: self.fee_bearing,
             paid_online: self.paid_online,
             digitized: self.digitized,
+            result_postal: self.result_postal,
+            postal_users: self.postal_users,
         }
     }
 }

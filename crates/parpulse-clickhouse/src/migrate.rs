@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_dossier_last_event.sql", include_str!("../../../schemas/clickhouse/0006_dossier_last_event.sql")),
     ("0007_dossier_event.sql", include_str!("../../../schemas/clickhouse/0007_dossier_event.sql")),
     ("0008_event_log.sql", include_str!("../../../schemas/clickhouse/0008_event_log.sql")),
+    ("0009_official_rules.sql", include_str!("../../../schemas/clickhouse/0009_official_rules.sql")),
 ];
 
 #[derive(Debug, Row, Serialize, Deserialize)]

@@ -34,7 +34,7 @@ impl EventKind {
     /// The id new events of this kind are written with.
     pub fn writer_schema_id(self) -> u32 {
         match self {
-            EventKind::Dossier => 1,
+            EventKind::Dossier => 4,
             EventKind::Budget => 2,
             EventKind::Staffing => 3,
         }
@@ -56,6 +56,7 @@ pub const SCHEMAS: &[(u32, EventKind, &str)] = &[
     (1, EventKind::Dossier, include_str!("../../../schemas/avro/dossier_event.v1.avsc")),
     (2, EventKind::Budget, include_str!("../../../schemas/avro/budget_event.v1.avsc")),
     (3, EventKind::Staffing, include_str!("../../../schemas/avro/staffing_event.v1.avsc")),
+    (4, EventKind::Dossier, include_str!("../../../schemas/avro/dossier_event.v1.r2.avsc")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +225,7 @@ mod tests {
             legal_max_days: None,
             fee_bearing: true,
             digitized: false,
+            new_due_at: None,
         }
     }
 
@@ -232,7 +234,7 @@ mod tests {
         let codec = AvroCodec::new();
         let mut bytes = Vec::new();
         codec.encode_dossier(&sample(), &mut bytes).unwrap();
-        assert_eq!(&bytes[..5], &[0, 0, 0, 0, 1]);
+        assert_eq!(&bytes[..5], &[0, 0, 0, 0, 4]);
         assert_eq!(codec.decode_dossier(&bytes).unwrap(), sample());
     }
 
@@ -298,14 +300,14 @@ mod tests {
     /// knows the new field. Both decode.
     #[test]
     fn adding_an_optional_field_is_compatible_both_ways() {
-        let v1 = include_str!("../../../schemas/avro/dossier_event.v1.avsc");
+        let v1 = include_str!("../../../schemas/avro/dossier_event.v1.r2.avsc");
         let v2 = v1.replacen(
             r#""fields": ["#,
             r#""fields": [
     {"name": "channel_note", "type": ["null", "string"], "default": null},"#,
             1,
         );
-        let codec = AvroCodec::with_schemas(&[(1, EventKind::Dossier, v1), (101, EventKind::Dossier, &v2)]);
+        let codec = AvroCodec::with_schemas(&[(4, EventKind::Dossier, v1), (101, EventKind::Dossier, &v2)]);
 
         // New writer, today's reader: the unknown field is skipped.
         let mut bytes = Vec::new();
@@ -319,6 +321,68 @@ mod tests {
         let read: NewReader = codec.decode(EventKind::Dossier, &old_bytes).unwrap();
         assert_eq!(read.channel_note, None);
         assert_eq!(read.dossier_id, sample().dossier_id);
+    }
+
+    /// Messages written with schema 1 (before `new_due_at`) still decode, the new field
+    /// absent; today's writer (schema 4) carries it.
+    #[test]
+    fn schema_one_messages_decode_without_the_new_appointment() {
+        let codec = AvroCodec::new();
+        let old_writer = AvroCodec::with_schemas(&[(
+            1,
+            EventKind::Dossier,
+            include_str!("../../../schemas/avro/dossier_event.v1.avsc"),
+        )]);
+        let mut old_bytes = Vec::new();
+        old_writer.encode(1, EventKind::Dossier, &OldWriter::from(&sample()), &mut old_bytes).unwrap();
+        assert_eq!(&old_bytes[..5], &[0, 0, 0, 0, 1]);
+        assert_eq!(codec.decode_dossier(&old_bytes).unwrap(), DossierEvent { new_due_at: None, ..sample() });
+        let with_date = DossierEvent { new_due_at: Some(1_575_000_000_000_000), ..sample() };
+        let mut bytes = Vec::new();
+        codec.encode_dossier(&with_date, &mut bytes).unwrap();
+        assert_eq!(codec.decode_dossier(&bytes).unwrap(), with_date);
+    }
+
+    /// A schema-1 writer: every field but `new_due_at`.
+    #[derive(serde::Serialize)]
+    struct OldWriter<'a> {
+        event_id: &'a str,
+        agency_code: &'a str,
+        occurred_at: i64,
+        recorded_at: i64,
+        source: &'a str,
+        dossier_id: &'a str,
+        procedure_code: &'a str,
+        kind: crate::event::DossierEventKind,
+        channel: crate::event::Channel,
+        online_level: i32,
+        result_channel: Option<crate::event::Channel>,
+        due_at: Option<i64>,
+        legal_max_days: Option<i32>,
+        fee_bearing: bool,
+        digitized: bool,
+    }
+
+    impl<'a> From<&'a DossierEvent> for OldWriter<'a> {
+        fn from(e: &'a DossierEvent) -> Self {
+            OldWriter {
+                event_id: &e.event_id,
+                agency_code: &e.agency_code,
+                occurred_at: e.occurred_at,
+                recorded_at: e.recorded_at,
+                source: &e.source,
+                dossier_id: &e.dossier_id,
+                procedure_code: &e.procedure_code,
+                kind: e.kind,
+                channel: e.channel,
+                online_level: e.online_level,
+                result_channel: e.result_channel,
+                due_at: e.due_at,
+                legal_max_days: e.legal_max_days,
+                fee_bearing: e.fee_bearing,
+                digitized: e.digitized,
+            }
+        }
     }
 
     /// A future writer: the new field first (as in its schema), then today's fields.

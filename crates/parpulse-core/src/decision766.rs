@@ -157,7 +157,8 @@ mod tests {
         let received = DossierDayCounts { received: 100, received_online: 25, received_postal: 0 };
         let resolved = ResolvedCounts { resolved: 50, on_time: 45, late: 5, ..Default::default() };
         // No fee-bearing dossiers: the payment indicator has no data and is left out.
-        let service = ServiceCounts { received: 100, fee_bearing: 0, paid_online: 0, digitized: 60 };
+        let service =
+            ServiceCounts { received: 100, fee_bearing: 0, paid_online: 0, digitized: 60, ..Default::default() };
         let score = Score766::of(&received, &resolved, &service);
         // on time 0.9 of 1.0 -> 18; online 0.25 of 0.5 -> 5.5; digitization 0.6 of 0.8 -> 16.5;
         // satisfaction 0.9 of 0.9 -> 18.

@@ -118,6 +118,11 @@ pub struct DossierEvent<S = String> {
     pub legal_max_days: Option<i32>,
     pub fee_bearing: bool,
     pub digitized: bool,
+    /// On an `apology_issued` event: the new appointment date the letter gives
+    /// (ngày hẹn trả mới), UTC microseconds. Shown, never used to judge lateness.
+    /// Schema 4 on; absent (None) in schema-1 messages.
+    #[serde(default)]
+    pub new_due_at: Option<i64>,
 }
 
 /// A dossier event borrowing its strings from the buffer it was decoded from.

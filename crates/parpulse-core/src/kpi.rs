@@ -94,6 +94,7 @@ mod tests {
             legal_max_days: None,
             fee_bearing: false,
             digitized: false,
+            new_due_at: None,
         }
     }
 
@@ -136,12 +137,18 @@ mod tests {
 /// counted on the local day they ended; and results returned in the window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedCounts {
-    /// Dossiers resolved (giải quyết xong): processed, or otherwise ended.
+    /// Dossiers resolved (giải quyết xong): processed, or otherwise ended; never refused ones.
     pub resolved: u64,
+    /// Not late: early (trước hạn) and on time (đúng hạn).
     pub on_time: u64,
+    /// Of `on_time`, early: ended on a day before the deadline's day.
+    pub early: u64,
     pub late: u64,
-    /// Late dossiers whose citizen received an apology letter (thư xin lỗi).
+    /// Late dossiers whose citizen received a timely apology letter (thư xin lỗi, sent by
+    /// the last working day before the deadline).
     pub late_with_apology: u64,
+    /// Refused at reception (từ chối tiếp nhận), on the day refused: apart from `resolved`.
+    pub refused: u64,
     /// Results returned (trả kết quả) among the resolved, and of those by post.
     pub returned: u64,
     pub returned_postal: u64,
@@ -151,7 +158,9 @@ impl ResolvedCounts {
     pub fn add(&mut self, other: &ResolvedCounts) {
         self.resolved += other.resolved;
         self.on_time += other.on_time;
+        self.early += other.early;
         self.late += other.late;
+        self.refused += other.refused;
         self.late_with_apology += other.late_with_apology;
         self.returned += other.returned;
         self.returned_postal += other.returned_postal;
@@ -168,9 +177,10 @@ impl ResolvedCounts {
     }
 }
 
-/// Postal use (bưu chính công ích) = (received by post + returned by post) / (received + returned).
-pub fn postal_use(received: &DossierDayCounts, resolved: &ResolvedCounts) -> Option<f64> {
-    ratio(received.received_postal + resolved.returned_postal, received.received + resolved.returned)
+/// Postal use (bưu chính công ích) = dossiers received by post or whose result is
+/// registered for return by post / dossiers received, by reception day.
+pub fn postal_use(service: &ServiceCounts) -> Option<f64> {
+    ratio(service.postal_users, service.received)
 }
 
 /// Open dossiers now, and how many are past their deadline (a snapshot, not a window).
@@ -205,6 +215,7 @@ mod lateness_tests {
             late_with_apology: 1,
             returned: 10,
             returned_postal: 2,
+            ..Default::default()
         };
         a.add(&ResolvedCounts {
             resolved: 10,
@@ -213,11 +224,13 @@ mod lateness_tests {
             late_with_apology: 2,
             returned: 0,
             returned_postal: 0,
+            ..Default::default()
         });
         assert_eq!(a.on_time_rate(), Some(0.7));
         assert_eq!(a.apology_coverage(), Some(0.5));
-        let received = DossierDayCounts { received: 10, received_online: 0, received_postal: 2 };
-        assert_eq!(postal_use(&received, &a), Some(0.2));
+        let service = ServiceCounts { received: 10, result_postal: 2, postal_users: 3, ..Default::default() };
+        assert_eq!(postal_use(&service), Some(0.3));
+        assert_eq!(postal_use(&ServiceCounts::default()), None);
     }
 
     #[test]
@@ -330,6 +343,10 @@ pub struct ServiceCounts {
     pub paid_online: u64,
     /// Inputs digitised and result issued electronically (số hoá).
     pub digitized: u64,
+    /// Results registered for return by public postal service (on any event, also while open).
+    pub result_postal: u64,
+    /// Dossiers received by post, or with a result returned by post, or both.
+    pub postal_users: u64,
 }
 
 impl ServiceCounts {
@@ -338,6 +355,8 @@ impl ServiceCounts {
         self.fee_bearing += other.fee_bearing;
         self.paid_online += other.paid_online;
         self.digitized += other.digitized;
+        self.result_postal += other.result_postal;
+        self.postal_users += other.postal_users;
     }
 
     /// Online payment rate (766) = paid online / fee-bearing dossiers.
@@ -357,7 +376,7 @@ mod service_tests {
 
     #[test]
     fn payment_rate_counts_fee_bearing_dossiers_only() {
-        let s = ServiceCounts { received: 10, fee_bearing: 4, paid_online: 1, digitized: 8 };
+        let s = ServiceCounts { received: 10, fee_bearing: 4, paid_online: 1, digitized: 8, ..Default::default() };
         assert_eq!(s.online_payment_rate(), Some(0.25));
         assert_eq!(s.digitization_rate(), Some(0.8));
         assert_eq!(ServiceCounts { fee_bearing: 0, ..s }.online_payment_rate(), None);

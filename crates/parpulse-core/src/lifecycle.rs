@@ -1,67 +1,150 @@
-//! A dossier's lifecycle facts and the lateness rules of the national indicator
-//! specification (docs/KPIS.md), as pure functions.
+//! A dossier's lifecycle facts and the rules that judge it (docs/KPIS.md, "Lateness
+//! rules", with their legal sources), as pure functions.
 //!
-//! - End date: the processing date if the dossier was processed ("processed wins
-//!   over returned"), otherwise the first of returned, stopped, withdrawn, refused.
-//! - Time waiting for a supplement (request to completion) does not count; a
-//!   dossier still waiting ends, for judging, on its request date. More than one
-//!   supplement request makes a dossier late.
-//! - On time: end <= appointment date (+ paused time); without an appointment
-//!   date: end - reception - paused <= the legal maximum.
+//! - **Reception.** The first `received` event; its appointment date (`due_at`) is the
+//!   one lateness is judged against. An apology's new appointment is kept apart
+//!   (`apology_due_at`) and never moves the deadline.
+//! - **Refused at reception** (từ chối tiếp nhận): not a dossier received for
+//!   processing: never resolved, never on time, counted apart.
+//! - **End** = the first of processed, result returned, stopped, withdrawn, except that
+//!   a processing date wins over a return date.
+//! - **Supplements**: time from a request to its completion does not count (requests and
+//!   completions paired in time order). A dossier still waiting for its supplement when
+//!   it is judged ends on the request date. More than one request makes a dossier late.
+//! - **Deadline**: the appointment date (+ supplement time); without one, the end of the
+//!   `legal_max_days`-th working day after the reception day (+ supplement time), working
+//!   days from the province's calendar ([`crate::calendar`]).
+//! - **Early / on time / late**: late when the end is after the deadline (or more than one
+//!   supplement was requested); early when it ends on a local day before the deadline's
+//!   day; on time otherwise.
+//! - **Apology letters** are timely when sent on or before the last working day before the
+//!   deadline's day, late otherwise.
 //!
-//! Facts are kept so that applying the same event twice, or events out of
-//! order, gives the same result: times are minima, supplement times are sets
-//! paired in time order when judged.
+//! Every judgment is made *as of* an instant (the end of a period, or now): facts after
+//! it are ignored, so a closed month is judged as it stood at its end, from today's facts.
+//! Facts are kept so that applying the same event twice, or events out of order, gives
+//! the same result: times are minima, supplement times are sets paired in time order.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::WorkingCalendar;
 use crate::event::{Channel, DossierEvent, DossierEventKind};
 use crate::time::LocalDay;
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+static ACTIVE_CALENDAR: OnceLock<WorkingCalendar> = OnceLock::new();
+
+/// Makes `calendar` the one [`active_calendar`] returns, for the life of the process (a
+/// province's own `deploy/holidays.toml`, loaded and validated at start). Only the first
+/// call counts; returns false if a calendar was already active.
+pub fn install_calendar(calendar: WorkingCalendar) -> bool {
+    ACTIVE_CALENDAR.set(calendar).is_ok()
+}
+
+/// The working-day calendar in force: the installed one, else the one built in.
+pub fn active_calendar() -> &'static WorkingCalendar {
+    ACTIVE_CALENDAR.get().unwrap_or_else(|| WorkingCalendar::embedded())
+}
+
+/// Judgments that needed a day outside the working-day calendar and counted weekdays
+/// only for it (a warning and `parpulse_calendar_beyond_total`, never a silent guess).
+pub static DAYS_BEYOND_CALENDAR: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DossierLifecycle {
     pub received_at: Option<i64>,
+    /// How the dossier came in (the channel of its reception).
+    pub received_channel: Option<Channel>,
+    /// The appointment date set at reception (ngày hẹn trả).
     pub due_at: Option<i64>,
     pub legal_max_days: Option<i32>,
     /// Times of supplement requests and completions (sorted, distinct).
     pub supplement_requested: Vec<i64>,
     pub supplement_received: Vec<i64>,
     pub processed_at: Option<i64>,
-    /// First of returned, stopped, withdrawn, refused.
-    pub other_end_at: Option<i64>,
     pub returned_at: Option<i64>,
-    pub returned_postal: bool,
-    pub apology: bool,
+    pub stopped_at: Option<i64>,
+    pub withdrawn_at: Option<i64>,
+    pub refused_at: Option<i64>,
+    /// The result is (to be) returned by public postal service, as any event said.
+    pub result_postal: bool,
+    /// The first apology letter, and the new appointment date it gave.
+    pub apology_at: Option<i64>,
+    pub apology_due_at: Option<i64>,
     pub fee_bearing: bool,
     pub paid_online: bool,
     pub digitized: bool,
 }
 
-/// How a dossier stands.
+/// How a dossier ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndKind {
+    Processed,
+    Returned,
+    Stopped,
+    Withdrawn,
+    /// Still waiting for a supplement when judged: ends on the request date.
+    SupplementPending,
+}
+
+impl EndKind {
+    /// Stored code: the national sync state codes where one exists (9 processed,
+    /// 10 returned, 8 stopped, 7 withdrawn, 5 supplement requested).
+    pub fn code(self) -> u8 {
+        match self {
+            EndKind::Processed => 9,
+            EndKind::Returned => 10,
+            EndKind::Stopped => 8,
+            EndKind::Withdrawn => 7,
+            EndKind::SupplementPending => 5,
+        }
+    }
+}
+
+/// Early (trước hạn), on time (đúng hạn) or late (quá hạn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timeliness {
+    Early,
+    OnTime,
+    Late,
+}
+
+/// How a dossier stands as of an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Not ended. `deadline` is when it becomes overdue (None: clock stopped or unknown).
-    Open {
-        deadline: Option<i64>,
-    },
-    OnTime {
-        end: i64,
-    },
-    Late {
-        end: i64,
-    },
+    /// No reception (yet): not counted anywhere.
+    NotReceived,
+    /// Refused at reception, at this time.
+    Refused { at: i64 },
+    /// Received, not ended. `deadline` is when it becomes overdue (None: unknown).
+    Open { deadline: Option<i64> },
+    /// Ended at `end`, judged against `deadline` (None: unknown, never late by time).
+    Resolved { end: i64, kind: EndKind, timeliness: Timeliness, deadline: Option<i64> },
 }
 
 impl Outcome {
     /// The local day the dossier counts as resolved on.
     pub fn resolved_day(self) -> Option<LocalDay> {
         match self {
-            Outcome::OnTime { end } | Outcome::Late { end } => Some(LocalDay::of_micros(end)),
-            Outcome::Open { .. } => None,
+            Outcome::Resolved { end, .. } => Some(LocalDay::of_micros(end)),
+            _ => None,
         }
     }
+
+    pub fn is_late(self) -> bool {
+        matches!(self, Outcome::Resolved { timeliness: Timeliness::Late, .. })
+    }
+}
+
+/// Whether an apology letter was sent in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApologyTiming {
+    None,
+    /// On or before the last working day before the deadline's day.
+    Timely,
+    Late,
 }
 
 // Each helper records one fact and says whether it changed anything.
@@ -100,50 +183,106 @@ fn raise(flag: &mut bool, value: bool) -> bool {
     changed
 }
 
+fn beyond_calendar() {
+    DAYS_BEYOND_CALENDAR.fetch_add(1, Ordering::Relaxed);
+}
+
+fn is_weekday(day: LocalDay) -> bool {
+    // 1970-01-01 was a Thursday: day 0 -> 3 (Monday = 0).
+    (u32::from(day.0) + 3) % 7 < 5
+}
+
+/// The `n`-th working day after `start`; outside the calendar, the `n`-th weekday.
+fn add_working_days(calendar: &WorkingCalendar, start: LocalDay, n: u32) -> LocalDay {
+    calendar.add_working_days(start, n).unwrap_or_else(|_| {
+        beyond_calendar();
+        let mut day = start;
+        let mut left = n;
+        while left > 0 && day.0 < u16::MAX {
+            day = LocalDay(day.0 + 1);
+            left -= u32::from(is_weekday(day));
+        }
+        day
+    })
+}
+
+/// The last working day before `day`; outside the calendar, the last weekday before it.
+fn previous_working_day(calendar: &WorkingCalendar, day: LocalDay) -> LocalDay {
+    calendar.previous_working_day(day).unwrap_or_else(|_| {
+        beyond_calendar();
+        let mut previous = LocalDay(day.0.saturating_sub(1));
+        while !is_weekday(previous) && previous.0 > 0 {
+            previous = LocalDay(previous.0 - 1);
+        }
+        previous
+    })
+}
+
+fn known(time: Option<i64>, at: i64) -> Option<i64> {
+    time.filter(|&t| t <= at)
+}
+
 impl DossierLifecycle {
     /// Records one event. Idempotent, and independent of arrival order. Returns whether
     /// any fact changed (so the caller need not copy and compare the lifecycle).
     pub fn apply<S>(&mut self, event: &DossierEvent<S>) -> bool {
         let at = event.occurred_at;
         let mut changed = false;
-        if let Some(due) = event.due_at {
-            changed |= set_once(&mut self.due_at, due);
-        }
         if let Some(days) = event.legal_max_days {
             changed |= set_once(&mut self.legal_max_days, days);
         }
         changed |= raise(&mut self.fee_bearing, event.fee_bearing);
         changed |= raise(&mut self.digitized, event.digitized);
+        changed |= raise(&mut self.result_postal, event.result_channel == Some(Channel::Postal));
         changed |= match event.kind {
-            DossierEventKind::Received => min_into(&mut self.received_at, at),
+            DossierEventKind::Received => {
+                // The earliest reception's channel and appointment date are the dossier's.
+                let first = min_into(&mut self.received_at, at);
+                if first {
+                    self.received_channel = Some(event.channel);
+                    self.due_at = event.due_at;
+                }
+                first
+            }
             DossierEventKind::SupplementRequested => insert_sorted(&mut self.supplement_requested, at),
             DossierEventKind::SupplementReceived => insert_sorted(&mut self.supplement_received, at),
             DossierEventKind::Processed => min_into(&mut self.processed_at, at),
-            DossierEventKind::ResultReturned => {
-                let returned = min_into(&mut self.returned_at, at);
-                let ended = min_into(&mut self.other_end_at, at);
-                let postal = raise(&mut self.returned_postal, event.result_channel == Some(Channel::Postal));
-                returned | ended | postal
+            DossierEventKind::ResultReturned => min_into(&mut self.returned_at, at),
+            DossierEventKind::Stopped => min_into(&mut self.stopped_at, at),
+            DossierEventKind::Withdrawn => min_into(&mut self.withdrawn_at, at),
+            DossierEventKind::Refused => min_into(&mut self.refused_at, at),
+            DossierEventKind::ApologyIssued => {
+                let first = min_into(&mut self.apology_at, at);
+                if first {
+                    self.apology_due_at = event.new_due_at.or(event.due_at);
+                }
+                first
             }
-            DossierEventKind::Stopped | DossierEventKind::Withdrawn | DossierEventKind::Refused => {
-                min_into(&mut self.other_end_at, at)
-            }
-            DossierEventKind::ApologyIssued => raise(&mut self.apology, true),
             DossierEventKind::PaidOnline => raise(&mut self.paid_online, true),
             DossierEventKind::Submitted | DossierEventKind::InProcess | DossierEventKind::AwaitingPayment => false,
         };
         changed
     }
 
-    /// The end date: processing wins over the other endings.
-    pub fn end_at(&self) -> Option<i64> {
-        self.processed_at.or(self.other_end_at)
+    /// The end known at `at`: the first of processed, returned, stopped, withdrawn,
+    /// except that a processing date wins over a return date.
+    pub fn ending(&self, at: i64) -> Option<(i64, EndKind)> {
+        let processed = known(self.processed_at, at);
+        let returned = if processed.is_some() { None } else { known(self.returned_at, at) };
+        [
+            (processed, EndKind::Processed),
+            (returned, EndKind::Returned),
+            (known(self.stopped_at, at), EndKind::Stopped),
+            (known(self.withdrawn_at, at), EndKind::Withdrawn),
+        ]
+        .into_iter()
+        .filter_map(|(time, kind)| time.map(|time| (time, kind)))
+        .min_by_key(|&(time, _)| time)
     }
 
-    /// Completed supplement pauses up to `until`, and the pending request, if any.
+    /// Completed supplement pauses up to `until`, and the request still waiting then, if any.
     fn pauses(&self, until: i64) -> (i64, Option<i64>) {
         let mut paused: i64 = 0;
-        let mut pending = None;
         for (i, &requested) in self.supplement_requested.iter().enumerate() {
             if requested > until {
                 break;
@@ -152,45 +291,75 @@ impl DossierLifecycle {
                 Some(&received) if received <= until => {
                     paused = paused.saturating_add(received.saturating_sub(requested).max(0))
                 }
-                _ => {
-                    pending = Some(requested);
-                    break;
-                }
+                _ => return (paused, Some(requested)),
             }
         }
-        (paused, pending)
+        (paused, None)
     }
 
-    /// The deadline given `paused` time, if the dossier has one.
-    fn deadline(&self, paused: i64) -> Option<i64> {
-        match (self.due_at, self.received_at, self.legal_max_days) {
-            (Some(due), _, _) => Some(due.saturating_add(paused)),
-            (None, Some(received), Some(days)) => {
-                Some(received.saturating_add(i64::from(days).saturating_mul(MICROS_PER_DAY)).saturating_add(paused))
+    /// The deadline given `paused` time: the appointment date from reception, or the end
+    /// of the `legal_max_days`-th working day after the reception day.
+    fn deadline(&self, received: i64, paused: i64, calendar: &WorkingCalendar) -> Option<i64> {
+        let base = match (self.due_at, self.legal_max_days) {
+            (Some(due), _) => due,
+            (None, Some(days)) => {
+                let last = add_working_days(calendar, LocalDay::of_micros(received), u32::try_from(days).unwrap_or(0));
+                LocalDay(last.0.saturating_add(1)).start_micros() - 1
             }
-            _ => None,
-        }
-    }
-
-    /// Judges the dossier as of `now` (open dossiers are judged when the period ends).
-    pub fn outcome(&self, now: i64) -> Outcome {
-        let end = self.end_at();
-        let (paused, pending) = self.pauses(end.unwrap_or(now));
-        let too_many_supplements = self.supplement_requested.len() > 1;
-        let Some(end) = end else {
-            return Outcome::Open { deadline: if pending.is_some() { None } else { self.deadline(paused) } };
+            (None, None) => return None,
         };
-        let on_time = !too_many_supplements && self.deadline(paused).is_none_or(|deadline| end <= deadline);
-        if on_time {
-            Outcome::OnTime { end }
-        } else {
-            Outcome::Late { end }
-        }
+        Some(base.saturating_add(paused))
     }
 
-    /// Open, past its deadline at `now`, and not paused for a supplement.
-    pub fn overdue_at(&self, now: i64) -> bool {
-        matches!(self.outcome(now), Outcome::Open { deadline: Some(deadline) } if deadline < now)
+    /// Judges the dossier as of `at` (the end of a period, or now): facts after it are ignored.
+    pub fn outcome(&self, at: i64, calendar: &WorkingCalendar) -> Outcome {
+        if let Some(refused) = known(self.refused_at, at) {
+            return Outcome::Refused { at: refused };
+        }
+        let Some(received) = known(self.received_at, at) else {
+            return Outcome::NotReceived;
+        };
+        let ending = self.ending(at);
+        let (paused, pending) = self.pauses(ending.map_or(at, |(end, _)| end));
+        let (end, kind) = match (ending, pending) {
+            (Some(ending), _) => ending,
+            (None, Some(requested)) => (requested, EndKind::SupplementPending),
+            (None, None) => return Outcome::Open { deadline: self.deadline(received, paused, calendar) },
+        };
+        let requests = self.supplement_requested.iter().take_while(|&&t| t <= end).count();
+        let deadline = self.deadline(received, paused, calendar);
+        let timeliness = match deadline {
+            _ if requests > 1 => Timeliness::Late,
+            Some(deadline) if end > deadline => Timeliness::Late,
+            Some(deadline) if LocalDay::of_micros(end) < LocalDay::of_micros(deadline) => Timeliness::Early,
+            _ => Timeliness::OnTime,
+        };
+        Outcome::Resolved { end, kind, timeliness, deadline }
+    }
+
+    /// Received, not ended, past its deadline at `at`.
+    pub fn overdue_at(&self, at: i64, calendar: &WorkingCalendar) -> bool {
+        matches!(self.outcome(at, calendar), Outcome::Open { deadline: Some(deadline) } if deadline < at)
+    }
+
+    /// Whether the first apology letter (sent by `at`) was sent on or before the last
+    /// working day before the deadline's day. Without a known deadline it is timely.
+    pub fn apology(&self, at: i64, calendar: &WorkingCalendar) -> ApologyTiming {
+        let Some(sent) = known(self.apology_at, at) else {
+            return ApologyTiming::None;
+        };
+        let Some(received) = self.received_at else {
+            return ApologyTiming::Timely;
+        };
+        let (paused, _) = self.pauses(sent);
+        match self.deadline(received, paused, calendar) {
+            Some(deadline)
+                if LocalDay::of_micros(sent) > previous_working_day(calendar, LocalDay::of_micros(deadline)) =>
+            {
+                ApologyTiming::Late
+            }
+            _ => ApologyTiming::Timely,
+        }
     }
 }
 
@@ -198,9 +367,14 @@ impl DossierLifecycle {
 mod tests {
     use super::*;
 
-    const T0: i64 = 1_574_899_200_000_000; // 2019-11-28 00:00 UTC
+    const T0: i64 = 1_574_899_200_000_000; // 2019-11-28 00:00 UTC = Thursday 07:00 in Hà Nội
     const HOUR: i64 = 3_600_000_000;
     const DAY: i64 = 24 * HOUR;
+    const LATER: i64 = T0 + 60 * DAY;
+
+    fn calendar() -> &'static WorkingCalendar {
+        WorkingCalendar::embedded()
+    }
 
     fn event(kind: DossierEventKind, at: i64) -> DossierEvent {
         DossierEvent {
@@ -214,11 +388,12 @@ mod tests {
             kind,
             channel: Channel::Online,
             online_level: 4,
-            result_channel: Some(Channel::Postal),
+            result_channel: None,
             due_at: Some(T0 + 5 * DAY),
             legal_max_days: Some(5),
             fee_bearing: false,
             digitized: false,
+            new_due_at: None,
         }
     }
 
@@ -230,26 +405,37 @@ mod tests {
         d
     }
 
+    fn timeliness(d: &DossierLifecycle, at: i64) -> Option<Timeliness> {
+        match d.outcome(at, calendar()) {
+            Outcome::Resolved { timeliness, .. } => Some(timeliness),
+            _ => None,
+        }
+    }
+
     use DossierEventKind::*;
 
     #[test]
-    fn processed_by_the_appointment_date_is_on_time() {
-        let d = lifecycle(&[(Received, T0), (Processed, T0 + 5 * DAY)]);
-        assert_eq!(d.outcome(T0 + 30 * DAY), Outcome::OnTime { end: T0 + 5 * DAY });
+    fn processed_on_the_appointment_day_is_on_time_before_it_early_after_it_late() {
+        let on_day = lifecycle(&[(Received, T0), (Processed, T0 + 5 * DAY)]);
+        assert_eq!(timeliness(&on_day, LATER), Some(Timeliness::OnTime));
+        let day_before = lifecycle(&[(Received, T0), (Processed, T0 + 4 * DAY)]);
+        assert_eq!(timeliness(&day_before, LATER), Some(Timeliness::Early));
+        let after = lifecycle(&[(Received, T0), (Processed, T0 + 5 * DAY + 1)]);
+        assert_eq!(timeliness(&after, LATER), Some(Timeliness::Late));
     }
 
     #[test]
-    fn processed_after_the_appointment_date_is_late() {
-        let d = lifecycle(&[(Received, T0), (Processed, T0 + 5 * DAY + 1)]);
-        assert!(matches!(d.outcome(T0 + 30 * DAY), Outcome::Late { .. }));
-    }
-
-    #[test]
-    fn processed_wins_over_an_earlier_return() {
-        // Returned reported before processing (data entry order): the end is the processing date.
+    fn processed_wins_over_an_earlier_return_but_not_over_an_earlier_stop_or_withdrawal() {
         let d = lifecycle(&[(Received, T0), (ResultReturned, T0 + DAY), (Processed, T0 + 6 * DAY)]);
-        assert_eq!(d.end_at(), Some(T0 + 6 * DAY));
-        assert!(matches!(d.outcome(T0 + 30 * DAY), Outcome::Late { .. }));
+        assert_eq!(d.ending(LATER), Some((T0 + 6 * DAY, EndKind::Processed)));
+        assert_eq!(timeliness(&d, LATER), Some(Timeliness::Late));
+        let stopped = lifecycle(&[(Received, T0), (Stopped, T0 + DAY), (Processed, T0 + 6 * DAY)]);
+        assert_eq!(stopped.ending(LATER), Some((T0 + DAY, EndKind::Stopped)));
+        let withdrawn = lifecycle(&[(Received, T0), (Processed, T0 + 6 * DAY), (Withdrawn, T0 + 2 * DAY)]);
+        assert_eq!(withdrawn.ending(LATER), Some((T0 + 2 * DAY, EndKind::Withdrawn)));
+        // Without a processing date, the return ends it.
+        let returned = lifecycle(&[(Received, T0), (ResultReturned, T0 + 3 * DAY)]);
+        assert_eq!(returned.ending(LATER), Some((T0 + 3 * DAY, EndKind::Returned)));
     }
 
     #[test]
@@ -260,7 +446,11 @@ mod tests {
             (SupplementReceived, T0 + 4 * DAY),
             (Processed, T0 + 7 * DAY),
         ]);
-        assert_eq!(d.outcome(T0 + 30 * DAY), Outcome::OnTime { end: T0 + 7 * DAY });
+        assert_eq!(timeliness(&d, LATER), Some(Timeliness::Early));
+        assert_eq!(
+            timeliness(&DossierLifecycle { processed_at: Some(T0 + 8 * DAY), ..d }, LATER),
+            Some(Timeliness::OnTime)
+        );
     }
 
     #[test]
@@ -273,25 +463,111 @@ mod tests {
             (SupplementReceived, T0 + 4 * HOUR),
             (Processed, T0 + DAY),
         ]);
-        assert!(matches!(d.outcome(T0 + 30 * DAY), Outcome::Late { .. }));
+        assert_eq!(timeliness(&d, LATER), Some(Timeliness::Late));
     }
 
     #[test]
-    fn without_appointment_date_the_legal_maximum_applies() {
+    fn a_dossier_waiting_for_its_supplement_ends_on_the_request_date() {
+        let d = lifecycle(&[(Received, T0), (SupplementRequested, T0 + 2 * DAY)]);
+        assert_eq!(d.outcome(T0 + DAY, calendar()), Outcome::Open { deadline: Some(T0 + 5 * DAY) });
+        assert_eq!(
+            d.outcome(LATER, calendar()),
+            Outcome::Resolved {
+                end: T0 + 2 * DAY,
+                kind: EndKind::SupplementPending,
+                timeliness: Timeliness::Early,
+                deadline: Some(T0 + 5 * DAY)
+            }
+        );
+        // A request after the appointment date is a late end.
+        let late = lifecycle(&[(Received, T0), (SupplementRequested, T0 + 6 * DAY)]);
+        assert_eq!(timeliness(&late, LATER), Some(Timeliness::Late));
+        // Completed after the period: judged as of the period's end, it was still waiting.
+        let completed =
+            lifecycle(&[(Received, T0), (SupplementRequested, T0 + 2 * DAY), (SupplementReceived, T0 + 9 * DAY)]);
+        assert!(matches!(
+            completed.outcome(T0 + 8 * DAY, calendar()),
+            Outcome::Resolved { kind: EndKind::SupplementPending, .. }
+        ));
+        assert_eq!(completed.outcome(T0 + 10 * DAY, calendar()), Outcome::Open { deadline: Some(T0 + 12 * DAY) });
+    }
+
+    #[test]
+    fn lateness_is_judged_against_the_reception_appointment_not_the_apology_one() {
         let mut d = DossierLifecycle::default();
-        for (kind, at) in [(Received, T0), (Processed, T0 + 4 * DAY)] {
-            d.apply(&DossierEvent { due_at: None, legal_max_days: Some(3), ..event(kind, at) });
-        }
-        assert!(matches!(d.outcome(T0 + 30 * DAY), Outcome::Late { .. }));
+        // The apology, carrying its new date, arrives before the reception.
+        d.apply(&DossierEvent { due_at: Some(T0 + 20 * DAY), ..event(ApologyIssued, T0 + 4 * DAY) });
+        d.apply(&event(Received, T0));
+        d.apply(&event(Processed, T0 + 10 * DAY));
+        assert_eq!(d.due_at, Some(T0 + 5 * DAY));
+        assert_eq!(d.apology_due_at, Some(T0 + 20 * DAY));
+        assert_eq!(timeliness(&d, LATER), Some(Timeliness::Late));
+        // The new field wins over due_at for the apology's own date.
+        let mut e = DossierLifecycle::default();
+        e.apply(&DossierEvent { new_due_at: Some(T0 + 9 * DAY), ..event(ApologyIssued, T0 + 4 * DAY) });
+        assert_eq!(e.apology_due_at, Some(T0 + 9 * DAY));
     }
 
     #[test]
-    fn open_dossiers_are_overdue_after_their_deadline_unless_waiting_for_a_supplement() {
-        let open = lifecycle(&[(Received, T0)]);
-        assert!(!open.overdue_at(T0 + 4 * DAY));
-        assert!(open.overdue_at(T0 + 6 * DAY));
-        let waiting = lifecycle(&[(Received, T0), (SupplementRequested, T0 + DAY)]);
-        assert!(!waiting.overdue_at(T0 + 30 * DAY));
+    fn refused_dossiers_are_neither_resolved_nor_open() {
+        let d = lifecycle(&[(Refused, T0)]);
+        assert_eq!(d.outcome(LATER, calendar()), Outcome::Refused { at: T0 });
+        assert_eq!(d.outcome(T0 - 1, calendar()), Outcome::NotReceived);
+        assert_eq!(d.ending(LATER), None);
+    }
+
+    #[test]
+    fn without_appointment_date_the_legal_maximum_counts_working_days() {
+        // Received Thursday 28/11/2019; 3 working days: Fri 29/11, Mon 2/12, Tue 3/12.
+        let with = |processed_local_day: (u32, u32), hour: i64| {
+            let mut d = DossierLifecycle::default();
+            let day = LocalDay::from_ymd(2019, processed_local_day.0, processed_local_day.1).unwrap();
+            for (kind, at) in [(Received, T0), (Processed, day.start_micros() + hour * HOUR)] {
+                d.apply(&DossierEvent { due_at: None, legal_max_days: Some(3), ..event(kind, at) });
+            }
+            timeliness(&d, LATER)
+        };
+        assert_eq!(with((12, 3), 23), Some(Timeliness::OnTime));
+        assert_eq!(with((12, 2), 16), Some(Timeliness::Early));
+        assert_eq!(with((12, 4), 8), Some(Timeliness::Late));
+        // Calendar days would have made Sunday 1/12 the deadline.
+        assert_eq!(with((12, 1), 23), Some(Timeliness::Early));
+    }
+
+    #[test]
+    fn a_timely_apology_is_sent_by_the_last_working_day_before_the_deadline() {
+        // Appointment Tuesday 3/12/2019 07:00; the last working day before it is Monday 2/12.
+        let sent_on = |local: (u32, u32)| {
+            let day = LocalDay::from_ymd(2019, local.0, local.1).unwrap();
+            lifecycle(&[(Received, T0), (ApologyIssued, day.start_micros() + 10 * HOUR)]).apology(LATER, calendar())
+        };
+        assert_eq!(sent_on((12, 2)), ApologyTiming::Timely);
+        assert_eq!(sent_on((11, 29)), ApologyTiming::Timely);
+        assert_eq!(sent_on((12, 3)), ApologyTiming::Late);
+        assert_eq!(lifecycle(&[(Received, T0)]).apology(LATER, calendar()), ApologyTiming::None);
+        // Sent after the judging instant: not yet sent.
+        assert_eq!(
+            lifecycle(&[(Received, T0), (ApologyIssued, T0 + DAY)]).apology(T0, calendar()),
+            ApologyTiming::None
+        );
+    }
+
+    #[test]
+    fn a_result_registered_for_postal_return_is_known_from_any_event() {
+        let mut d = DossierLifecycle::default();
+        d.apply(&DossierEvent { result_channel: Some(Channel::Postal), ..event(Received, T0) });
+        assert!(d.result_postal);
+        assert!(matches!(d.outcome(LATER, calendar()), Outcome::Open { .. }));
+    }
+
+    #[test]
+    fn judged_as_of_an_instant_later_facts_do_not_count() {
+        let d = lifecycle(&[(Received, T0), (Processed, T0 + 7 * DAY)]);
+        assert_eq!(d.outcome(T0 + 6 * DAY, calendar()), Outcome::Open { deadline: Some(T0 + 5 * DAY) });
+        assert!(d.overdue_at(T0 + 6 * DAY, calendar()));
+        assert!(!d.overdue_at(T0 + 4 * DAY, calendar()));
+        assert!(!d.overdue_at(LATER, calendar()));
+        assert_eq!(d.outcome(T0 - 1, calendar()), Outcome::NotReceived);
     }
 
     #[test]
@@ -308,13 +584,31 @@ mod tests {
         let mut backward_twice: Vec<_> = steps.iter().rev().copied().collect();
         backward_twice.extend(steps);
         assert_eq!(lifecycle(&backward_twice), forward);
-        assert!(forward.apology && forward.returned_postal);
+        assert!(forward.apology_at.is_some());
     }
 
     #[test]
     fn withdrawn_ends_the_dossier() {
         let d = lifecycle(&[(Received, T0), (Withdrawn, T0 + DAY)]);
-        assert_eq!(d.outcome(T0 + 30 * DAY), Outcome::OnTime { end: T0 + DAY });
+        assert_eq!(d.ending(LATER), Some((T0 + DAY, EndKind::Withdrawn)));
+        assert_eq!(timeliness(&d, LATER), Some(Timeliness::Early));
+    }
+
+    #[test]
+    fn days_beyond_the_calendar_count_weekdays_and_are_counted() {
+        let before = DAYS_BEYOND_CALENDAR.load(Ordering::Relaxed);
+        let received = LocalDay::from_ymd(2090, 3, 2).unwrap(); // a Thursday
+        let mut d = DossierLifecycle::default();
+        for (kind, at) in [(Received, received.start_micros()), (Processed, received.start_micros() + 4 * DAY)] {
+            d.apply(&DossierEvent { due_at: None, legal_max_days: Some(2), ..event(kind, at) });
+        }
+        // Fri 3/3 and Mon 6/3 are the two weekdays: processed Monday is on time.
+        assert_eq!(timeliness(&d, i64::MAX), Some(Timeliness::OnTime));
+        assert!(DAYS_BEYOND_CALENDAR.load(Ordering::Relaxed) > before);
+        assert_eq!(
+            previous_working_day(calendar(), LocalDay::from_ymd(2090, 3, 6).unwrap()),
+            LocalDay::from_ymd(2090, 3, 3).unwrap()
+        );
     }
 
     /// `apply` says it changed something exactly when the lifecycle differs afterwards,
@@ -331,6 +625,8 @@ mod tests {
                 e.fee_bearing = j == 2;
                 e.digitized = i % 3 == 0 && j > 0;
                 e.result_channel = [None, Some(Channel::Online), Some(Channel::Postal), None][j];
+                e.channel = [Channel::Online, Channel::Postal, Channel::InPerson, Channel::Online][j];
+                e.new_due_at = (j == 3).then_some(T0 + 11 * DAY);
                 steps.push(e);
             }
         }

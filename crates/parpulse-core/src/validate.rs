@@ -239,6 +239,16 @@ pub fn validate_dossier<S: AsRef<str>>(
     if event.due_at.is_some_and(|due| due >= LATEST_DEADLINE_MICROS) {
         return Err(Rejection::new(RejectReason::BadDeadline, "due_at is after 2099-12-31"));
     }
+    if event.kind == crate::event::DossierEventKind::Received && event.due_at.is_some_and(|due| due < event.occurred_at)
+    {
+        return Err(Rejection::new(
+            RejectReason::BadDeadline,
+            "due_at (ngày hẹn trả) is before the reception it is set at",
+        ));
+    }
+    if event.new_due_at.is_some_and(|due| !(EARLIEST_EVENT_MICROS..LATEST_DEADLINE_MICROS).contains(&due)) {
+        return Err(Rejection::new(RejectReason::BadDeadline, "new_due_at is not between 2000-01-01 and 2099-12-31"));
+    }
     if event.legal_max_days.is_some_and(|days| !(1..=MAX_LEGAL_DAYS).contains(&days)) {
         return Err(Rejection::new(
             RejectReason::BadDeadline,
@@ -337,6 +347,7 @@ mod tests {
             legal_max_days: None,
             fee_bearing: false,
             digitized: true,
+            new_due_at: None,
         }
     }
 
@@ -412,6 +423,15 @@ mod tests {
     #[test]
     fn nonsense_deadlines_are_refused() {
         assert_eq!(reason_of(DossierEvent { due_at: Some(5), ..valid() }), Some(RejectReason::BadDeadline));
+        // An appointment date before the reception itself (rule d, docs/KPIS.md).
+        let received = valid();
+        assert_eq!(received.kind, DossierEventKind::Received);
+        let before = DossierEvent { due_at: Some(received.occurred_at - 1), ..received.clone() };
+        assert_eq!(reason_of(before.clone()), Some(RejectReason::BadDeadline));
+        assert_eq!(reason_of(DossierEvent { due_at: Some(received.occurred_at), ..received.clone() }), None);
+        // Other kinds may carry an earlier appointment date (they are not where it is set).
+        assert_eq!(reason_of(DossierEvent { kind: DossierEventKind::Processed, ..before }), None);
+        assert_eq!(reason_of(DossierEvent { new_due_at: Some(5), ..received }), Some(RejectReason::BadDeadline));
         assert_eq!(
             reason_of(DossierEvent { due_at: None, legal_max_days: Some(0), ..valid() }),
             Some(RejectReason::BadDeadline)

@@ -30,8 +30,11 @@ struct KpiGauges {
     postal_share: GaugeVec,
     resolved: GaugeVec,
     on_time: GaugeVec,
+    early: GaugeVec,
     late: GaugeVec,
     late_with_apology: GaugeVec,
+    refused: GaugeVec,
+    result_postal: GaugeVec,
     returned: GaugeVec,
     returned_postal: GaugeVec,
     on_time_rate: GaugeVec,
@@ -82,12 +85,35 @@ impl KpiGauges {
                 &KPI_LABELS,
             ),
             resolved: gauge_vec(registry, "parpulse_dossiers_resolved", "Dossiers resolved (giải quyết xong) in the window, by end date", &KPI_LABELS),
-            on_time: gauge_vec(registry, "parpulse_dossiers_resolved_on_time", "Resolved on time (đúng hạn) in the window", &KPI_LABELS),
+            on_time: gauge_vec(
+                registry,
+                "parpulse_dossiers_resolved_on_time",
+                "Resolved not late (early or on time: trước hạn, đúng hạn) in the window",
+                &KPI_LABELS,
+            ),
+            early: gauge_vec(
+                registry,
+                "parpulse_dossiers_resolved_early",
+                "Resolved early (trước hạn: on a day before the deadline's day) in the window; part of on time",
+                &KPI_LABELS,
+            ),
+            refused: gauge_vec(
+                registry,
+                "parpulse_dossiers_refused",
+                "Dossiers refused at reception (từ chối tiếp nhận) in the window, by day refused; never counted as resolved",
+                &KPI_LABELS,
+            ),
+            result_postal: gauge_vec(
+                registry,
+                "parpulse_dossiers_result_postal",
+                "Received dossiers whose result is registered for return by public postal service, by reception day",
+                &KPI_LABELS,
+            ),
             late: gauge_vec(registry, "parpulse_dossiers_resolved_late", "Resolved late (trễ hạn) in the window", &KPI_LABELS),
             late_with_apology: gauge_vec(
                 registry,
                 "parpulse_dossiers_late_with_apology",
-                "Late dossiers with an apology letter (thư xin lỗi) in the window",
+                "Late dossiers with a timely apology letter (thư xin lỗi, sent by the last working day before the deadline) in the window",
                 &KPI_LABELS,
             ),
             returned: gauge_vec(registry, "parpulse_dossiers_returned", "Results returned (trả kết quả) among the resolved in the window", &KPI_LABELS),
@@ -101,20 +127,20 @@ impl KpiGauges {
             apology_coverage: gauge_vec(
                 registry,
                 "parpulse_apology_coverage_ratio",
-                "Apology coverage (tỷ lệ xin lỗi): late with an apology letter / late; target 1",
+                "Apology coverage (tỷ lệ xin lỗi): late with a timely apology letter / late; target 1",
                 &KPI_LABELS,
             ),
             postal_use: gauge_vec(
                 registry,
                 "parpulse_postal_use_ratio",
-                "Postal use (bưu chính công ích): (received + returned by post) / (received + returned)",
+                "Postal use (bưu chính công ích): dossiers received or with a result returned by post / received, by reception day",
                 &KPI_LABELS,
             ),
             open: gauge_vec(registry, "parpulse_dossiers_open", "Dossiers received and not yet resolved, now", &SNAPSHOT_LABELS),
             open_overdue: gauge_vec(
                 registry,
                 "parpulse_dossiers_open_overdue",
-                "Open dossiers past their deadline now (quá hạn), not counting those waiting for a supplement",
+                "Open dossiers past their deadline now (quá hạn); a dossier waiting for a supplement has ended on the request date",
                 &SNAPSHOT_LABELS,
             ),
             overdue_ratio: gauge_vec(registry, "parpulse_open_overdue_ratio", "Open dossiers past their deadline / open dossiers; target 0", &SNAPSHOT_LABELS),
@@ -151,18 +177,18 @@ impl KpiGauges {
         }
     }
 
-    fn set_resolved(&self, labels: &[&str; 4], resolved: &ResolvedCounts, received: &DossierDayCounts) {
+    fn set_resolved(&self, labels: &[&str; 4], resolved: &ResolvedCounts) {
         self.resolved.with_label_values(labels).set(resolved.resolved as f64);
         self.on_time.with_label_values(labels).set(resolved.on_time as f64);
+        self.early.with_label_values(labels).set(resolved.early as f64);
         self.late.with_label_values(labels).set(resolved.late as f64);
         self.late_with_apology.with_label_values(labels).set(resolved.late_with_apology as f64);
+        self.refused.with_label_values(labels).set(resolved.refused as f64);
         self.returned.with_label_values(labels).set(resolved.returned as f64);
         self.returned_postal.with_label_values(labels).set(resolved.returned_postal as f64);
-        for (gauge, value) in [
-            (&self.on_time_rate, resolved.on_time_rate()),
-            (&self.apology_coverage, resolved.apology_coverage()),
-            (&self.postal_use, postal_use(received, resolved)),
-        ] {
+        for (gauge, value) in
+            [(&self.on_time_rate, resolved.on_time_rate()), (&self.apology_coverage, resolved.apology_coverage())]
+        {
             if let Some(value) = value {
                 gauge.with_label_values(labels).set(value);
             }
@@ -173,6 +199,10 @@ impl KpiGauges {
         self.fee_bearing.with_label_values(labels).set(service.fee_bearing as f64);
         self.paid_online.with_label_values(labels).set(service.paid_online as f64);
         self.digitized.with_label_values(labels).set(service.digitized as f64);
+        self.result_postal.with_label_values(labels).set(service.result_postal as f64);
+        if let Some(rate) = postal_use(service) {
+            self.postal_use.with_label_values(labels).set(rate);
+        }
         if let Some(rate) = service.online_payment_rate() {
             self.payment_rate.with_label_values(labels).set(rate);
         }
@@ -344,7 +374,7 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
         let labels = [scope_label, unit, group, window.label()];
         gauges.set(&labels, counts);
         if let Some(resolved) = snapshot.get_resolved(scope, *window) {
-            gauges.set_resolved(&labels, resolved, counts);
+            gauges.set_resolved(&labels, resolved);
         }
         if let Some(service) = snapshot.service.get(&(scope.clone(), *window)) {
             gauges.set_service(&labels, service);

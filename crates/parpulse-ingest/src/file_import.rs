@@ -197,6 +197,7 @@ fn csv_row_to_event(row: CsvDossierRow) -> Result<Event, Rejection> {
         legal_max_days: row.legal_max_days,
         fee_bearing: parse_bool(&row.fee_bearing, "fee_bearing").map_err(malformed)?,
         digitized: parse_bool(&row.digitized, "digitized").map_err(malformed)?,
+        new_due_at: None,
     });
     if event.event_id().is_empty() {
         let id = derive_event_id(&event);

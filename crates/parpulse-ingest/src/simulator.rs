@@ -240,6 +240,7 @@ impl Simulator {
             legal_max_days: Some(legal_max_days),
             fee_bearing,
             digitized: self.rng.chance(0.6),
+            new_due_at: None,
         };
         let mut steps = Vec::with_capacity(8);
         if online {

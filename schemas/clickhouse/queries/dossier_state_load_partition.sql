@@ -3,9 +3,9 @@
 -- Parameters: partition, active since (UTC micros).
 -- Used by crates/parpulse-clickhouse and checked on chDB (tests/chdb). Question marks are bound parameters, in order;
 -- aliases never shadow column names (ClickHouse 18.16 resolves such an alias inside its own aggregate).
-SELECT kafka_partition, agency_code, dossier_id, s.1 AS received_offset, s.2 AS received_day, v AS version, s.3 AS received_at, s.4 AS due_at, s.5 AS legal_max_days, s.6 AS supplement_requested, s.7 AS supplement_received, s.8 AS processed_at, s.9 AS other_end_at, s.10 AS returned_at, s.11 AS returned_postal, s.12 AS apology, s.13 AS fee_bearing, s.14 AS paid_online, s.15 AS digitized, s.16 AS outcome, s.17 AS end_day, s.18 AS deadline_at, s.19 AS last_event_at
+SELECT kafka_partition, agency_code, dossier_id, s.1 AS received_offset, s.2 AS received_day, v AS version, s.3 AS received_at, s.4 AS due_at, s.5 AS legal_max_days, s.6 AS supplement_requested, s.7 AS supplement_received, s.8 AS processed_at, s.9 AS other_end_at, s.10 AS returned_at, s.11 AS returned_postal, s.12 AS apology, s.13 AS fee_bearing, s.14 AS paid_online, s.15 AS digitized, s.16 AS outcome, s.17 AS end_day, s.18 AS deadline_at, s.19 AS last_event_at, s.20 AS received_channel, s.21 AS result_postal, s.22 AS stopped_at, s.23 AS withdrawn_at, s.24 AS refused_at, s.25 AS apology_at, s.26 AS apology_due_at, s.27 AS end_kind, s.28 AS apology_timing
 FROM (
-    SELECT kafka_partition, agency_code, dossier_id, max(version) AS v, argMax(tuple(received_offset, received_day, received_at, due_at, legal_max_days, supplement_requested, supplement_received, processed_at, other_end_at, returned_at, returned_postal, apology, fee_bearing, paid_online, digitized, outcome, end_day, deadline_at, last_event_at), version) AS s
+    SELECT kafka_partition, agency_code, dossier_id, max(version) AS v, argMax(tuple(received_offset, received_day, received_at, due_at, legal_max_days, supplement_requested, supplement_received, processed_at, other_end_at, returned_at, returned_postal, apology, fee_bearing, paid_online, digitized, outcome, end_day, deadline_at, last_event_at, received_channel, result_postal, stopped_at, withdrawn_at, refused_at, apology_at, apology_due_at, end_kind, apology_timing), version) AS s
 FROM dossier_state
 WHERE kafka_partition = ?
 GROUP BY kafka_partition, agency_code, dossier_id )

@@ -214,6 +214,7 @@ mod tests {
             legal_max_days: None,
             fee_bearing: false,
             digitized: false,
+            new_due_at: None,
         })
     }
 
