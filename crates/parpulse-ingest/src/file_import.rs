@@ -1,18 +1,27 @@
-//! File import: exports of one-stop software, as NDJSON or CSV, into Kafka.
+//! File import: exports of one-stop software, as NDJSON, CSV or Excel workbooks, into Kafka.
 //!
 //! - NDJSON (`.ndjson`, `.jsonl`, `.json`): one event per line, the JSON of the
 //!   HTTP intake (`"type"` plus the fields of the Avro schema).
-//! - CSV (`.csv`): dossier events, one per row, with a header row naming the
-//!   columns (any order; docs/INGEST.md lists them). Times are RFC 3339
-//!   (`2019-11-28T08:30:00+07:00`) or local Vietnam time (`2019-11-28 08:30:00`).
+//! - Tables: CSV and text exports (`.csv`, `.tsv`, `.txt`; UTF-8 with or without BOM or
+//!   UTF-16, comma, semicolon or tab: [`encoding`]) and workbooks (`.xlsx`, `.xlsm`, `.xls`,
+//!   `.ods`: [`table`]). A mapping [`profile`] says what the columns are: parpulse's own
+//!   (one event per row), or a one-stop export with a row per dossier whose dates and state
+//!   are expanded into lifecycle events ([`snapshot`]). Without `--profile` the profile
+//!   whose required columns the header row has is used.
 //!
 //! Rows without an `event_id` get one derived from their content
-//! ([`parpulse_core::event::derive_event_id`]), so importing the same file twice
-//! yields the same ids and downstream deduplication drops the second copy.
-//! Refused rows go to the dead-letter topic and to a rejects file (NDJSON:
+//! ([`parpulse_core::event::derive_event_id`]), snapshot steps one derived from unit,
+//! dossier, step and date ([`snapshot::snapshot_event_id`]), so importing the same file
+//! (or next week's snapshot) again yields the same ids and downstream deduplication drops
+//! the copies. Refused rows go to the dead-letter topic and to a rejects file (NDJSON:
 //! line, reason, message, original).
 
-use std::collections::BTreeMap;
+pub mod encoding;
+pub mod profile;
+pub mod snapshot;
+pub mod table;
+
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -22,11 +31,13 @@ use chrono::{DateTime, NaiveDateTime};
 use parpulse_core::event::derive_event_id;
 use parpulse_core::time::{now_micros, VIETNAM_UTC_OFFSET_SECONDS};
 use parpulse_core::validate::{RejectReason, Rejection};
-use parpulse_core::{Channel, DossierEvent, DossierEventKind, Event};
-use serde::{Deserialize, Serialize};
+use parpulse_core::Event;
+use serde::Serialize;
 
 use crate::gate::Outgoing;
 use crate::kafka::{KafkaSink, SinkError};
+use profile::{Profile, Shape};
+use table::{ProgressUnit, Table, TableOptions};
 
 const SOURCE: &str = "file";
 const BATCH: usize = 5_000;
@@ -34,17 +45,36 @@ const BATCH: usize = 5_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
     Ndjson,
+    /// CSV and text exports (tab-separated "Unicode text" too).
     Csv,
+    /// Excel (.xlsx, .xlsm, .xls) and OpenDocument (.ods) workbooks.
+    Workbook,
 }
 
 impl FileFormat {
     pub fn of(path: &Path) -> Option<FileFormat> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "ndjson" | "jsonl" | "json" => Some(FileFormat::Ndjson),
-            "csv" => Some(FileFormat::Csv),
+            "csv" | "tsv" | "txt" => Some(FileFormat::Csv),
+            "xlsx" | "xlsm" | "xls" | "ods" => Some(FileFormat::Workbook),
             _ => None,
         }
     }
+}
+
+/// How tables are read: `parpulse ingest file` flags (docs/INGEST.md).
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// A built-in profile name or a profile file; `None`: the profile the header fits.
+    pub profile: Option<String>,
+    /// Workbook sheet; `None`: the first.
+    pub sheet: Option<String>,
+    /// 1-based header row; `None`: found among the first rows.
+    pub header_row: Option<u64>,
+    /// Column separator; `None`: detected.
+    pub delimiter: Option<u8>,
+    /// The unit of every row of a file without a unit column.
+    pub agency: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +85,16 @@ pub enum ImportError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}: unknown file type; use .ndjson/.jsonl/.json or .csv")]
+    #[error("{0}: unknown file type; use .ndjson/.jsonl/.json, .csv/.tsv/.txt or .xlsx/.xls/.ods")]
     UnknownFormat(PathBuf),
-    #[error("{path}: CSV header: {message}")]
+    /// The file cannot be read as a table (encoding, workbook, sheet): nothing was sent.
+    #[error("{path}: {message}")]
+    Unreadable { path: PathBuf, message: String },
+    /// No header row with the profile's required columns: nothing was sent.
+    #[error("{path}: header: {message}")]
     CsvHeader { path: PathBuf, message: String },
+    #[error(transparent)]
+    Profile(#[from] profile::ProfileError),
     #[error(transparent)]
     Kafka(#[from] SinkError),
 }
@@ -66,33 +102,67 @@ pub enum ImportError {
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportSummary {
+    /// Rows (lines) read.
     pub read: u64,
+    /// Events the rows became, for snapshot profiles (a row per dossier); `None` when
+    /// every row is one event.
+    pub events: Option<u64>,
     pub accepted: u64,
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Columns no field of the profile claims (ignored), as the header spells them.
+    pub ignored_columns: Vec<String>,
+    /// The profile used for a table, and how the file was read.
+    pub profile: Option<String>,
+    pub format: Option<String>,
 }
 
 impl ImportSummary {
     pub fn rejected(&self) -> u64 {
         self.rejected_by_reason.values().sum()
     }
+
+    /// Adds another file's counts (for the total line).
+    pub fn add(&mut self, other: &ImportSummary) {
+        self.read += other.read;
+        if let Some(events) = other.events {
+            *self.events.get_or_insert(0) += events;
+        }
+        self.accepted += other.accepted;
+        for (reason, n) in &other.rejected_by_reason {
+            *self.rejected_by_reason.entry(reason.clone()).or_default() += n;
+        }
+    }
 }
 
 impl std::fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "read {}, accepted {}, rejected {}", self.read, self.accepted, self.rejected())?;
+        match self.events {
+            Some(events) => write!(f, "read {} rows ({events} events)", self.read)?,
+            None => write!(f, "read {}", self.read)?,
+        }
+        write!(f, ", accepted {}, rejected {}", self.accepted, self.rejected())?;
         if !self.rejected_by_reason.is_empty() {
             let reasons: Vec<_> = self.rejected_by_reason.iter().map(|(r, n)| format!("{r}: {n}")).collect();
             write!(f, " ({})", reasons.join(", "))?;
+        }
+        if let Some(profile) = &self.profile {
+            write!(f, "; profile {profile}")?;
+        }
+        if let Some(format) = &self.format {
+            write!(f, ", {format}")?;
+        }
+        if !self.ignored_columns.is_empty() {
+            write!(f, "; ignored columns: {}", self.ignored_columns.join(", "))?;
         }
         Ok(())
     }
 }
 
-/// One row turned into an event, or refused, with what to keep of it.
+/// One row turned into events, or refused, with what to keep of it.
 struct Row {
     line: u64,
     original: String,
-    parsed: Result<Event, Rejection>,
+    parsed: Result<Vec<Event>, Rejection>,
 }
 
 #[derive(Serialize)]
@@ -128,31 +198,7 @@ fn set_event_id(event: &mut Event, id: String) {
     }
 }
 
-/// The CSV columns of a dossier event row.
-#[derive(Debug, Deserialize)]
-struct CsvDossierRow {
-    #[serde(default)]
-    event_id: String,
-    agency_code: String,
-    dossier_id: String,
-    procedure_code: String,
-    kind: DossierEventKind,
-    channel: Channel,
-    online_level: i32,
-    occurred_at: String,
-    #[serde(default)]
-    due_at: String,
-    #[serde(default)]
-    legal_max_days: Option<i32>,
-    #[serde(default)]
-    result_channel: Option<Channel>,
-    #[serde(default)]
-    fee_bearing: String,
-    #[serde(default)]
-    digitized: String,
-}
-
-/// Required CSV columns; the others are optional.
+/// Required columns of parpulse's own CSV (the `parpulse` profile); the others are optional.
 pub const CSV_REQUIRED_COLUMNS: [&str; 7] =
     ["agency_code", "dossier_id", "procedure_code", "kind", "channel", "online_level", "occurred_at"];
 
@@ -170,121 +216,147 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     Err(format!("time {text:?} is neither RFC 3339 nor local 'YYYY-MM-DD HH:MM:SS'"))
 }
 
-fn parse_bool(text: &str, column: &str) -> Result<bool, String> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "" | "false" | "0" | "no" | "không" => Ok(false),
-        "true" | "1" | "yes" | "có" => Ok(true),
-        other => Err(format!("{column} {other:?} is not true/false/1/0")),
-    }
+/// What the reader tells the sender.
+enum Message {
+    /// The table's header was found (tables only): the summary's header facts and progress total.
+    Start {
+        profile: Option<String>,
+        format: Option<String>,
+        ignored: Vec<String>,
+        snapshot: bool,
+        total: u64,
+        unit: ProgressUnit,
+    },
+    Batch(Vec<Row>, u64),
 }
 
-fn csv_row_to_event(row: CsvDossierRow) -> Result<Event, Rejection> {
-    let malformed = |m: String| Rejection::new(RejectReason::Malformed, m);
-    let due_at = if row.due_at.trim().is_empty() { None } else { Some(parse_time(&row.due_at).map_err(malformed)?) };
-    let mut event = Event::Dossier(DossierEvent {
-        event_id: row.event_id.trim().to_owned(),
-        agency_code: row.agency_code.trim().to_owned(),
-        occurred_at: parse_time(&row.occurred_at).map_err(malformed)?,
-        recorded_at: 0,
-        source: String::new(),
-        dossier_id: row.dossier_id.trim().to_owned(),
-        procedure_code: row.procedure_code.trim().to_owned(),
-        kind: row.kind,
-        channel: row.channel,
-        online_level: row.online_level,
-        result_channel: row.result_channel,
-        due_at,
-        legal_max_days: row.legal_max_days,
-        fee_bearing: parse_bool(&row.fee_bearing, "fee_bearing").map_err(malformed)?,
-        digitized: parse_bool(&row.digitized, "digitized").map_err(malformed)?,
-        new_due_at: None,
-    });
-    if event.event_id().is_empty() {
-        let id = derive_event_id(&event);
-        set_event_id(&mut event, id);
-    }
-    Ok(event)
-}
-
-/// Reads rows of a file in batches and hands each batch to `handle`.
-fn read_rows(
-    path: &Path,
-    format: FileFormat,
-    mut handle: impl FnMut(Vec<Row>, u64) -> Result<(), ImportError>,
-) -> Result<(), ImportError> {
+/// Reads the NDJSON lines of a file in batches and hands each batch to `handle`.
+fn read_ndjson(path: &Path, mut handle: impl FnMut(Message) -> Result<(), ImportError>) -> Result<(), ImportError> {
     let io = |source| ImportError::Io { path: path.to_owned(), source };
     let file = File::open(path).map_err(io)?;
+    let total = file.metadata().map_err(io)?.len();
+    handle(Message::Start {
+        profile: None,
+        format: None,
+        ignored: Vec::new(),
+        snapshot: false,
+        total,
+        unit: ProgressUnit::Bytes,
+    })?;
     let mut batch = Vec::with_capacity(BATCH);
-    match format {
-        FileFormat::Ndjson => {
-            let mut reader = BufReader::with_capacity(1 << 20, file);
-            let mut line = String::new();
-            let (mut number, mut bytes) = (0u64, 0u64);
-            loop {
-                line.clear();
-                let read = reader.read_line(&mut line).map_err(io)?;
-                if read == 0 {
-                    break;
-                }
-                number += 1;
-                bytes += read as u64;
-                let text = line.trim_end_matches(['\n', '\r']);
-                if text.trim().is_empty() {
-                    continue;
-                }
-                batch.push(Row { line: number, original: text.to_owned(), parsed: parse_ndjson_line(text) });
-                if batch.len() == BATCH {
-                    handle(std::mem::take(&mut batch), bytes)?;
-                }
-            }
-            handle(batch, bytes)?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = String::new();
+    let (mut number, mut bytes) = (0u64, 0u64);
+    loop {
+        line.clear();
+        let read = reader.read_line(&mut line).map_err(io)?;
+        if read == 0 {
+            break;
         }
-        FileFormat::Csv => {
-            let mut reader =
-                csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(BufReader::new(file));
-            let headers = reader
-                .headers()
-                .map_err(|e| ImportError::CsvHeader { path: path.to_owned(), message: e.to_string() })?
-                .clone();
-            let missing: Vec<_> = CSV_REQUIRED_COLUMNS.iter().filter(|c| !headers.iter().any(|h| h == **c)).collect();
-            if !missing.is_empty() {
-                return Err(ImportError::CsvHeader {
-                    path: path.to_owned(),
-                    message: format!("missing columns {missing:?}"),
-                });
-            }
-            let mut record = csv::StringRecord::new();
-            loop {
-                let more = match reader.read_record(&mut record) {
-                    Ok(more) => more,
-                    Err(e) => {
-                        let line = e.position().map_or(0, |p| p.line());
-                        let parsed = Err(Rejection::new(RejectReason::Malformed, format!("unreadable CSV row: {e}")));
-                        batch.push(Row { line, original: String::new(), parsed });
-                        true
-                    }
-                };
-                if !more {
-                    break;
-                }
-                let line = record.position().map_or(0, |p| p.line());
-                let original: BTreeMap<&str, &str> = headers.iter().zip(record.iter()).collect();
-                let original = serde_json::to_string(&original).expect("strings serialize");
-                let parsed = record
-                    .deserialize::<CsvDossierRow>(Some(&headers))
-                    .map_err(|e| Rejection::new(RejectReason::Malformed, format!("row does not fit the columns: {e}")))
-                    .and_then(csv_row_to_event);
-                batch.push(Row { line, original, parsed });
-                if batch.len() == BATCH {
-                    let bytes = record.position().map_or(0, |p| p.byte());
-                    handle(std::mem::take(&mut batch), bytes)?;
-                }
-            }
-            let bytes = std::fs::metadata(path).map_err(io)?.len();
-            handle(batch, bytes)?;
+        number += 1;
+        bytes += read as u64;
+        let text = line.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            continue;
+        }
+        batch.push(Row { line: number, original: text.to_owned(), parsed: parse_ndjson_line(text).map(|e| vec![e]) });
+        if batch.len() == BATCH {
+            handle(Message::Batch(std::mem::take(&mut batch), bytes))?;
         }
     }
-    Ok(())
+    handle(Message::Batch(batch, bytes))
+}
+
+/// Reads a table (CSV or workbook): finds the header with the profile(s), then maps
+/// rows in batches. A header error returns before any row is handed over.
+fn read_table(
+    path: &Path,
+    format: FileFormat,
+    options: &ImportOptions,
+    agency_names: HashMap<String, String>,
+    mut handle: impl FnMut(Message) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let unreadable = |message: String| ImportError::Unreadable { path: path.to_owned(), message };
+    let profiles = match &options.profile {
+        Some(name) => vec![Profile::load(name)?],
+        None => Profile::built_in(),
+    };
+    let satisfied: &[&str] = if options.agency.is_some() { &["agency_code"] } else { &[] };
+    let open = |sheet: Option<String>| -> Result<(Table, table::Header), ImportError> {
+        let table_options = TableOptions { sheet, delimiter: options.delimiter };
+        let mut table = match format {
+            FileFormat::Workbook => Table::open_workbook(path, &table_options),
+            _ => Table::open_csv(path, &table_options),
+        }
+        .map_err(unreadable)?;
+        let header = table::find_header(&mut table, &profiles, options.header_row, satisfied)
+            .map_err(|message| ImportError::CsvHeader { path: path.to_owned(), message })?;
+        Ok((table, header))
+    };
+    // A workbook without --sheet: its first sheet with a header row (a guide or a title
+    // sheet before the data is common).
+    let (mut table, header) = match (format, &options.sheet) {
+        (FileFormat::Workbook, None) => {
+            let names = Table::sheet_names(path).map_err(unreadable)?;
+            let mut first_error = None;
+            let mut found = None;
+            for name in &names {
+                match open(Some(name.clone())) {
+                    Ok(opened) => {
+                        found = Some(opened);
+                        break;
+                    }
+                    Err(e @ ImportError::CsvHeader { .. }) => {
+                        first_error.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            match (found, first_error) {
+                (Some(opened), _) => opened,
+                (None, Some(ImportError::CsvHeader { path, message })) if names.len() > 1 => {
+                    return Err(ImportError::CsvHeader {
+                        path,
+                        message: format!(
+                            "no sheet has a header row (sheets: {}); first sheet: {message}",
+                            names.join(", ")
+                        ),
+                    })
+                }
+                (None, Some(e)) => return Err(e),
+                (None, None) => return Err(unreadable("the workbook has no sheet".into())),
+            }
+        }
+        (_, sheet) => open(sheet.clone())?,
+    };
+    let snapshot = header.profile.shape == Shape::Snapshot;
+    handle(Message::Start {
+        profile: Some(header.profile.name.clone()),
+        format: Some(table.description.clone()),
+        ignored: header.binding.ignored.clone(),
+        snapshot,
+        total: table.total,
+        unit: table.unit,
+    })?;
+    let mapper =
+        snapshot::Mapper::new(header.profile, header.binding, header.names, options.agency.clone(), agency_names);
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(row) = table.next_row() {
+        let row = match row {
+            Ok(row) if row.cells.iter().all(|c| c.is_empty()) => continue,
+            Ok(row) => Row { line: row.line, original: mapper.original(&row.cells), parsed: mapper.map(&row.cells) },
+            Err((line, message)) => {
+                let reason =
+                    if message.contains("UTF-8") { RejectReason::InvalidUtf8 } else { RejectReason::Malformed };
+                Row { line, original: String::new(), parsed: Err(Rejection::new(reason, message)) }
+            }
+        };
+        batch.push(row);
+        if batch.len() == BATCH {
+            handle(Message::Batch(std::mem::take(&mut batch), table.position()))?;
+        }
+    }
+    handle(Message::Batch(batch, table.total))
 }
 
 /// Progress on a terminal (a bar), or a log line every few seconds otherwise.
@@ -295,15 +367,15 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(path: &Path, total_bytes: u64) -> Self {
+    fn new(path: &Path, total: u64, unit: ProgressUnit) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total_bytes);
+            let bar = indicatif::ProgressBar::new(total);
+            let template = match unit {
+                ProgressUnit::Bytes => "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+                ProgressUnit::Rows => "{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})",
+            };
             bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "),
             );
             bar.set_message(path.display().to_string());
             bar
@@ -311,11 +383,11 @@ impl Progress {
         Self { bar, last_log: Instant::now(), path: path.display().to_string() }
     }
 
-    fn update(&mut self, bytes: u64, summary: &ImportSummary) {
+    fn update(&mut self, position: u64, summary: &ImportSummary) {
         match &self.bar {
-            Some(bar) => bar.set_position(bytes),
+            Some(bar) => bar.set_position(position),
             None if self.last_log.elapsed() >= Duration::from_secs(5) => {
-                tracing::info!(file = %self.path, bytes, read = summary.read, accepted = summary.accepted, rejected = summary.rejected(), "importing");
+                tracing::info!(file = %self.path, position, read = summary.read, accepted = summary.accepted, rejected = summary.rejected(), "importing");
                 self.last_log = Instant::now();
             }
             None => {}
@@ -329,40 +401,81 @@ impl Progress {
     }
 }
 
-/// Imports one file through `sink`; refused rows are appended to `rejects`.
+/// Imports one file through `sink` with the default options (NDJSON, or a table whose
+/// header fits a built-in profile); refused rows are appended to `rejects`.
 pub async fn import_file(
     sink: &KafkaSink,
     path: &Path,
     rejects: &mut impl Write,
 ) -> Result<ImportSummary, ImportError> {
+    import_file_with(sink, path, &ImportOptions::default(), rejects).await
+}
+
+/// Imports one file through `sink`; refused rows are appended to `rejects`. A table
+/// whose header lacks a required column is refused before any row is sent.
+pub async fn import_file_with(
+    sink: &KafkaSink,
+    path: &Path,
+    options: &ImportOptions,
+    rejects: &mut impl Write,
+) -> Result<ImportSummary, ImportError> {
     let format = FileFormat::of(path).ok_or_else(|| ImportError::UnknownFormat(path.to_owned()))?;
-    let total = std::fs::metadata(path).map_err(|source| ImportError::Io { path: path.to_owned(), source })?.len();
-    let mut progress = Progress::new(path, total);
+    std::fs::metadata(path).map_err(|source| ImportError::Io { path: path.to_owned(), source })?;
     let mut summary = ImportSummary::default();
+    let agency_names: HashMap<String, String> =
+        sink.gate().registry().iter().map(|a| (profile::normalize(&a.name), a.code.as_str().to_owned())).collect();
     // Reading is blocking and cheap; batches are sent as they fill.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<Row>, u64)>(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(2);
     let reader_path = path.to_owned();
+    let reader_options = options.clone();
     let reader = tokio::task::spawn_blocking(move || {
-        read_rows(&reader_path, format, |rows, bytes| {
-            // A closed channel means the sender side failed; its error is reported there.
-            let _ = tx.blocking_send((rows, bytes));
+        // A closed channel means the sender side failed; its error is reported there.
+        let handle = |message| {
+            let _ = tx.blocking_send(message);
             Ok(())
-        })
+        };
+        match format {
+            FileFormat::Ndjson => read_ndjson(&reader_path, handle),
+            _ => read_table(&reader_path, format, &reader_options, agency_names, handle),
+        }
     });
-    while let Some((rows, bytes)) = rx.recv().await {
+    let mut progress = None;
+    while let Some(message) = rx.recv().await {
+        let (rows, position) = match message {
+            Message::Start { profile, format, ignored, snapshot, total, unit } => {
+                summary.profile = profile;
+                summary.format = format;
+                summary.ignored_columns = ignored;
+                summary.events = snapshot.then_some(0);
+                progress = Some(Progress::new(path, total, unit));
+                continue;
+            }
+            Message::Batch(rows, position) => (rows, position),
+        };
         let now = now_micros();
-        let outgoing: Vec<Outgoing> = rows
-            .iter()
-            .map(|row| match &row.parsed {
-                Ok(event) => sink.gate().judge(event.clone(), row.original.as_bytes(), SOURCE, now),
-                Err(rejection) => Outgoing::dead_letter("", row.original.as_bytes(), rejection.clone(), SOURCE),
-            })
-            .collect();
-        let sent = sink.deliver(&outgoing, SOURCE).await?;
+        // (row index, outgoing record) for every event, or the row's own refusal.
+        let mut outgoing: Vec<(usize, Outgoing)> = Vec::with_capacity(rows.len());
+        for (index, row) in rows.iter().enumerate() {
+            match &row.parsed {
+                Ok(events) => {
+                    if let Some(n) = summary.events.as_mut() {
+                        *n += events.len() as u64;
+                    }
+                    for event in events {
+                        outgoing.push((index, sink.gate().judge(event.clone(), row.original.as_bytes(), SOURCE, now)));
+                    }
+                }
+                Err(rejection) => outgoing
+                    .push((index, Outgoing::dead_letter("", row.original.as_bytes(), rejection.clone(), SOURCE))),
+            }
+        }
+        let records: Vec<Outgoing> = outgoing.iter().map(|(_, o)| o.clone()).collect();
+        let sent = sink.deliver(&records, SOURCE).await?;
         summary.read += rows.len() as u64;
         summary.accepted += sent.accepted;
-        for (row, out) in rows.iter().zip(&outgoing) {
+        for (index, out) in &outgoing {
             if let Some(rejection) = out.rejection() {
+                let row = &rows[*index];
                 *summary.rejected_by_reason.entry(rejection.reason.code().to_owned()).or_default() += 1;
                 let line = RejectLine {
                     line: row.line,
@@ -377,10 +490,14 @@ pub async fn import_file(
                     .map_err(|source| ImportError::Io { path: path.to_owned(), source })?;
             }
         }
-        progress.update(bytes, &summary);
+        if let Some(progress) = progress.as_mut() {
+            progress.update(position, &summary);
+        }
     }
     reader.await.expect("file reader does not panic")?;
-    progress.finish();
+    if let Some(progress) = &progress {
+        progress.finish();
+    }
     Ok(summary)
 }
 
@@ -416,13 +533,8 @@ mod tests {
     fn formats_follow_the_extension() {
         assert_eq!(FileFormat::of(Path::new("a/b.NDJSON")), Some(FileFormat::Ndjson));
         assert_eq!(FileFormat::of(Path::new("export.csv")), Some(FileFormat::Csv));
-        assert_eq!(FileFormat::of(Path::new("export.xlsx")), None);
-    }
-
-    #[test]
-    fn booleans_accept_vietnamese_yes_and_no() {
-        assert_eq!(parse_bool("có", "x"), Ok(true));
-        assert_eq!(parse_bool("Không", "x"), Ok(false));
-        assert!(parse_bool("maybe", "x").is_err());
+        assert_eq!(FileFormat::of(Path::new("export.XLSX")), Some(FileFormat::Workbook));
+        assert_eq!(FileFormat::of(Path::new("unicode.txt")), Some(FileFormat::Csv));
+        assert_eq!(FileFormat::of(Path::new("export.pdf")), None);
     }
 }

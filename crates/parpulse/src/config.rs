@@ -335,12 +335,40 @@ pub struct IntakeArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct FileArgs {
-    /// NDJSON (.ndjson, .jsonl, .json) or CSV (.csv) files.
+    /// NDJSON (.ndjson, .jsonl, .json), CSV or text (.csv, .tsv, .txt) or workbook (.xlsx, .xlsm, .xls, .ods) files.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Where refused rows go (NDJSON); default: <first file>.rejects.ndjson.
     #[arg(long)]
     pub rejects: Option<PathBuf>,
+    /// Column mapping of tables: parpulse, vi-export, national-sync or a profile file (TOML);
+    /// default: the built-in profile whose required columns the header has.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Workbook sheet to read; default: the first.
+    #[arg(long)]
+    pub sheet: Option<String>,
+    /// Row (1-based) holding the column names; default: found among the first 30 rows.
+    #[arg(long)]
+    pub header_row: Option<u64>,
+    /// Column separator of CSV/text files: , ; tab or |; default: detected.
+    #[arg(long, value_parser = parpulse_ingest::file_import::encoding::parse_delimiter)]
+    pub delimiter: Option<u8>,
+    /// Unit code for every row of files without a unit column (one unit's export).
+    #[arg(long)]
+    pub agency: Option<String>,
+}
+
+impl FileArgs {
+    pub fn import_options(&self) -> parpulse_ingest::file_import::ImportOptions {
+        parpulse_ingest::file_import::ImportOptions {
+            profile: self.profile.clone(),
+            sheet: self.sheet.clone(),
+            header_row: self.header_row,
+            delimiter: self.delimiter,
+            agency: self.agency.clone(),
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

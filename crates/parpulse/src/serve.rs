@@ -205,16 +205,13 @@ pub async fn import(common: &Common, args: &FileArgs) -> Result<()> {
         std::fs::File::create(&rejects_path).with_context(|| format!("creating {}", rejects_path.display()))?,
     );
     let mut total = parpulse_ingest::file_import::ImportSummary::default();
+    let options = args.import_options();
     for path in &args.paths {
-        let summary = parpulse_ingest::file_import::import_file(&sink, path, &mut rejects)
+        let summary = parpulse_ingest::file_import::import_file_with(&sink, path, &options, &mut rejects)
             .await
             .with_context(|| format!("importing {}", path.display()))?;
         println!("{}: {summary}", path.display());
-        total.read += summary.read;
-        total.accepted += summary.accepted;
-        for (reason, n) in summary.rejected_by_reason {
-            *total.rejected_by_reason.entry(reason).or_default() += n;
-        }
+        total.add(&summary);
     }
     rejects.flush()?;
     println!("total: {total}");
