@@ -86,6 +86,8 @@ def main():
     first = (today - datetime.timedelta(days=400)).isoformat()
     last = (today + datetime.timedelta(days=1)).isoformat()
     now_micros = int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1_000_000)
+    month_ago = now_micros - 30 * 86_400_000_000
+    month_ago_day = (today - datetime.timedelta(days=30)).isoformat()
     params = {
         "budget_year": [today.year],
         "headcounts": [],
@@ -97,6 +99,7 @@ def main():
         "resolved_days": [first, last],
         "received_facts": [first, last],
         "open_dossiers": [now_micros],
+        "dossier_state_for_period": [now_micros, month_ago, now_micros, month_ago, now_micros, month_ago_day, month_ago, now_micros],
     }
 
     with tempfile.TemporaryDirectory() as work:

@@ -295,3 +295,27 @@ pub async fn read_received_facts(store: &Store, from: LocalDay, to: LocalDay) ->
         .await
         .map_err(store.error("reading received dossier facts"))
 }
+
+/// The newest state of every dossier a report for `[start, end)` (UTC micros; local
+/// midnights) needs: see `dossier_state_for_period.sql`.
+pub async fn read_for_period(
+    store: &Store,
+    start_micros: i64,
+    end_micros: i64,
+    first_day: LocalDay,
+) -> Result<Vec<DossierStateRow>> {
+    store
+        .client()
+        .query(include_str!("../../../schemas/clickhouse/queries/dossier_state_for_period.sql"))
+        .bind(end_micros)
+        .bind(start_micros)
+        .bind(end_micros)
+        .bind(start_micros)
+        .bind(end_micros)
+        .bind(first_day.to_string())
+        .bind(start_micros)
+        .bind(end_micros)
+        .fetch_all()
+        .await
+        .map_err(store.error("reading the dossiers of a period"))
+}

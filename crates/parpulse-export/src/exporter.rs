@@ -248,6 +248,60 @@ impl Exporter {
 #[derive(serde::Deserialize)]
 struct ReportQuery {
     window: Option<String>,
+    /// A closed period (`2019-11`, `2019-Q4`, ...): the period report instead of the scorecard.
+    period: Option<String>,
+    /// Of the period report: html (default), csv or xlsx.
+    format: Option<String>,
+}
+
+/// `/report?period=P[&format=csv|xlsx]`: the period report, read from ClickHouse on request.
+async fn period_report(exporter: &Exporter, period: &str, format: Option<&str>) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let period = match parpulse_core::period::Period::parse(period) {
+        Ok(period) => period,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let calendar = parpulse_core::lifecycle::active_calendar();
+    let report =
+        match crate::period_report::read(&exporter.store, &exporter.registry, &period, calendar, now_micros()).await {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::warn!(error = %e, period = %period.label(), "period report failed");
+                return (StatusCode::SERVICE_UNAVAILABLE, format!("reading the period's dossiers failed: {e}\n"))
+                    .into_response();
+            }
+        };
+    let attachment = |extension: &str| format!("attachment; filename=\"bao-cao-{}.{extension}\"", period.label());
+    match format.unwrap_or("html") {
+        "html" => {
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned())], crate::period_report::to_html(&report))
+                .into_response()
+        }
+        "csv" => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (header::CONTENT_DISPOSITION, attachment("csv")),
+            ],
+            crate::period_report::to_csv(&report),
+        )
+            .into_response(),
+        "xlsx" => match crate::period_report::to_xlsx(&report) {
+            Ok(bytes) => (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_owned(),
+                    ),
+                    (header::CONTENT_DISPOSITION, attachment("xlsx")),
+                ],
+                bytes,
+            )
+                .into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        },
+        other => (StatusCode::BAD_REQUEST, format!("format {other:?}: use html, csv or xlsx\n")).into_response(),
+    }
 }
 
 async fn report(
@@ -255,6 +309,9 @@ async fn report(
     axum::extract::Query(query): axum::extract::Query<ReportQuery>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    if let Some(period) = query.period.as_deref() {
+        return period_report(&exporter, period, query.format.as_deref()).await;
+    }
     let label = query.window.as_deref().unwrap_or("30d");
     let Some(window) = Window::ALL.into_iter().find(|w| w.label() == label) else {
         return (axum::http::StatusCode::BAD_REQUEST, format!("window {label:?}: use day, 7d, 30d, mtd or ytd\n"))
@@ -265,7 +322,7 @@ async fn report(
 }
 
 impl Exporter {
-    /// `/report` (the scorecard, `?window=30d`) plus `/metrics`, `/healthz`, `/readyz`.
+    /// `/report` (the scorecard, `?window=30d`; a period's report, `?period=2019-11&format=csv`) plus `/metrics`, `/healthz`, `/readyz`.
     pub fn router(self: Arc<Self>) -> axum::Router {
         axum::Router::new()
             .route("/report", axum::routing::get(report))

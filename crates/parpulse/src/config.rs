@@ -449,11 +449,26 @@ impl RebuildArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["html", "period"])))]
 pub struct ReportArgs {
-    /// Where to write the HTML scorecard.
+    /// Where to write the HTML scorecard (rolling window).
     #[arg(long)]
-    pub html: PathBuf,
-    /// Window: day, 7d, 30d, mtd or ytd.
+    pub html: Option<PathBuf>,
+    /// Window of the scorecard: day, 7d, 30d, mtd or ytd.
     #[arg(long, default_value = "30d")]
     pub window: String,
+    /// A closed period's report (Biểu số 06 shape): 2019-11, 2019-Q4, 2019-H2, 2019 or
+    /// 2019-10-01..2019-12-31; judged as of the period's end from today's facts.
+    #[arg(long, value_parser = parse_period)]
+    pub period: Option<parpulse_core::period::Period>,
+    /// Format of the period report: csv, html or xlsx (default: from --output's extension, else csv).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Where to write the period report (default: standard output; required for xlsx).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+fn parse_period(text: &str) -> Result<parpulse_core::period::Period, String> {
+    parpulse_core::period::Period::parse(text).map_err(|e| e.to_string())
 }

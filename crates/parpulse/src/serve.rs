@@ -248,6 +248,10 @@ pub fn new_token(common: &Common, args: &TokenArgs) -> Result<()> {
 
 pub async fn report(common: &Common, args: &crate::config::ReportArgs) -> Result<()> {
     let store = common.store().await?;
+    if let Some(period) = &args.period {
+        return period_report(&store, &common.registry()?, period, args).await;
+    }
+    let html_path = args.html.as_ref().context("--html or --period is required")?;
     let exporter = Exporter::new(store, common.registry()?, Default::default());
     let snapshot = exporter.refresh().await.context("reading KPIs from ClickHouse")?;
     let window = parpulse_export::Window::ALL
@@ -255,8 +259,45 @@ pub async fn report(common: &Common, args: &crate::config::ReportArgs) -> Result
         .find(|w| w.label() == args.window)
         .with_context(|| format!("--window {}: use day, 7d, 30d, mtd or ytd", args.window))?;
     let html = parpulse_export::scorecard::render_html(&snapshot, exporter.registry(), window);
-    std::fs::write(&args.html, html).with_context(|| format!("writing {}", args.html.display()))?;
-    println!("scorecard written to {}", args.html.display());
+    std::fs::write(html_path, html).with_context(|| format!("writing {}", html_path.display()))?;
+    println!("scorecard written to {}", html_path.display());
+    Ok(())
+}
+
+/// `report --period`: the closed period's report as CSV, HTML or XLSX.
+async fn period_report(
+    store: &parpulse_clickhouse::Store,
+    registry: &parpulse_core::AgencyRegistry,
+    period: &parpulse_core::period::Period,
+    args: &crate::config::ReportArgs,
+) -> Result<()> {
+    use parpulse_export::period_report;
+    let extension =
+        args.output.as_ref().and_then(|p| p.extension()).and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let format = args.format.clone().or(extension).unwrap_or_else(|| "csv".into());
+    let calendar = parpulse_core::lifecycle::active_calendar();
+    let report = period_report::read(store, registry, period, calendar, parpulse_core::time::now_micros())
+        .await
+        .with_context(|| format!("reading the dossiers of {}", period.label()))?;
+    let bytes = match format.as_str() {
+        "csv" => period_report::to_csv(&report).into_bytes(),
+        "html" => period_report::to_html(&report).into_bytes(),
+        "xlsx" => {
+            anyhow::ensure!(args.output.is_some(), "--format xlsx needs --output FILE");
+            period_report::to_xlsx(&report).context("writing the XLSX report")?
+        }
+        other => anyhow::bail!("--format {other}: use csv, html or xlsx"),
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("report of {} ({}) written to {}", period.label(), period.title_vi(), path.display());
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes).context("writing the report to standard output")?;
+        }
+    }
     Ok(())
 }
 

@@ -9,10 +9,12 @@
 
 mod csv;
 mod html;
+mod judge;
 mod xlsx;
 
 pub use csv::to_csv;
 pub use html::to_html;
+pub use judge::{build, judge, read, ScopeTotals};
 pub use xlsx::{to_xlsx, XLSX_SHEET};
 
 use parpulse_core::period::Period;
