@@ -4,6 +4,9 @@
 //! validation refuses events before 2000, so a fixed offset is exact here and
 //! needs no time-zone database.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +66,64 @@ pub fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
 
+/// Where "now" comes from for the judgments that depend on it (the exporter's
+/// windows and fiscal year, the aggregator's "as of now" lateness): the wall clock in
+/// production; a fixed or settable instant in tests, so that local midnight, the 1st
+/// of a month, 1 January and weekends can be tested on any day.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    /// The system clock.
+    #[default]
+    Wall,
+    /// Always this instant (UTC microseconds).
+    Fixed(i64),
+    /// An instant tests move with [`Clock::set`]; clones share it.
+    Settable(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// A clock standing at `utc_micros` until [`Clock::set`] moves it.
+    pub fn settable(utc_micros: i64) -> Clock {
+        Clock::Settable(Arc::new(AtomicI64::new(utc_micros)))
+    }
+
+    /// A fixed clock at an RFC 3339 instant (`2020-01-01T00:00:00+07:00`).
+    pub fn fixed_at(rfc3339: &str) -> Result<Clock, String> {
+        DateTime::parse_from_rfc3339(rfc3339.trim())
+            .map(|t| Clock::Fixed(t.timestamp_micros()))
+            .map_err(|e| format!("{rfc3339:?} is not an RFC 3339 instant such as 2020-01-01T00:00:00+07:00: {e}"))
+    }
+
+    /// Moves a settable clock to `utc_micros`; false (and nothing moves) for the others.
+    pub fn set(&self, utc_micros: i64) -> bool {
+        match self {
+            Clock::Settable(at) => {
+                at.store(utc_micros, Ordering::SeqCst);
+                true
+            }
+            Clock::Wall | Clock::Fixed(_) => false,
+        }
+    }
+
+    /// Now, UTC microseconds.
+    pub fn now_micros(&self) -> i64 {
+        match self {
+            Clock::Wall => now_micros(),
+            Clock::Fixed(at) => *at,
+            Clock::Settable(at) => at.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Today in Asia/Ho_Chi_Minh.
+    pub fn today(&self) -> LocalDay {
+        LocalDay::of_micros(self.now_micros())
+    }
+
+    pub fn is_wall(&self) -> bool {
+        matches!(self, Clock::Wall)
+    }
+}
+
 /// Formats UTC microseconds as local time, for people.
 pub fn format_local(utc_micros: i64) -> String {
     DateTime::from_timestamp_micros(utc_micros)
@@ -95,6 +156,65 @@ mod tests {
         // Year 2200 and year 1.
         assert_eq!(LocalDay::of_micros(7_258_118_400_000_000), LocalDay(u16::MAX));
         assert_eq!(LocalDay::of_micros(-62_135_596_800_000_000), LocalDay(0));
+    }
+
+    fn at(rfc3339: &str) -> i64 {
+        DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_micros()
+    }
+
+    #[test]
+    fn a_fixed_clock_stands_still_at_its_instant() {
+        let clock = Clock::fixed_at("2019-12-31T23:59:59+07:00").unwrap();
+        assert_eq!(clock.now_micros(), at("2019-12-31T16:59:59Z"));
+        assert_eq!(clock.now_micros(), clock.now_micros());
+        assert_eq!(clock.today(), LocalDay::from_ymd(2019, 12, 31).unwrap());
+        assert!(!clock.is_wall());
+        assert!(!clock.set(0), "a fixed clock does not move");
+        assert_eq!(clock.today(), LocalDay::from_ymd(2019, 12, 31).unwrap());
+    }
+
+    #[test]
+    fn local_midnight_turns_the_day_while_utc_is_still_on_the_previous_one() {
+        // 2020-01-01 00:00 in Hưng Yên is 2019-12-31 17:00 UTC.
+        let one_second_before = Clock::fixed_at("2019-12-31T23:59:59.999999+07:00").unwrap();
+        let midnight = Clock::fixed_at("2020-01-01T00:00:00+07:00").unwrap();
+        assert_eq!(one_second_before.today().year(), 2019);
+        assert_eq!(midnight.today(), LocalDay::from_ymd(2020, 1, 1).unwrap());
+        assert_eq!(midnight.today().start_micros(), midnight.now_micros());
+        assert_eq!(midnight.now_micros() - one_second_before.now_micros(), 1);
+        assert_eq!(Clock::fixed_at("2019-12-31T17:00:00Z").unwrap().today().year(), 2020);
+        assert_eq!(Clock::fixed_at("2019-12-31T16:59:59Z").unwrap().today().year(), 2019);
+    }
+
+    #[test]
+    fn a_settable_clock_moves_for_every_clone() {
+        let clock = Clock::settable(at("2019-11-30T23:59:00+07:00"));
+        let seen_elsewhere = clock.clone();
+        assert_eq!(seen_elsewhere.today(), LocalDay::from_ymd(2019, 11, 30).unwrap());
+        assert!(clock.set(at("2019-12-01T00:00:00+07:00")));
+        assert_eq!(seen_elsewhere.today(), LocalDay::from_ymd(2019, 12, 1).unwrap());
+        assert_eq!(seen_elsewhere.now_micros(), at("2019-11-30T17:00:00Z"));
+        assert!(!clock.is_wall());
+    }
+
+    #[test]
+    fn the_wall_clock_is_the_default_and_reads_the_system_time() {
+        let clock = Clock::default();
+        assert!(clock.is_wall());
+        assert!(!clock.set(0), "the wall clock cannot be set");
+        let system = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
+        assert!((clock.now_micros() - system).abs() < 60_000_000, "within a minute of the system time");
+        assert!((now_micros() - system).abs() < 60_000_000);
+        assert_eq!(clock.today(), LocalDay::of_micros(now_micros()));
+    }
+
+    #[test]
+    fn a_fake_now_must_be_a_complete_rfc3339_instant() {
+        assert!(Clock::fixed_at("2019-12-01").is_err(), "a date alone is ambiguous: which hour, which zone");
+        assert!(Clock::fixed_at("2019-12-01T00:00:00").is_err(), "no offset");
+        assert!(Clock::fixed_at("tomorrow").unwrap_err().contains("RFC 3339"));
+        let padded = Clock::fixed_at(" 2019-12-01T00:00:00+07:00\n").unwrap();
+        assert_eq!(padded.now_micros(), at("2019-11-30T17:00:00Z"));
     }
 
     #[test]
