@@ -22,14 +22,19 @@ install-test:
 build: install
 	$(CARGO) build --workspace --all-targets
 
+# CLUSTER=1: also the local cluster (3 Kafka nodes, ClickHouse 2 shards x 2 replicas, ZooKeeper;
+# deploy/local/cluster.sh, docs/OPERATIONS.md "Local cluster"); `down` and `status` always include it.
 up:
 	deploy/local/up.sh
+	@if [[ "$(CLUSTER)" == 1 ]]; then deploy/local/cluster.sh start; fi
 
 down:
 	deploy/local/down.sh
+	deploy/local/cluster.sh stop
 
 status:
 	@deploy/local/status.sh
+	@deploy/local/cluster.sh status
 
 # The demo database is emptied and new topics are used on every run (--fresh), so the
 # numbers on screen are those of this run's simulated province.

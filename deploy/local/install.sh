@@ -2,7 +2,7 @@
 # Installs what the local services and the build need, from Debian's packages
 # (and Maven Central for Kafka, fetched by kafka.sh on first start). Idempotent:
 # does nothing when everything is present. Needs root (or sudo) for apt-get.
-#   install.sh          what `make demo`, `make up` and the build need
+#   install.sh          what `make demo`, `make up` (also `CLUSTER=1`: ZooKeeper) and the build need
 #   install.sh --test   that, plus the tools only the tests use (`make test`): Prometheus,
 #                       promtool, amtool, headless Chromium, openssl (throwaway certificates),
 #                       systemd-analyze (the systemd units), chDB, openpyxl
@@ -25,6 +25,9 @@ need cc gcc
 need c++ g++
 need pkg-config pkg-config   # rdkafka's ssl feature: TLS and SASL/SCRAM to Kafka through the system OpenSSL,
 need_lib openssl libssl-dev  # which HTTPS to ClickHouse uses too (native-tls)
+# ZooKeeper coordinates the local ClickHouse cluster (`make up CLUSTER=1`, deploy/local/cluster.sh):
+# a command users run, so a runtime need, not a test-only one. No command on PATH: its jar.
+[[ -f /usr/share/java/zookeeper.jar ]] || missing+=(zookeeper)
 
 test_tools=false
 [[ "${1:-}" == "--test" ]] && test_tools=true
