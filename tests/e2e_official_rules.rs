@@ -43,9 +43,10 @@ const WITHDRAWN: &str = "Rút hồ sơ (trong số đã giải quyết)";
 const STOPPED: &str = "Dừng xử lý (trong số đã giải quyết)";
 const APOLOGY_TIMELY: &str = "Thư xin lỗi - Đúng hạn";
 const APOLOGY_LATE: &str = "Thư xin lỗi - Muộn";
+const RESULT_POSTAL: &str = "Kết quả trả qua bưu chính công ích";
 
 /// Every count column of the report.
-const COUNT_COLUMNS: [&str; 18] = [
+const COUNT_COLUMNS: [&str; 19] = [
     TO_PROCESS,
     CARRIED,
     NEW,
@@ -64,6 +65,7 @@ const COUNT_COLUMNS: [&str; 18] = [
     STOPPED,
     APOLOGY_TIMELY,
     APOLOGY_LATE,
+    RESULT_POSTAL,
 ];
 
 /// `"2019-11-05 08:00"`, local time (UTC+7), as UTC microseconds.
@@ -315,6 +317,8 @@ fn expected_2019_10() -> BTreeMap<&'static str, u64> {
         (STOPPED, 0),
         (APOLOGY_TIMELY, 0),
         (APOLOGY_LATE, 0),
+        // Rule h: results registered for return by post among the dossiers to process: none in October.
+        (RESULT_POSTAL, 0),
     ])
 }
 
@@ -324,16 +328,17 @@ fn expected_2019_11() -> BTreeMap<&'static str, u64> {
         // Received before 1/11 and not ended at 1/11 00:00: D02 (ends 5/11) and D03 (its
         // supplement request is 6/11; nothing ended it before); D01 ended 18/10.
         (CARRIED, 2),
-        // New in November, by channel (rule h for postal):
+        // New in November, by the channel the dossier came in by (the form's "Mới tiếp
+        // nhận" columns; rule h's postal *result* is postal use, a KPI of its own):
         //   online: D05, D07, D12, D16 (two reception events, one dossier), D17, D18 = 6;
         (ONLINE, 6),
-        //   in person: D04, D06, D10, D11, D15 (same event twice, one dossier), D19 = 6;
-        //   D14 was received in person but its result is registered for post: postal (rule h);
+        //   in person: D04, D06, D10, D11, D14 (its result goes by post, but it came in at
+        //   the counter), D15 (same event twice, one dossier), D19 = 7;
         //   D08 was refused (rule c), D09's reception refused by the intake (rule d).
-        (IN_PERSON, 6),
-        //   postal: D13 (received by post) + D14 (result by post, still open) = 2.
-        (POSTAL, 2),
-        (NEW, 14),        // 6 + 6 + 2
+        (IN_PERSON, 7),
+        //   postal: D13 (received by post) = 1.
+        (POSTAL, 1),
+        (NEW, 14),        // 6 + 7 + 1
         (TO_PROCESS, 16), // carried 2 + new 14
         // Resolved in November (ended 1/11-30/11 by rule g, or waiting for a supplement at
         // 30/11 24:00 by rule a), judged by rule i:
@@ -379,6 +384,8 @@ fn expected_2019_11() -> BTreeMap<&'static str, u64> {
         //        Fri 15/11: late.
         (APOLOGY_TIMELY, 1), // D04
         (APOLOGY_LATE, 1),   // D05
+        // Rule h: D13 (returned by post 20/11) and D14 (registered for post on 08/11, still open) = 2.
+        (RESULT_POSTAL, 2),
     ])
 }
 
@@ -414,6 +421,8 @@ fn expected_2019_12() -> BTreeMap<&'static str, u64> {
         // Fri 22/11: late (rule e). Counted in the period it was sent in.
         (APOLOGY_TIMELY, 0),
         (APOLOGY_LATE, 1),
+        // Rule h: D14, carried over and still open, its result registered for post = 1.
+        (RESULT_POSTAL, 1),
     ])
 }
 

@@ -50,6 +50,7 @@ fn counts(seed: u64) -> PeriodCounts {
         refused: seed % 7,
         open_within_deadline: seed * 4,
         open_overdue: seed % 6,
+        result_postal: seed % 4 + 1,
         apologies_timely: seed % 3,
         apologies_late: seed % 2,
     }

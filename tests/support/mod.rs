@@ -287,6 +287,7 @@ pub async fn stored_resolved_counts(
                 on_time: r.on_time,
                 late: r.late,
                 late_with_apology: r.late_with_apology,
+                refused: r.refused,
                 returned: r.returned,
                 returned_postal: r.returned_postal,
             };

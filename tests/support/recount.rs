@@ -77,6 +77,8 @@ pub struct ResolvedRecount {
     pub on_time: u64,
     pub late: u64,
     pub late_with_apology: u64,
+    /// Refused at reception, on the day refused (apart from resolved).
+    pub refused: u64,
     pub returned: u64,
     pub returned_postal: u64,
 }
@@ -90,7 +92,7 @@ struct DossierTimes {
     processed: Vec<i64>,
     returned: Vec<i64>,
     stopped_or_withdrawn: Vec<i64>,
-    refused: bool,
+    refused: Vec<i64>,
     result_postal: bool,
     apologies: Vec<i64>,
 }
@@ -157,7 +159,7 @@ pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>
             "processed" => d.processed.push(at),
             "result_returned" => d.returned.push(at),
             "stopped" | "withdrawn" => d.stopped_or_withdrawn.push(at),
-            "refused" => d.refused = true,
+            "refused" => d.refused.push(at),
             "apology_issued" => d.apologies.push(at),
             _ => {}
         }
@@ -165,7 +167,11 @@ pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>
     let mut resolved: BTreeMap<(String, i64), ResolvedRecount> = BTreeMap::new();
     let mut open: BTreeMap<String, u64> = BTreeMap::new();
     for ((agency, _), mut d) in dossiers {
-        if d.refused || d.received.is_empty() {
+        if let Some(&refused) = d.refused.iter().min() {
+            resolved.entry((agency, local_day(refused))).or_default().refused += 1;
+            continue;
+        }
+        if d.received.is_empty() {
             continue;
         }
         d.received.sort_unstable();

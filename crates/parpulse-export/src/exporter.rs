@@ -314,7 +314,10 @@ async fn report(
     }
     let label = query.window.as_deref().unwrap_or("30d");
     let Some(window) = Window::ALL.into_iter().find(|w| w.label() == label) else {
-        return (axum::http::StatusCode::BAD_REQUEST, format!("window {label:?}: use day, 7d, 30d, mtd or ytd\n"))
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("window {label:?}: use day, 7d, 30d, mtd, ytd, last_month or last_quarter\n"),
+        )
             .into_response();
     };
     let html = crate::scorecard::render_html(&exporter.snapshot(), &exporter.registry, window);

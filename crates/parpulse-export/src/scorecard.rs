@@ -19,6 +19,8 @@ fn window_vi(window: Window) -> &'static str {
         Window::Days30 => "30 ngày gần nhất",
         Window::MonthToDate => "từ đầu tháng",
         Window::YearToDate => "từ đầu năm",
+        Window::LastMonth => "tháng trước",
+        Window::LastQuarter => "quý trước",
     }
 }
 

@@ -8,9 +8,11 @@ use parpulse_clickhouse::budget_staffing::{BudgetYear, Headcount};
 use parpulse_clickhouse::dossier_day::UnitDay;
 use parpulse_clickhouse::dossier_state::{OpenDossiers, ReceivedFacts, ResolvedDay};
 use parpulse_core::kpi::{BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, ServiceCounts, StaffingTotals};
+use parpulse_core::period::Period;
 use parpulse_core::{AgencyGroup, AgencyRegistry, LocalDay};
 
-/// Reporting windows, all ending today (local time) inclusive.
+/// Reporting windows: the rolling ones end today (local time) inclusive; `LastMonth` and
+/// `LastQuarter` are the last closed calendar month and quarter before today's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Window {
     Day,
@@ -18,10 +20,20 @@ pub enum Window {
     Days30,
     MonthToDate,
     YearToDate,
+    LastMonth,
+    LastQuarter,
 }
 
 impl Window {
-    pub const ALL: [Window; 5] = [Window::Day, Window::Days7, Window::Days30, Window::MonthToDate, Window::YearToDate];
+    pub const ALL: [Window; 7] = [
+        Window::Day,
+        Window::Days7,
+        Window::Days30,
+        Window::MonthToDate,
+        Window::YearToDate,
+        Window::LastMonth,
+        Window::LastQuarter,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -30,10 +42,12 @@ impl Window {
             Window::Days30 => "30d",
             Window::MonthToDate => "mtd",
             Window::YearToDate => "ytd",
+            Window::LastMonth => "last_month",
+            Window::LastQuarter => "last_quarter",
         }
     }
 
-    /// First day of the window ending on `today`.
+    /// First day of the window as of `today`.
     pub fn first_day(self, today: LocalDay) -> LocalDay {
         let back = |n: u16| LocalDay(today.0.saturating_sub(n));
         let date = today.date();
@@ -43,15 +57,26 @@ impl Window {
             Window::Days30 => back(29),
             Window::MonthToDate => back(date.day0() as u16),
             Window::YearToDate => back(date.ordinal0() as u16),
+            Window::LastMonth => Period::last_month(today).first,
+            Window::LastQuarter => Period::last_quarter(today).first,
         }
     }
 
-    /// The windows ending on `today` that contain `day`.
-    pub fn containing(day: LocalDay, today: LocalDay) -> impl Iterator<Item = Window> {
-        Window::ALL.into_iter().filter(move |w| day <= today && day >= w.first_day(today))
+    /// Last day of the window as of `today`: today, or the closed period's last day.
+    pub fn last_day(self, today: LocalDay) -> LocalDay {
+        match self {
+            Window::LastMonth => Period::last_month(today).last,
+            Window::LastQuarter => Period::last_quarter(today).last,
+            _ => today,
+        }
     }
 
-    /// The earliest day any window ending on `today` needs.
+    /// The windows, as of `today`, that contain `day`.
+    pub fn containing(day: LocalDay, today: LocalDay) -> impl Iterator<Item = Window> {
+        Window::ALL.into_iter().filter(move |w| day <= w.last_day(today) && day >= w.first_day(today))
+    }
+
+    /// The earliest day any window as of `today` needs.
     pub fn earliest_needed(today: LocalDay) -> LocalDay {
         Window::ALL.iter().map(|w| w.first_day(today)).min().unwrap_or(today)
     }
@@ -271,6 +296,25 @@ mod tests {
         assert_eq!(Window::Days30.first_day(today), LocalDay::from_ymd(2019, 10, 30).unwrap());
         assert_eq!(Window::MonthToDate.first_day(today), LocalDay::from_ymd(2019, 11, 1).unwrap());
         assert_eq!(Window::YearToDate.first_day(today), LocalDay::from_ymd(2019, 1, 1).unwrap());
+        let day = |m, d| LocalDay::from_ymd(2019, m, d).unwrap();
+        assert_eq!((Window::LastMonth.first_day(today), Window::LastMonth.last_day(today)), (day(10, 1), day(10, 31)));
+        assert_eq!(
+            (Window::LastQuarter.first_day(today), Window::LastQuarter.last_day(today)),
+            (day(7, 1), day(9, 30))
+        );
+        assert_eq!(Window::Days7.last_day(today), today);
+        // The closed windows hold no day of the current month; on 1 January they are last year's.
+        assert_eq!(
+            Window::containing(today, today).filter(|w| matches!(w, Window::LastMonth | Window::LastQuarter)).count(),
+            0
+        );
+        let new_year = LocalDay::from_ymd(2020, 1, 1).unwrap();
+        assert_eq!(Window::LastQuarter.first_day(new_year), day(10, 1));
+        assert_eq!(
+            Window::containing(day(12, 31), new_year).collect::<Vec<_>>(),
+            [Window::Days7, Window::Days30, Window::LastMonth, Window::LastQuarter]
+        );
+        assert_eq!(Window::earliest_needed(new_year), day(10, 1));
     }
 
     #[test]

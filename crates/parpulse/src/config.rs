@@ -454,7 +454,7 @@ pub struct ReportArgs {
     /// Where to write the HTML scorecard (rolling window).
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// Window of the scorecard: day, 7d, 30d, mtd or ytd.
+    /// Window of the scorecard: day, 7d, 30d, mtd, ytd, last_month or last_quarter.
     #[arg(long, default_value = "30d")]
     pub window: String,
     /// A closed period's report (Biểu số 06 shape): 2019-11, 2019-Q4, 2019-H2, 2019 or

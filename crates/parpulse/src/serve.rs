@@ -257,7 +257,7 @@ pub async fn report(common: &Common, args: &crate::config::ReportArgs) -> Result
     let window = parpulse_export::Window::ALL
         .into_iter()
         .find(|w| w.label() == args.window)
-        .with_context(|| format!("--window {}: use day, 7d, 30d, mtd or ytd", args.window))?;
+        .with_context(|| format!("--window {}: use day, 7d, 30d, mtd, ytd, last_month or last_quarter", args.window))?;
     let html = parpulse_export::scorecard::render_html(&snapshot, exporter.registry(), window);
     std::fs::write(html_path, html).with_context(|| format!("writing {}", html_path.display()))?;
     println!("scorecard written to {}", html_path.display());

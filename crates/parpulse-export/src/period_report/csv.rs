@@ -57,7 +57,7 @@ mod tests {
              Số hồ sơ đang giải quyết - Tổng số,Số hồ sơ đang giải quyết - Trong hạn,\
              Số hồ sơ đang giải quyết - Quá hạn,\
              Từ chối tiếp nhận,Rút hồ sơ (trong số đã giải quyết),Dừng xử lý (trong số đã giải quyết),\
-             Thư xin lỗi - Đúng hạn,Thư xin lỗi - Muộn,Điểm 766 (thang 100)"
+             Kết quả trả qua bưu chính công ích,Thư xin lỗi - Đúng hạn,Thư xin lỗi - Muộn,Điểm 766 (thang 100)"
         );
     }
 
@@ -67,11 +67,11 @@ mod tests {
         let lines: Vec<&str> = csv.split("\r\n").collect();
         // SNV: carried 10, online 11, in person 12, postal 13, early 14, on time 15,
         // late 16, withdrawn 1, stopped 2, refused 3, open 17 + 18, apologies 4 and 5.
-        assert_eq!(lines[1], "SNV,Sở Nội vụ,Đơn vị,46,10,36,11,12,13,45,14,15,16,35,17,18,3,1,2,4,5,85.25");
+        assert_eq!(lines[1], "SNV,Sở Nội vụ,Đơn vị,46,10,36,11,12,13,45,14,15,16,35,17,18,3,1,2,6,4,5,85.25");
         // Quotes and commas are quoted; no score is an empty last field.
         assert_eq!(
             lines[2],
-            "STP,\"Sở Tư pháp <\"\"A&B\"\">, \"\"số 2\"\"\",Đơn vị,86,20,66,21,22,23,75,24,25,26,55,27,28,3,1,2,4,5,"
+            "STP,\"Sở Tư pháp <\"\"A&B\"\">, \"\"số 2\"\"\",Đơn vị,86,20,66,21,22,23,75,24,25,26,55,27,28,3,1,2,6,4,5,"
         );
         assert!(lines[3].starts_with("department,\"Khối sở, ban, ngành\",Khối,132,30,102,"), "{}", lines[3]);
         assert!(lines[3].ends_with(",90"));

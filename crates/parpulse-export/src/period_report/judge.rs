@@ -90,6 +90,7 @@ pub fn judge(lifecycle: &DossierLifecycle, period: &Period, calendar: &WorkingCa
         Outcome::NotReceived | Outcome::Refused { .. } => unreachable!("returned above"),
     }
     // Where it came from: carried over, or new in the period by channel.
+    c.result_postal += u64::from(lifecycle.result_postal);
     if received < start {
         c.carried_over += 1;
     } else {

@@ -46,6 +46,9 @@ pub struct PeriodCounts {
     pub open_within_deadline: u64,
     /// In progress at the period's end, overdue (đang giải quyết, quá hạn).
     pub open_overdue: u64,
+    /// Of the dossiers to process (carried over or new), results registered for return by
+    /// public postal service by the period's end (trả kết quả qua bưu chính công ích).
+    pub result_postal: u64,
     /// Apology letters sent at least one working day before the deadline.
     pub apologies_timely: u64,
     /// Apology letters sent later.
@@ -94,6 +97,7 @@ impl PeriodCounts {
             refused,
             open_within_deadline,
             open_overdue,
+            result_postal,
             apologies_timely,
             apologies_late,
         } = *other;
@@ -108,6 +112,7 @@ impl PeriodCounts {
         self.stopped += stopped;
         self.refused += refused;
         self.open_within_deadline += open_within_deadline;
+        self.result_postal += result_postal;
         self.open_overdue += open_overdue;
         self.apologies_timely += apologies_timely;
         self.apologies_late += apologies_late;
@@ -255,6 +260,7 @@ pub(crate) const COLUMNS: &[Column] = &[
     count!(&["Từ chối tiếp nhận"], "refused", |c| c.refused),
     count!(&["Rút hồ sơ (trong số đã giải quyết)"], "withdrawn", |c| c.withdrawn),
     count!(&["Dừng xử lý (trong số đã giải quyết)"], "stopped", |c| c.stopped),
+    count!(&["Kết quả trả qua bưu chính công ích"], "result_postal", |c| c.result_postal),
     count!(&[APOLOGIES, "Đúng hạn"], "apologies_timely", |c| c.apologies_timely),
     count!(&[APOLOGIES, "Muộn"], "apologies_late", |c| c.apologies_late),
     Column {
@@ -338,6 +344,7 @@ pub(crate) mod tests {
             refused: 3,
             open_within_deadline: seed + 7,
             open_overdue: seed + 8,
+            result_postal: 6,
             apologies_timely: 4,
             apologies_late: 5,
         }
