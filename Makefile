@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all build up down status install install-test demo test test-unit bench chaos lint fmt clean clean-data
+.PHONY: all build up down status install install-test demo test test-unit bench chaos mutants lint fmt clean clean-data
 BENCH_ARGS ?=
 
 all: build
@@ -73,6 +73,15 @@ chaos: up
 	PARPULSE_BIN=$(CURDIR)/target/release/parpulse PARPULSE_FUZZ_REQUESTS=$${PARPULSE_FUZZ_REQUESTS:-100000} \
 	  PARPULSE_FUZZ_FIGURES=$(CURDIR)/target/chaos/intake_fuzz.json \
 	  $(CARGO) test --release -p parpulse-tests --test e2e_intake_fuzz -- --nocapture
+
+# Mutation testing (docs/TESTING.md), never part of `make test`: cargo-mutants (pinned) on
+# parpulse-core's rule modules, one job (2 shared cores); the report goes to target/mutants/.
+MUTANTS_VERSION := 27.1.0
+MUTANTS_FILES ?= lifecycle kpi decision766 validate time calendar
+mutants:
+	@cargo mutants --version 2>/dev/null | grep -qx 'cargo-mutants $(MUTANTS_VERSION)' \
+	  || $(CARGO) install cargo-mutants --version $(MUTANTS_VERSION) --locked
+	$(CARGO) mutants -p parpulse-core -j 1 -o target/mutants $(foreach m,$(MUTANTS_FILES),--file crates/parpulse-core/src/$(m).rs)
 
 test-unit: install
 	$(CARGO) test --workspace --lib --bins
