@@ -6,25 +6,11 @@
 use std::process::Command;
 use std::time::Duration;
 
+use parpulse_tests::terminal::run_in_terminal;
 use parpulse_tests::TestEnv;
 
 fn parpulse(env: &TestEnv) -> Command {
     parpulse_tests::parpulse_command(env, &[])
-}
-
-/// Runs `command` under a pseudo-terminal (util-linux `script`), returning what the terminal showed.
-fn run_in_terminal(command: &Command) -> (bool, String) {
-    let mut line = vec![command.get_program().to_string_lossy().into_owned()];
-    line.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
-    let mut script = Command::new("script");
-    script.args(["-q", "-e", "-c", &line.join(" "), "/dev/null"]);
-    for (key, value) in command.get_envs() {
-        if let Some(value) = value {
-            script.env(key, value);
-        }
-    }
-    let output = script.output().expect("running `script` (util-linux) for a pseudo-terminal");
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ pub mod prometheus;
 pub mod recount;
 pub mod rng;
 pub mod spare_clickhouse;
+pub mod terminal;
 
 use std::time::Duration;
 

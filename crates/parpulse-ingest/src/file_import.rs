@@ -338,12 +338,23 @@ fn read_table(
         total: table.total,
         unit: table.unit,
     })?;
+    // A CSV row shorter than the header is broken (a workbook's rows always have every column).
+    let width = header.names.iter().rposition(|n| !n.is_empty()).map_or(0, |i| i + 1);
+    let check_width = format != FileFormat::Workbook;
     let mapper =
         snapshot::Mapper::new(header.profile, header.binding, header.names, options.agency.clone(), agency_names);
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(row) = table.next_row() {
         let row = match row {
             Ok(row) if row.cells.iter().all(|c| c.is_empty()) => continue,
+            Ok(row) if check_width && row.cells.len() < width => Row {
+                line: row.line,
+                original: mapper.original(&row.cells),
+                parsed: Err(Rejection::new(
+                    RejectReason::Malformed,
+                    format!("the row has {} fields, the header {width}", row.cells.len()),
+                )),
+            },
             Ok(row) => Row { line: row.line, original: mapper.original(&row.cells), parsed: mapper.map(&row.cells) },
             Err((line, message)) => {
                 let reason =
@@ -453,8 +464,9 @@ pub async fn import_file_with(
             Message::Batch(rows, position) => (rows, position),
         };
         let now = now_micros();
-        // (row index, outgoing record) for every event, or the row's own refusal.
-        let mut outgoing: Vec<(usize, Outgoing)> = Vec::with_capacity(rows.len());
+        // One record for every event, or the row's own refusal; `owners` holds each one's row.
+        let mut records: Vec<Outgoing> = Vec::with_capacity(rows.len());
+        let mut owners: Vec<usize> = Vec::with_capacity(rows.len());
         for (index, row) in rows.iter().enumerate() {
             match &row.parsed {
                 Ok(events) => {
@@ -462,18 +474,20 @@ pub async fn import_file_with(
                         *n += events.len() as u64;
                     }
                     for event in events {
-                        outgoing.push((index, sink.gate().judge(event.clone(), row.original.as_bytes(), SOURCE, now)));
+                        records.push(sink.gate().judge(event.clone(), row.original.as_bytes(), SOURCE, now));
+                        owners.push(index);
                     }
                 }
-                Err(rejection) => outgoing
-                    .push((index, Outgoing::dead_letter("", row.original.as_bytes(), rejection.clone(), SOURCE))),
+                Err(rejection) => {
+                    records.push(Outgoing::dead_letter("", row.original.as_bytes(), rejection.clone(), SOURCE));
+                    owners.push(index);
+                }
             }
         }
-        let records: Vec<Outgoing> = outgoing.iter().map(|(_, o)| o.clone()).collect();
         let sent = sink.deliver(&records, SOURCE).await?;
         summary.read += rows.len() as u64;
         summary.accepted += sent.accepted;
-        for (index, out) in &outgoing {
+        for (index, out) in owners.iter().zip(&records) {
             if let Some(rejection) = out.rejection() {
                 let row = &rows[*index];
                 *summary.rejected_by_reason.entry(rejection.reason.code().to_owned()).or_default() += 1;

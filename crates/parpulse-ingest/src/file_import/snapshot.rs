@@ -179,9 +179,10 @@ impl Mapper {
 
     fn number(&self, cells: &[Cell], field: &str) -> Result<Option<i32>, Rejection> {
         let Some(value) = self.text(cells, field)? else { return Ok(None) };
-        // "3", "3.0" or "Mức độ 3": the digits.
-        let digits: String = value.trim_end_matches(".0").chars().filter(char::is_ascii_digit).collect();
-        if digits.is_empty() || digits.len() > 9 || value.chars().filter(char::is_ascii_digit).count() > digits.len() {
+        // "3", "3.0" or "Mức độ 3": a whole number, perhaps after a label.
+        let number = value.trim().trim_end_matches(".0");
+        let digits = number.trim_start_matches(|c: char| c.is_alphabetic() || c.is_whitespace());
+        if digits.is_empty() || digits.len() > 9 || !digits.chars().all(|c| c.is_ascii_digit()) {
             return Err(malformed(format!("{:?}: {value:?} is not a whole number", self.header(field))));
         }
         Ok(Some(digits.parse().expect("at most 9 digits")))
@@ -409,7 +410,7 @@ mod tests {
             ],
         );
         let row =
-            text(&["H31.1-1", "2.002", "20261120083000", "20261127170000", "20261126090000", "3", "10", "STP", "3"]);
+            text(&["H31.1-1", "2.002", "20261120083000", "20261127170000", "20261126090000", "3", "10", "STP", "1"]);
         let events = m.map(&row).unwrap();
         assert_eq!(kinds(&events), ["received", "result_returned"]);
         let Event::Dossier(returned) = &events[1] else { unreachable!() };
@@ -455,6 +456,16 @@ mod tests {
         let mut row = text(&["SNV", "HS", "1", "20/11/2026", "", "", "Trực tiếp", "2"]);
         row[3] = Cell::Error("#N/A".into());
         assert!(m.map(&row).unwrap_err().message.contains("holds an error"));
+        let levels = mapper(
+            "vi-export",
+            &["Mã đơn vị", "Mã hồ sơ", "Mã thủ tục", "Ngày tiếp nhận", "Hình thức nộp", "Trạng thái", "Mức độ"],
+        );
+        for (level, ok) in
+            [("3", true), ("4.0", true), ("Mức độ 3", true), ("3.5", false), ("cao", false), ("-3", false)]
+        {
+            let row = text(&["SNV", "HS", "1", "20/11/2026 08:30", "Trực tuyến", "3", level]);
+            assert_eq!(levels.map(&row).is_ok(), ok, "level {level:?}");
+        }
     }
 
     #[test]
