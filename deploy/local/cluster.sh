@@ -198,7 +198,7 @@ kafka_start() { # kafka_start NODE...
 # --- ClickHouse --------------------------------------------------------------
 
 ch_cluster_xml() { # ch_cluster_xml NODE: config.d/cluster.xml, read by clickhouse-server beside config.xml
-  local node="$1" dir="$CLUSTER_HOME/$1/clickhouse/config.d" shards="" shard replica
+  local node="$1" dir="$CLUSTER_HOME/$1/clickhouse/config.d" shards="" first_replicas="" shard replica
   for shard in 1 2; do
     shards+="
             <shard>
@@ -208,6 +208,11 @@ ch_cluster_xml() { # ch_cluster_xml NODE: config.d/cluster.xml, read by clickhou
                 <replica><host>127.0.0.1</host><port>$(ch_tcp_port "s${shard}r${replica}")</port></replica>"
     done
     shards+="
+            </shard>"
+    first_replicas+="
+            <shard>
+                <internal_replication>true</internal_replication>
+                <replica><host>127.0.0.1</host><port>$(ch_tcp_port "s${shard}r1")</port></replica>
             </shard>"
   done
   mkdir -p "$dir"
@@ -227,6 +232,11 @@ ch_cluster_xml() { # ch_cluster_xml NODE: config.d/cluster.xml, read by clickhou
     <remote_servers>
         <$CLUSTER_NAME>$shards
         </$CLUSTER_NAME>
+        <!-- One replica per shard: where parpulse sends ALTERs of replicated tables, which
+             ClickHouse 18.16 would run on every replica ON CLUSTER $CLUSTER_NAME (the second
+             finds the column its twin already replicated and fails). -->
+        <${CLUSTER_NAME}_shards>$first_replicas
+        </${CLUSTER_NAME}_shards>
     </remote_servers>
     <macros>
         <cluster>$CLUSTER_NAME</cluster>

@@ -33,8 +33,11 @@ pub async fn write(store: &Store, rows: &[CheckpointRow]) -> Result<()> {
     store.insert_rows("checkpoints", rows, "writing checkpoints").await
 }
 
-/// The newest checkpoint of every partition of `topic` for `consumer_group`.
+/// The newest checkpoint of every partition of `topic` for `consumer_group`; on a
+/// cluster, read once every replica holds what was inserted before the call
+/// ([`crate::cluster::await_replicas`]), so the rows it covers are there too.
 pub async fn committed(store: &Store, consumer_group: &str, topic: &str) -> Result<Vec<PartitionOffset>> {
+    crate::cluster::await_replicas(store).await?;
     store
         .client()
         .query(include_str!("../../../schemas/clickhouse/queries/checkpoints_committed.sql"))

@@ -11,12 +11,144 @@
 //!   ReplacingMergeTree and the readers' `argMax` see them together.
 //!
 //! parpulse reads and writes `T` and never needs to know. `ALTER TABLE T` statements
-//! are applied to both. Inserts go through the Distributed tables synchronously
+//! are applied to both: the replicated one `ON CLUSTER <name>_shards`, a cluster that
+//! lists one replica of each shard, because ClickHouse before 19.11 runs an ALTER ON
+//! CLUSTER on every replica, and the second replica of a shard, which already has the
+//! change through replication, fails; the distributed one on every server. Every name is qualified with the database: a statement ON
+//! CLUSTER runs on the other servers in their default database, not the session's
+//! (found on the local cluster, ClickHouse 18.16). Inserts go through the Distributed tables synchronously
 //! (`insert_distributed_sync = 1`, set by [`crate::Store::connect`]), so the order
 //! "rows first, checkpoint last" still holds across shards.
 //!
 //! Without a cluster name the statements run as written (single node; what the tests
 //! and chDB run).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use crate::{Result, Store, StoreError};
+
+/// How long [`await_replicas`] waits before it gives up (the caller retries).
+pub const REPLICA_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Row, Deserialize)]
+struct Replica {
+    shard_num: u32,
+    address: String,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct TableLog {
+    table: String,
+    zookeeper_path: String,
+    log_max_index: u64,
+    log_pointer: u64,
+    is_readonly: u8,
+}
+
+/// The replicas of the store's cluster as `host:port` (native protocol), with their shard.
+async fn replicas(store: &Store, cluster: &str) -> Result<Vec<Replica>> {
+    store
+        .client()
+        .query(
+            "SELECT shard_num, concat(host_address, ':', toString(port)) AS address \
+             FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num",
+        )
+        .bind(cluster)
+        .fetch_all()
+        .await
+        .map_err(store.error("listing the cluster's replicas"))
+}
+
+/// The replication log positions of the database's tables on one replica; `None` when
+/// the replica does not answer (stopped: Distributed reads skip it too).
+async fn table_logs(store: &Store, address: &str) -> Option<Vec<TableLog>> {
+    // The address comes from system.clusters (host and port), not from input.
+    let sql = format!(
+        "SELECT table, zookeeper_path, log_max_index, log_pointer, is_readonly FROM remote('{address}', system, replicas) \
+         WHERE database = ?"
+    );
+    store.client().query(&sql).bind(store.database()).fetch_all().await.ok()
+}
+
+/// One past the newest entry of a table's replication log (0 when it has none).
+/// `log_max_index` is 0 both for an empty log and for a log of one entry, so that
+/// case is told apart in ZooKeeper.
+async fn log_end(store: &Store, log: &TableLog) -> Result<u64> {
+    if log.log_max_index > 0 {
+        return Ok(log.log_max_index + 1);
+    }
+    let entries: u64 = store
+        .client()
+        .query("SELECT count() FROM system.zookeeper WHERE path = ?")
+        .bind(format!("{}/log", log.zookeeper_path))
+        .fetch_one()
+        .await
+        .map_err(store.error("reading a replication log in ZooKeeper"))?;
+    Ok(u64::from(entries > 0))
+}
+
+/// Parts logged at or before `before` (server time) that `address` has not fetched yet.
+async fn parts_to_fetch(store: &Store, address: &str, before: u32) -> Option<u64> {
+    let sql = format!(
+        "SELECT count() FROM remote('{address}', system, replication_queue) \
+         WHERE database = ? AND type = 'GET_PART' AND toUInt32(create_time) <= ?"
+    );
+    store.client().query(&sql).bind(store.database()).bind(before).fetch_one().await.ok()
+}
+
+/// On a cluster, waits until every replica that answers holds every part inserted
+/// before the call, so that what is read next through the Distributed tables, from
+/// whichever replica of each shard, includes every acknowledged insert (replication is
+/// asynchronous: an insert is acknowledged by one replica of each shard, the other
+/// fetches it afterwards; a replica that was stopped catches up when it returns).
+/// "Rows first, checkpoint last" then holds for readers too: a checkpoint read after
+/// this call comes with every row written before it. A part that only a stopped
+/// replica holds keeps the wait going until that replica is back; after
+/// [`REPLICA_WAIT`] the call fails and the caller retries. Nothing on a single node.
+pub async fn await_replicas(store: &Store) -> Result<()> {
+    let Some(cluster) = store.cluster() else { return Ok(()) };
+    let started = tokio::time::Instant::now();
+    let now: u32 =
+        store.client().query("SELECT toUInt32(now())").fetch_one().await.map_err(store.error("reading the time"))?;
+    let replicas = replicas(store, cluster).await?;
+    // How far each (shard, table)'s replication log goes now: replicas must have read
+    // that far (their log_pointer is the next entry they will read).
+    let mut marks: BTreeMap<(u32, String), u64> = BTreeMap::new();
+    for replica in &replicas {
+        for log in table_logs(store, &replica.address).await.unwrap_or_default() {
+            let end = log_end(store, &log).await?;
+            let mark = marks.entry((replica.shard_num, log.table)).or_default();
+            *mark = (*mark).max(end);
+        }
+    }
+    loop {
+        let mut behind = Vec::new();
+        for replica in &replicas {
+            let Some(logs) = table_logs(store, &replica.address).await else { continue };
+            for log in logs {
+                let mark = marks.get(&(replica.shard_num, log.table.clone())).copied().unwrap_or(0);
+                if log.is_readonly != 0 || log.log_pointer < mark {
+                    behind.push(format!("{} {} (log {} of {mark})", replica.address, log.table, log.log_pointer));
+                }
+            }
+            match parts_to_fetch(store, &replica.address, now).await {
+                Some(0) | None => {}
+                Some(parts) => behind.push(format!("{} ({parts} parts to fetch)", replica.address)),
+            }
+        }
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > REPLICA_WAIT {
+            return Err(StoreError::ReplicasBehind { seconds: REPLICA_WAIT.as_secs(), behind: behind.join(", ") });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// The statement(s) to run for `statement` on `cluster`, in order.
 pub fn for_cluster(statement: &str, cluster: &str, database: &str) -> Vec<String> {
@@ -27,8 +159,9 @@ pub fn for_cluster(statement: &str, cluster: &str, database: &str) -> Vec<String
         ["ALTER", "TABLE", table, ..] => {
             let rest = after_words(&code, 3);
             vec![
-                format!("ALTER TABLE {table}_local ON CLUSTER {cluster} {rest}"),
-                format!("ALTER TABLE {table} ON CLUSTER {cluster} {rest}"),
+                format!("ALTER TABLE {database}.{table}_local ON CLUSTER {cluster}_shards {rest}"),
+                format!("DROP TABLE IF EXISTS {database}.{table} ON CLUSTER {cluster}"),
+                distributed(table, cluster, database, &shard_key_of(table)),
             ]
         }
         _ => vec![code],
@@ -57,14 +190,31 @@ fn create(code: &str, table: &str, cluster: &str, database: &str) -> Vec<String>
     let shard_key = sort_key_head(&tail).unwrap_or_else(|| "rand()".to_owned());
     vec![
         format!(
-            "CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER {cluster}\n{}ENGINE = Replicated{engine}({args}){tail}",
+            "CREATE TABLE IF NOT EXISTS {database}.{table}_local ON CLUSTER {cluster}\n{}ENGINE = Replicated{engine}({args}){tail}",
             columns
         ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {table} ON CLUSTER {cluster} AS {table}_local\n\
-             ENGINE = Distributed({cluster}, {database}, {table}_local, cityHash64({shard_key}))"
-        ),
+        distributed(table, cluster, database, &shard_key),
     ]
+}
+
+/// The Distributed table `T` over `T_local`, with `T_local`'s columns as they are now.
+fn distributed(table: &str, cluster: &str, database: &str, shard_key: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {database}.{table} ON CLUSTER {cluster} AS {database}.{table}_local\n\
+         ENGINE = Distributed({cluster}, {database}, {table}_local, cityHash64({shard_key}))"
+    )
+}
+
+/// The shard key of a table the shipped migrations create (the head of its sort key).
+fn shard_key_of(table: &str) -> String {
+    let create = format!("CREATE TABLE IF NOT EXISTS {table}");
+    crate::migrate::MIGRATIONS
+        .iter()
+        .flat_map(|(_, sql)| crate::migrate::statements(sql))
+        .map(|statement| strip_comments(&statement))
+        .find(|code| code.starts_with(&create) && code[create.len()..].starts_with(char::is_whitespace))
+        .and_then(|code| sort_key_head(&code[code.find("ENGINE = ").unwrap_or(0)..]))
+        .unwrap_or_else(|| "rand()".to_owned())
 }
 
 /// The first column of `ORDER BY (a, b)` or `ORDER BY a`.
@@ -106,11 +256,11 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(
             out[0],
-            "CREATE TABLE IF NOT EXISTS dossier_day_local ON CLUSTER par\n(\n    agency_code String,\n    version UInt64\n)\nENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/parpulse/dossier_day_local', '{replica}', version)\nPARTITION BY toYYYYMM(day)\nORDER BY (agency_code, day, kafka_partition)"
+            "CREATE TABLE IF NOT EXISTS parpulse.dossier_day_local ON CLUSTER par\n(\n    agency_code String,\n    version UInt64\n)\nENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/parpulse/dossier_day_local', '{replica}', version)\nPARTITION BY toYYYYMM(day)\nORDER BY (agency_code, day, kafka_partition)"
         );
         assert_eq!(
             out[1],
-            "CREATE TABLE IF NOT EXISTS dossier_day ON CLUSTER par AS dossier_day_local\nENGINE = Distributed(par, parpulse, dossier_day_local, cityHash64(agency_code))"
+            "CREATE TABLE IF NOT EXISTS parpulse.dossier_day ON CLUSTER par AS parpulse.dossier_day_local\nENGINE = Distributed(par, parpulse, dossier_day_local, cityHash64(agency_code))"
         );
     }
 
@@ -125,13 +275,15 @@ mod tests {
     }
 
     #[test]
-    fn alter_applies_to_the_local_and_the_distributed_table() {
+    fn alter_applies_to_the_local_table_and_recreates_the_distributed_one() {
         let out = for_cluster("-- why\nALTER TABLE checkpoints ADD COLUMN watermark Int64 DEFAULT 0", "c", "db");
         assert_eq!(
             out,
             [
-                "ALTER TABLE checkpoints_local ON CLUSTER c ADD COLUMN watermark Int64 DEFAULT 0",
-                "ALTER TABLE checkpoints ON CLUSTER c ADD COLUMN watermark Int64 DEFAULT 0"
+                "ALTER TABLE db.checkpoints_local ON CLUSTER c_shards ADD COLUMN watermark Int64 DEFAULT 0",
+                "DROP TABLE IF EXISTS db.checkpoints ON CLUSTER c",
+                "CREATE TABLE IF NOT EXISTS db.checkpoints ON CLUSTER c AS db.checkpoints_local\n\
+                 ENGINE = Distributed(c, db, checkpoints_local, cityHash64(consumer_group))"
             ]
         );
     }
@@ -143,13 +295,16 @@ mod tests {
         for (name, sql) in MIGRATIONS {
             for statement in statements(sql) {
                 let out = for_cluster(&statement, "c", "db");
-                assert_eq!(out.len(), 2, "{name}: {statement}");
+                let distributed = out.last().expect("a cluster form");
+                assert!(distributed.contains("ENGINE = Distributed(c, db, "), "{name}: {distributed}");
+                assert!(!distributed.contains("rand()"), "{name}: no sort key found for {statement}");
                 if out[0].starts_with("CREATE") {
+                    assert_eq!(out.len(), 2, "{name}: {statement}");
                     assert!(out[0].contains("ENGINE = Replicated"), "{name}: {}", out[0]);
-                    assert!(out[1].contains("ENGINE = Distributed(c, db, "), "{name}: {}", out[1]);
-                    assert!(!out[1].contains("rand()"), "{name}: no sort key found in {statement}");
                 } else {
-                    assert!(out.iter().all(|s| s.starts_with("ALTER TABLE") && s.contains("ON CLUSTER c")), "{name}");
+                    assert_eq!(out.len(), 3, "{name}: {statement}");
+                    assert!(out[0].starts_with("ALTER TABLE db.") && out[0].contains("_local ON CLUSTER c_shards"));
+                    assert!(out[1].starts_with("DROP TABLE IF EXISTS db.") && out[1].ends_with(" ON CLUSTER c"));
                 }
             }
         }

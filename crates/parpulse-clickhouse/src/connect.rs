@@ -169,13 +169,18 @@ impl Store {
         })
     }
 
-    /// Drops the database and everything in it (demo resets and test clean-up).
+    /// Drops the database and everything in it (demo resets and test clean-up); on a
+    /// cluster, on every server.
     pub async fn drop_database(config: &ClickHouseConfig) -> Result<()> {
         if !valid_database_name(&config.database) {
             return Err(StoreError::BadDatabaseName(config.database.clone()));
         }
+        if let Some(cluster) = config.cluster.as_deref().filter(|c| !valid_database_name(c)) {
+            return Err(StoreError::BadDatabaseName(cluster.to_owned()));
+        }
+        let on_cluster = config.cluster.as_ref().map_or_else(String::new, |c| format!(" ON CLUSTER {c}"));
         base_client(config)?
-            .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
+            .query(&format!("DROP DATABASE IF EXISTS {}{on_cluster}", config.database))
             .execute()
             .await
             .map_err(|source| StoreError::Query { url: config.url.clone(), doing: "dropping the database", source })

@@ -172,13 +172,15 @@ pub async fn load_partition(store: &Store, kafka_partition: u32, active_since: i
         .map_err(store.error("loading a partition's dossier_state"))
 }
 
-/// The newest state of one dossier, if it has any.
+/// The newest state of one dossier, if it has any (on a cluster, once every replica
+/// holds what was inserted before: [`crate::cluster::await_replicas`]).
 pub async fn load_one(
     store: &Store,
     kafka_partition: u32,
     agency_code: &str,
     dossier_id: &str,
 ) -> Result<Option<DossierStateRow>> {
+    crate::cluster::await_replicas(store).await?;
     store
         .client()
         .query(include_str!("../../../schemas/clickhouse/queries/dossier_state_load_one.sql"))

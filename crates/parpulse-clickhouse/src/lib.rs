@@ -34,6 +34,8 @@ pub enum StoreError {
     BadDatabaseName(String),
     #[error("ClickHouse CA file {}: {reason}", path.display())]
     CaFile { path: std::path::PathBuf, reason: String },
+    #[error("ClickHouse replicas still behind after {seconds} s: {behind}")]
+    ReplicasBehind { seconds: u64, behind: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

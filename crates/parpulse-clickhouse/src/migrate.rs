@@ -99,6 +99,8 @@ pub async fn migrate(store: &Store) -> Result<MigrationReport> {
     for statement in for_topology(store.cluster(), store.database(), CREATE_MIGRATIONS_TABLE) {
         client.query(&statement).execute().await.map_err(store.error("creating schema_migrations"))?;
     }
+    // On a cluster, the record of a migration just applied elsewhere is read too.
+    crate::cluster::await_replicas(store).await?;
     let applied: Vec<AppliedMigration> = client
         .query("SELECT ?fields FROM schema_migrations")
         .fetch_all()
