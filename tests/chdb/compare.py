@@ -74,6 +74,15 @@ def one_dossier(url, database):
     return [int(partition), agency, dossier]
 
 
+def budget_year(url, database):
+    """The newest fiscal year the server's budget events hold: the data's own year, not
+    today's (in early January the data's budgets are still last year's)."""
+    year = server(url, database, "SELECT max(fiscal_year) FROM budget_event FORMAT TabSeparated").strip()
+    if not year or year == "0":
+        raise SystemExit("the server's budget_event is empty: nothing to compare for budget_year")
+    return int(year)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -89,7 +98,7 @@ def main():
     month_ago = now_micros - 30 * 86_400_000_000
     month_ago_day = (today - datetime.timedelta(days=30)).isoformat()
     params = {
-        "budget_year": [today.year],
+        "budget_year": [budget_year(args.url, args.database)],
         "headcounts": [],
         "checkpoints_committed": [args.group, args.topic],
         "dossier_day_load_partition": [0],

@@ -54,9 +54,67 @@ pub fn memory(pid: u32) -> Memory {
     Memory { rss_kib: field("VmRSS:"), peak_kib: field("VmHWM:") }
 }
 
-/// A free loopback port chosen by the OS.
+/// A free loopback port chosen by the OS, released before the caller's process binds it
+/// (another process may take it in between): prefer [`listening_port`].
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("address").port()
+    free_ports::<1>()[0]
+}
+
+/// `n` distinct free loopback ports chosen by the OS, for services that are not parpulse
+/// (a spare Kafka or ClickHouse, which must be told their ports and keep them across a
+/// restart). All are held until every one is chosen, then released for the service to
+/// take: a parpulse process is better started with `--listen 127.0.0.1:0` and asked
+/// with [`listening_port`], which leaves no moment where another process can take it.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: [std::net::TcpListener; N] =
+        std::array::from_fn(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"));
+    listeners.map(|l| l.local_addr().expect("address").port())
+}
+
+/// The loopback TCP port `child` listens on, read from /proc (Linux) once it has bound
+/// one: start it with `--listen 127.0.0.1:0`, so the port is chosen by the OS and bound
+/// by the child in one step. Fails if the child exits, listens on several ports, or
+/// binds none within `within`.
+pub async fn listening_port(child: &mut Reaped, within: Duration) -> u16 {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        child.assert_running("the process whose port is awaited");
+        let ports = listening_ports(child.pid());
+        match ports[..] {
+            [port] => return port,
+            [] => assert!(tokio::time::Instant::now() < deadline, "no listening port within {within:?}"),
+            _ => panic!("the process listens on several ports: {ports:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The ports of the listening IPv4 TCP sockets process `pid` holds.
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    let inodes: std::collections::BTreeSet<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    let mut ports: Vec<u16> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+            (*state == "0A" && inodes.contains(*inode))
+                .then(|| u16::from_str_radix(local.rsplit(':').next()?, 16).ok())
+                .flatten()
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// Waits until `url` answers 200, failing after `within`.

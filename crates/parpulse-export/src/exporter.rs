@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use parpulse_clickhouse::{budget_staffing, dossier_day, dossier_state, Store, StoreError};
-use parpulse_core::time::now_micros;
+use parpulse_core::time::{now_micros, Clock};
 use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{IntCounter, IntGauge, Registry};
 
@@ -28,6 +28,9 @@ pub struct ExporterConfig {
     pub lateness_refresh_interval: Duration,
     /// After this long without a successful refresh, the values are stale.
     pub stale_after: Duration,
+    /// "Now" for the windows, the fiscal year, open and overdue dossiers and the period
+    /// report: the wall clock in production, a fixed one in tests (`PARPULSE_FAKE_NOW`).
+    pub clock: Clock,
 }
 
 impl Default for ExporterConfig {
@@ -36,6 +39,7 @@ impl Default for ExporterConfig {
             refresh_interval: Duration::from_secs(5),
             lateness_refresh_interval: Duration::from_secs(15),
             stale_after: Duration::from_secs(60),
+            clock: Clock::Wall,
         }
     }
 }
@@ -130,7 +134,7 @@ impl Exporter {
 
     /// Re-reads the per-dossier facts, budget and staffing (the slow cadence).
     pub async fn refresh_facts(&self) -> Result<(), StoreError> {
-        let now = now_micros();
+        let now = self.config.clock.now_micros();
         let today = LocalDay::of_micros(now);
         let from = Window::earliest_needed(today);
         let result = async {
@@ -160,7 +164,7 @@ impl Exporter {
     /// Re-reads the day buckets and renders with the newest dossier facts (reading
     /// those first if there are none yet).
     pub async fn refresh_days(&self) -> Result<Arc<Snapshot>, StoreError> {
-        let now = now_micros();
+        let now = self.config.clock.now_micros();
         let today = LocalDay::of_micros(now);
         let from = Window::earliest_needed(today);
         if self.facts.read().expect("facts lock poisoned").is_none() {
@@ -263,15 +267,15 @@ async fn period_report(exporter: &Exporter, period: &str, format: Option<&str>) 
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
     let calendar = parpulse_core::lifecycle::active_calendar();
-    let report =
-        match crate::period_report::read(&exporter.store, &exporter.registry, &period, calendar, now_micros()).await {
-            Ok(report) => report,
-            Err(e) => {
-                tracing::warn!(error = %e, period = %period.label(), "period report failed");
-                return (StatusCode::SERVICE_UNAVAILABLE, format!("reading the period's dossiers failed: {e}\n"))
-                    .into_response();
-            }
-        };
+    let now = exporter.config.clock.now_micros();
+    let report = match crate::period_report::read(&exporter.store, &exporter.registry, &period, calendar, now).await {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::warn!(error = %e, period = %period.label(), "period report failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("reading the period's dossiers failed: {e}\n"))
+                .into_response();
+        }
+    };
     let attachment = |extension: &str| format!("attachment; filename=\"bao-cao-{}.{extension}\"", period.label());
     match format.unwrap_or("html") {
         "html" => {

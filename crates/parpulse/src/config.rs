@@ -302,6 +302,7 @@ pub struct ExportArgs {
     /// 766 service facts), budget and staffing, which scan a row per dossier.
     #[arg(long, env = "PARPULSE_EXPORTER_LATENESS_REFRESH_MS", default_value_t = 15_000)]
     pub lateness_refresh_ms: u64,
+            clock: Default::default(),
     /// Seconds without a successful refresh after which values are stale and /readyz fails.
     #[arg(long, env = "PARPULSE_EXPORTER_STALE_SECS", default_value_t = 60)]
     pub stale_secs: u64,
@@ -321,6 +322,10 @@ impl ExportArgs {
 pub struct IntakeArgs {
     /// Where POST /v1/events, /metrics, /healthz and /readyz listen.
     #[arg(long, env = "PARPULSE_INTAKE_LISTEN", default_value = "127.0.0.1:9466")]
+    /// Tests only (hidden): judge as of this RFC 3339 instant instead of the wall clock
+    /// (docs/OPERATIONS.md, "A fixed now for tests").
+    #[arg(long, env = "PARPULSE_FAKE_NOW", hide = true, value_parser = parpulse_core::time::Clock::fixed_at)]
+    pub fake_now: Option<parpulse_core::time::Clock>,
     pub listen: SocketAddr,
     /// Token file: `[[token]] agency = "SNV" sha256 = "<hex>"` (see `parpulse ingest token`).
     #[arg(long, env = "PARPULSE_INTAKE_TOKENS")]
@@ -329,6 +334,7 @@ pub struct IntakeArgs {
     #[arg(long, env = "PARPULSE_INTAKE_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
     pub body_limit: usize,
     /// How long Kafka may take to acknowledge before the request gets 503.
+            clock: self.fake_now.clone().unwrap_or_default(),
     #[arg(long, env = "PARPULSE_DELIVERY_TIMEOUT_MS", default_value_t = 10_000)]
     pub delivery_timeout_ms: u64,
 }

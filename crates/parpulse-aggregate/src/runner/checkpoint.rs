@@ -54,14 +54,14 @@ impl Snapshot {
     }
 }
 
-/// Takes what changed since the last snapshot out of the state (None: nothing did).
-pub(super) fn snapshot(work: &mut Work, consumer_group: &str) -> Option<Snapshot> {
+/// Takes what changed since the last snapshot out of the state (None: nothing did),
+/// its dossiers judged as of `judged_at` (UTC micros, the aggregator's clock).
+pub(super) fn snapshot(work: &mut Work, consumer_group: &str, judged_at: i64) -> Option<Snapshot> {
     let progressed: Vec<Key> = work.states.iter().filter(|(_, s)| s.has_progress()).map(|(k, _)| k.clone()).collect();
     if progressed.is_empty() {
         return None;
     }
-    let now = now_micros();
-    let written_at = u32::try_from(now / 1_000_000).unwrap_or(u32::MAX);
+    let written_at = u32::try_from(now_micros() / 1_000_000).unwrap_or(u32::MAX);
     // Sized once: appending a dozen partitions' rows would otherwise regrow and copy them.
     let (dossier_rows, audit_rows) = progressed
         .iter()
@@ -78,7 +78,7 @@ pub(super) fn snapshot(work: &mut Work, consumer_group: &str) -> Option<Snapshot
     };
     for key in progressed {
         let state = work.states.get_mut(&key).expect("progressed partition");
-        snapshot.dossiers.extend(state.pending_dossier_rows(now));
+        snapshot.dossiers.extend(state.pending_dossier_rows(judged_at));
         snapshot.days.extend(state.pending_rows());
         snapshot.event_log.append(&mut state.take_event_log());
         let (mut budget, mut staffing) = state.take_event_rows();
@@ -125,7 +125,7 @@ impl Shared {
     /// Returns the offsets of the previous checkpoint, to commit.
     pub(super) async fn start_checkpoint(self: &Arc<Self>, work: &mut Work) -> Option<TopicPartitionList> {
         let done = self.finish_in_flight(work).await;
-        let snapshot = snapshot(work, &self.config.consumer_group);
+        let snapshot = snapshot(work, &self.config.consumer_group, self.config.clock.now_micros());
         let in_memory: usize = work.states.values().map(|state| state.dossier_counts().0).sum();
         self.metrics.dossiers_in_memory.set(in_memory as i64);
         if let Some(snapshot) = snapshot {
@@ -138,7 +138,7 @@ impl Shared {
     /// Writes a checkpoint now (shutdown), after the one in flight.
     pub(super) async fn checkpoint_now(&self, work: &mut Work) -> Vec<TopicPartitionList> {
         let mut commits: Vec<_> = self.finish_in_flight(work).await.into_iter().collect();
-        if let Some(snapshot) = snapshot(work, &self.config.consumer_group) {
+        if let Some(snapshot) = snapshot(work, &self.config.consumer_group, self.config.clock.now_micros()) {
             commits.push(self.write_with_retry(snapshot).await);
         }
         commits
@@ -236,7 +236,7 @@ mod tests {
             from: SourcePosition { topic: "par.dossier.v1".into(), partition: 2, offset: 9 },
         });
 
-        let taken = snapshot(&mut work, "group").expect("partition 2 progressed");
+        let taken = snapshot(&mut work, "group", T0 + 2).expect("partition 2 progressed");
         assert_eq!(taken.checkpoints.len(), 1, "the idle partition writes no checkpoint row");
         let row = &taken.checkpoints[0];
         assert_eq!((row.consumer_group.as_str(), row.kafka_partition, row.next_offset), ("group", 2, 12));
@@ -248,7 +248,26 @@ mod tests {
         let element = commit.find_partition("par.dossier.v1", 2).expect("offset to commit");
         assert_eq!(element.offset(), Offset::Offset(12));
 
-        assert!(snapshot(&mut work, "group").is_none(), "nothing changed since");
+        assert!(snapshot(&mut work, "group", T0 + 2).is_none(), "nothing changed since");
+    }
+
+    #[test]
+    fn a_snapshot_judges_its_dossiers_as_of_the_given_instant_not_the_wall_clock() {
+        let deadlines = |judged_at: i64| {
+            let mut work = Work::default();
+            let mut state = PartitionState::load(2, 10, &[], &[]);
+            state.apply_event(10, &reception("D1", T0));
+            state.apply_event(11, &reception("D2", T0 + 1));
+            work.states.insert(("par.dossier.v1".into(), 2), state);
+            let taken = snapshot(&mut work, "group", judged_at).expect("progressed");
+            let mut rows: Vec<_> = taken.dossiers.iter().map(|r| (r.dossier_id.clone(), r.deadline_at)).collect();
+            rows.sort();
+            rows
+        };
+        let day = 86_400_000_000;
+        assert_eq!(deadlines(T0 + 2), [("D1".into(), T0 + day), ("D2".into(), T0 + 1 + day)]);
+        // As of T0, D2's reception has not happened yet: no deadline.
+        assert_eq!(deadlines(T0), [("D1".into(), T0 + day), ("D2".into(), 0)]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use parpulse_clickhouse::StoreError;
+use parpulse_core::time::Clock;
 use parpulse_core::topics::Topics;
 use parpulse_core::validate::ValidationPolicy;
 use parpulse_core::AgencyRegistry;
@@ -32,6 +33,9 @@ pub struct AggregatorConfig {
     /// validated again by the gate's rules (parpulse_core::validate).
     pub registry: AgencyRegistry,
     pub policy: ValidationPolicy,
+    /// The instant dossiers are judged as of at each checkpoint (open, overdue, apology
+    /// timing): the wall clock in production, a fixed one in tests.
+    pub clock: Clock,
 }
 
 impl AggregatorConfig {
@@ -50,6 +54,7 @@ impl AggregatorConfig {
             audit_events: true,
             registry: AgencyRegistry::demo(),
             policy: ValidationPolicy::default(),
+            clock: Clock::Wall,
         }
     }
 }

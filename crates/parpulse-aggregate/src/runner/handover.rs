@@ -122,7 +122,7 @@ impl Shared {
         {
             let mut work = self.work.lock().await;
             let in_flight = self.finish_in_flight(&mut work).await;
-            if let Some(snapshot) = snapshot(&mut work, &self.config.consumer_group) {
+            if let Some(snapshot) = snapshot(&mut work, &self.config.consumer_group, self.config.clock.now_micros()) {
                 for attempt in 1..=REVOKE_ATTEMPTS {
                     match self.write_once(&snapshot).await {
                         Ok(()) => {
