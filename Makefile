@@ -75,14 +75,14 @@ chaos: up
 	  $(CARGO) test --release -p parpulse-tests --test e2e_intake_fuzz -- --nocapture
 
 # Mutation testing (docs/TESTING.md), never part of `make test`: cargo-mutants (pinned) on
-# parpulse-core's rule modules, one job (2 shared cores), copying the tree without what .gitignore excludes (
-# .parpulse/, target/: several GB); the report goes to target/mutants/.
+# parpulse-core's rule modules, one job (2 shared cores), copying the tree without what
+# .gitignore excludes (.parpulse/, target/: several GB); the report goes to target/mutants/.
 MUTANTS_VERSION := 27.1.0
 MUTANTS_FILES ?= lifecycle kpi decision766 validate time calendar
 mutants:
 	@cargo mutants --version 2>/dev/null | grep -qx 'cargo-mutants $(MUTANTS_VERSION)' \
 	  || $(CARGO) install cargo-mutants --version $(MUTANTS_VERSION) --locked
-	$(CARGO) mutants -p parpulse-core -j 1 --gitignore=true --copy-target=false -o target/mutants $(foreach m,$(MUTANTS_FILES),--file crates/parpulse-core/src/$(m).rs)
+	$(CARGO) mutants -p parpulse-core -j 1 --gitignore=true -o target/mutants $(foreach m,$(MUTANTS_FILES),--file crates/parpulse-core/src/$(m).rs)
 
 test-unit: install
 	$(CARGO) test --workspace --lib --bins
