@@ -137,6 +137,7 @@ impl AggregatorMetrics {
         }
         let health = parpulse_http::health::Health::new(&registry, &["kafka", "clickhouse"]);
         parpulse_http::register_build_info(&registry);
+        parpulse_http::register_calendar_metrics(&registry);
         Self {
             registry,
             events,

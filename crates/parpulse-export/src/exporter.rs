@@ -89,6 +89,7 @@ impl Health {
         }
         let dependencies = parpulse_http::health::Health::new(&registry, &["clickhouse"]);
         parpulse_http::register_build_info(&registry);
+        parpulse_http::register_calendar_metrics(&registry);
         Self { registry, refreshes, refresh_errors, last_refresh, stale, dependencies }
     }
 }

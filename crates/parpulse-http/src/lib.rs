@@ -3,7 +3,10 @@
 //! (it can do its job: for the exporter, values are fresh; for the intake,
 //! Kafka answers). A process adds its own routes with [`router`]'s `merge`.
 
+pub mod calendar;
 pub mod health;
+
+pub use calendar::register_calendar_metrics;
 
 use std::sync::Arc;
 

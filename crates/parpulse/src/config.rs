@@ -85,6 +85,10 @@ pub struct Common {
     /// Agency registry TOML (default: the demo province built in, deploy/agencies.toml).
     #[arg(long, env = "PARPULSE_AGENCIES", global = true)]
     pub agencies: Option<PathBuf>,
+    /// Working-day calendar TOML (default: the one built in, deploy/holidays.toml), read
+    /// and validated at start; deadlines in working days and apology timing use it.
+    #[arg(long, env = "PARPULSE_HOLIDAYS", global = true)]
+    pub holidays: Option<PathBuf>,
     /// Aggregator consumer group (the exporter and demo read its checkpoints).
     #[arg(long, env = "PARPULSE_CONSUMER_GROUP", default_value = "parpulse-aggregator", global = true)]
     pub consumer_group: String,
@@ -154,6 +158,18 @@ impl Common {
             retention: self.topic_retention,
         };
         KafkaConfig { connection: self.kafka_connection(), topics: self.topics(), topic_settings }
+    }
+
+    /// Makes the province's working-day calendar the one every judgment uses (the built-in
+    /// one when `--holidays` is not given); a file that does not validate stops the process.
+    pub fn install_calendar(&self) -> Result<()> {
+        let Some(path) = &self.holidays else { return Ok(()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading holiday calendar {}", path.display()))?;
+        let calendar = parpulse_core::calendar::WorkingCalendar::parse(&text)
+            .with_context(|| format!("holiday calendar {}", path.display()))?;
+        tracing::info!(path = %path.display(), first_year = calendar.first_year(), last_year = calendar.last_year(), "working-day calendar loaded");
+        parpulse_core::lifecycle::install_calendar(calendar);
+        Ok(())
     }
 
     pub fn registry(&self) -> Result<AgencyRegistry> {

@@ -100,6 +100,7 @@ fn main() -> Result<()> {
     memory::return_large_blocks_to_the_system();
     let mut cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    cli.common.install_calendar()?;
     runtime.block_on(async move {
         if cli.command.uses_kafka() {
             cli.common.connect_kafka(cli.command.long_running()).await?;
