@@ -164,7 +164,8 @@ impl Common {
     /// one when `--holidays` is not given); a file that does not validate stops the process.
     pub fn install_calendar(&self) -> Result<()> {
         let Some(path) = &self.holidays else { return Ok(()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading holiday calendar {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading holiday calendar {}", path.display()))?;
         let calendar = parpulse_core::calendar::WorkingCalendar::parse(&text)
             .with_context(|| format!("holiday calendar {}", path.display()))?;
         tracing::info!(path = %path.display(), first_year = calendar.first_year(), last_year = calendar.last_year(), "working-day calendar loaded");
@@ -302,6 +303,7 @@ impl AggregateArgs {
             audit_events: self.audit_events,
             registry: common.registry()?,
             policy: Default::default(),
+            clock: Default::default(),
         })
     }
 }
@@ -318,10 +320,13 @@ pub struct ExportArgs {
     /// 766 service facts), budget and staffing, which scan a row per dossier.
     #[arg(long, env = "PARPULSE_EXPORTER_LATENESS_REFRESH_MS", default_value_t = 15_000)]
     pub lateness_refresh_ms: u64,
-            clock: Default::default(),
     /// Seconds without a successful refresh after which values are stale and /readyz fails.
     #[arg(long, env = "PARPULSE_EXPORTER_STALE_SECS", default_value_t = 60)]
     pub stale_secs: u64,
+    /// Tests only (hidden): judge as of this RFC 3339 instant instead of the wall clock
+    /// (docs/OPERATIONS.md, "A fixed now for tests").
+    #[arg(long, env = "PARPULSE_FAKE_NOW", hide = true, value_parser = parpulse_core::time::Clock::fixed_at)]
+    pub fake_now: Option<parpulse_core::time::Clock>,
 }
 
 impl ExportArgs {
@@ -330,6 +335,7 @@ impl ExportArgs {
             refresh_interval: Duration::from_millis(self.refresh_ms.max(100)),
             lateness_refresh_interval: Duration::from_millis(self.lateness_refresh_ms.max(100)),
             stale_after: Duration::from_secs(self.stale_secs),
+            clock: self.fake_now.clone().unwrap_or_default(),
         }
     }
 }
@@ -338,10 +344,6 @@ impl ExportArgs {
 pub struct IntakeArgs {
     /// Where POST /v1/events, /metrics, /healthz and /readyz listen.
     #[arg(long, env = "PARPULSE_INTAKE_LISTEN", default_value = "127.0.0.1:9466")]
-    /// Tests only (hidden): judge as of this RFC 3339 instant instead of the wall clock
-    /// (docs/OPERATIONS.md, "A fixed now for tests").
-    #[arg(long, env = "PARPULSE_FAKE_NOW", hide = true, value_parser = parpulse_core::time::Clock::fixed_at)]
-    pub fake_now: Option<parpulse_core::time::Clock>,
     pub listen: SocketAddr,
     /// Token file: `[[token]] agency = "SNV" sha256 = "<hex>"` (see `parpulse ingest token`).
     #[arg(long, env = "PARPULSE_INTAKE_TOKENS")]
@@ -350,7 +352,6 @@ pub struct IntakeArgs {
     #[arg(long, env = "PARPULSE_INTAKE_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
     pub body_limit: usize,
     /// How long Kafka may take to acknowledge before the request gets 503.
-            clock: self.fake_now.clone().unwrap_or_default(),
     #[arg(long, env = "PARPULSE_DELIVERY_TIMEOUT_MS", default_value_t = 10_000)]
     pub delivery_timeout_ms: u64,
 }
