@@ -342,8 +342,11 @@ start_all() {
 stop_all() {
   any_running || { log "cluster: not running"; return 0; }
   local node
-  for node in "${CH_NODES[@]}"; do ch_run "$node" stop; done
-  for node in "${KAFKA_NODES[@]}"; do stop_node "$node"; done
+  for node in "${CH_NODES[@]}"; do ch_run "$node" stop & done
+  wait
+  # Together: the last broker of a KRaft quorum stopped alone waits for a quorum that is gone.
+  for node in "${KAFKA_NODES[@]}"; do stop_node "$node" & done
+  wait
   stop_node zookeeper
 }
 
