@@ -315,7 +315,13 @@ async fn a_province_through_the_cluster_survives_a_broker_kill_and_a_replica_res
 
     // The replica that was stopped caught up: it holds what its twin holds; the data
     // is spread over both shards (checkpoints go to one: their shard key is the group).
-    parpulse_clickhouse::cluster::await_replicas(&store).await.expect("replicas in sync");
+    let mut waits = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        parpulse_clickhouse::cluster::await_replicas(&store).await.expect("replicas in sync");
+        waits.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!("figure await_replicas with the replicas in sync: {waits:.0?} ms");
     for table in ["dossier_day", "dossier_state", "checkpoints", "event_log"] {
         let mut shards = Vec::new();
         for (first, second) in [(CLICKHOUSE[0], CLICKHOUSE[1]), (CLICKHOUSE[2], CLICKHOUSE[3])] {
