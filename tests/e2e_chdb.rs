@@ -47,8 +47,8 @@ async fn migrations_and_kpi_queries_give_the_same_results_on_chdb_as_on_the_serv
 }
 
 /// The cluster form of the migrations (Replicated*MergeTree + Distributed, ON CLUSTER)
-/// cannot run here (it needs ZooKeeper and several nodes); every statement of it
-/// parses on current ClickHouse, and the single-node form is what every other test runs.
+/// runs on ClickHouse 18.16 in tests/e2e_cluster.rs; every statement of it parses on
+/// current ClickHouse too.
 #[test]
 fn the_cluster_form_of_every_migration_parses_on_current_clickhouse() {
     let sql = Command::new(parpulse_tests::parpulse_bin())
