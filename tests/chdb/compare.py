@@ -19,7 +19,7 @@ import urllib.request
 from chdb import session as chdb_session
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TABLES = ["dossier_day", "checkpoints", "dossier_state", "budget_event", "staffing_event"]
+TABLES = ["dossier_day", "checkpoints", "dossier_state", "budget_event", "staffing_event", "procedure_day"]
 
 
 def statements(sql):
@@ -103,6 +103,8 @@ def main():
         "checkpoints_committed": [args.group, args.topic],
         "dossier_day_load_partition": [0],
         "dossier_day_read_days": [first, last],
+        "procedure_day_load_partition": [0, first],
+        "procedure_day_read_days": [first, last],
         "dossier_state_load_partition": [0, 0],
         "dossier_state_load_one": one_dossier(args.url, args.database),
         "resolved_days": [first, last],

@@ -10,7 +10,7 @@
 
 use parpulse_clickhouse::checkpoint;
 use parpulse_clickhouse::rebuild::{
-    self as storage, Scope, BUDGET_EVENT, DOSSIER_DAY, DOSSIER_STATE, STAFFING_EVENT, TABLES,
+    self as storage, Scope, BUDGET_EVENT, DOSSIER_DAY, DOSSIER_STATE, PROCEDURE_DAY, STAFFING_EVENT, TABLES,
 };
 use parpulse_clickhouse::{Store, StoreError};
 use parpulse_core::avro::AvroCodec;
@@ -108,11 +108,13 @@ async fn replay(
     state.skip(below - 1);
     let in_days = |day: u16| scope.days.is_none_or(|(from, to)| (from..=to).contains(&day));
     let days: Vec<_> = state.pending_rows().into_iter().filter(|r| in_days(r.day)).collect();
+    let procedures: Vec<_> = state.pending_procedure_rows().into_iter().filter(|r| in_days(r.day)).collect();
     let dossiers: Vec<_> = state.pending_dossier_rows(now_micros()).filter(|r| in_days(r.received_day)).collect();
     let (budget, staffing) = state.take_event_rows();
     let budget: Vec<_> = budget.into_iter().filter(|r| in_days(r.day)).collect();
     let staffing: Vec<_> = staffing.into_iter().filter(|r| in_days(r.day)).collect();
     storage::write(store, DOSSIER_DAY, &days).await?;
+    storage::write(store, PROCEDURE_DAY, &procedures).await?;
     for chunk in dossiers.chunks(100_000) {
         storage::write(store, DOSSIER_STATE, chunk).await?;
     }

@@ -46,7 +46,8 @@ use parpulse_clickhouse::budget_staffing::{BudgetEventRow, StaffingEventRow};
 use parpulse_clickhouse::dossier_day::DossierDayRow;
 use parpulse_clickhouse::dossier_state::{channel_code, DossierStateRow, Judged};
 use parpulse_clickhouse::event_log::EventLogRow;
-use parpulse_core::kpi::DossierDayCounts;
+use parpulse_clickhouse::procedure_day::ProcedureDayRow;
+use parpulse_core::kpi::{counts_as_online, DossierDayCounts};
 use parpulse_core::lifecycle::{active_calendar, DossierLifecycle};
 use parpulse_core::{BudgetEvent, DossierEvent, DossierEventKind, Event, LocalDay, StaffingEvent};
 
@@ -78,6 +79,37 @@ struct Bucket {
     /// Events of this partition with an offset below this are already counted.
     complete_through: i64,
     /// Changed since the last checkpoint (its key is in `dirty_buckets`).
+    dirty: bool,
+}
+
+/// A (unit, procedure, day) bucket of receptions (`procedure_day`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProcedureBucketKey {
+    pub agency_code: Arc<str>,
+    pub procedure_code: Arc<str>,
+    pub day: LocalDay,
+}
+
+/// A [`ProcedureBucketKey`] borrowed from an event (hashes equal, fields in the same order).
+#[derive(Hash)]
+struct ProcedureBucketKeyRef<'a> {
+    agency_code: &'a str,
+    procedure_code: &'a str,
+    day: LocalDay,
+}
+
+impl Equivalent<ProcedureBucketKey> for ProcedureBucketKeyRef<'_> {
+    fn equivalent(&self, key: &ProcedureBucketKey) -> bool {
+        self.day == key.day && *key.procedure_code == *self.procedure_code && *key.agency_code == *self.agency_code
+    }
+}
+
+/// Receptions of one procedure of one unit on one day, versioned like [`Bucket`].
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcedureBucket {
+    received: u64,
+    received_online: u64,
+    complete_through: i64,
     dirty: bool,
 }
 
@@ -240,6 +272,10 @@ pub struct PartitionState {
     agencies: HashSet<Arc<str>>,
     buckets: HashMap<BucketKey, Bucket>,
     dirty_buckets: Vec<BucketKey>,
+    /// Receptions per (unit, procedure, day); those older than the allowed lateness leave
+    /// memory at checkpoints (no event can change them any more).
+    procedure_buckets: HashMap<ProcedureBucketKey, ProcedureBucket>,
+    dirty_procedure_buckets: Vec<ProcedureBucketKey>,
     dossiers: HashMap<DossierKey, Dossier>,
     dirty_dossiers: Vec<DossierKey>,
     duplicates: u64,
@@ -255,6 +291,18 @@ pub struct PartitionState {
 impl PartitionState {
     /// State as stored: the checkpoint's next offset and the newest bucket and dossier rows.
     pub fn load(partition: u32, next_offset: i64, rows: &[DossierDayRow], dossier_rows: &[DossierStateRow]) -> Self {
+        Self::load_with_procedures(partition, next_offset, rows, dossier_rows, &[])
+    }
+
+    /// [`PartitionState::load`] with the newest procedure buckets too (those within the
+    /// allowed lateness suffice: older ones can no longer change).
+    pub fn load_with_procedures(
+        partition: u32,
+        next_offset: i64,
+        rows: &[DossierDayRow],
+        dossier_rows: &[DossierStateRow],
+        procedure_rows: &[ProcedureDayRow],
+    ) -> Self {
         let mut agencies = HashSet::default();
         let buckets = rows
             .iter()
@@ -275,6 +323,8 @@ impl PartitionState {
             agencies,
             buckets,
             dirty_buckets: Vec::new(),
+            procedure_buckets: HashMap::default(),
+            dirty_procedure_buckets: Vec::new(),
             dossiers: HashMap::default(),
             dirty_dossiers: Vec::new(),
             duplicates: 0,
@@ -285,6 +335,21 @@ impl PartitionState {
             checkpointed_offset: next_offset,
         };
         state.dossiers.reserve(dossier_rows.len());
+        for row in procedure_rows {
+            let key = ProcedureBucketKey {
+                agency_code: intern(&mut state.agencies, &row.agency_code),
+                procedure_code: Arc::from(row.procedure_code.as_str()),
+                day: LocalDay(row.day),
+            };
+            let complete_through = i64::try_from(row.version).unwrap_or(i64::MAX);
+            let bucket = ProcedureBucket {
+                received: row.received,
+                received_online: row.received_online,
+                complete_through,
+                dirty: false,
+            };
+            state.procedure_buckets.insert(key, bucket);
+        }
         for row in dossier_rows {
             state.insert_stored(row);
         }
@@ -479,7 +544,7 @@ impl PartitionState {
     }
 
     /// Adds a counted reception to its unit's day bucket, unless the stored bucket has it.
-    fn count_reception<S>(&mut self, offset: i64, agency_code: Arc<str>, event: &DossierEvent<S>) {
+    fn count_reception<S: AsRef<str>>(&mut self, offset: i64, agency_code: Arc<str>, event: &DossierEvent<S>) {
         let day = LocalDay::of_micros(event.occurred_at);
         let bucket_ref = BucketKeyRef { agency_code: &agency_code, day };
         let (key, bucket) = match self.buckets.entry_ref(&bucket_ref) {
@@ -495,6 +560,69 @@ impl PartitionState {
         if bucket.counts.apply(event) {
             mark_dirty(&mut bucket.dirty, &mut self.dirty_buckets, &key);
         }
+        self.count_procedure_reception(offset, agency_code, day, event);
+    }
+
+    /// Adds a counted reception to its (unit, procedure, day) bucket, unless the stored
+    /// bucket has it: the same skip rule as the day buckets, per bucket.
+    fn count_procedure_reception<S: AsRef<str>>(
+        &mut self,
+        offset: i64,
+        agency_code: Arc<str>,
+        day: LocalDay,
+        event: &DossierEvent<S>,
+    ) {
+        let procedure_code = event.procedure_code.as_ref();
+        let key_ref = ProcedureBucketKeyRef { agency_code: &agency_code, procedure_code, day };
+        let (key, bucket) = match self.procedure_buckets.entry_ref(&key_ref) {
+            EntryRef::Occupied(entry) => (entry.key().clone(), entry.into_mut()),
+            EntryRef::Vacant(entry) => {
+                let key = ProcedureBucketKey {
+                    agency_code: agency_code.clone(),
+                    procedure_code: Arc::from(procedure_code),
+                    day,
+                };
+                (key.clone(), entry.insert_with_key(key, ProcedureBucket::default()))
+            }
+        };
+        if offset < bucket.complete_through {
+            return; // already counted before a restart
+        }
+        bucket.received += 1;
+        bucket.received_online += u64::from(counts_as_online(event));
+        mark_dirty(&mut bucket.dirty, &mut self.dirty_procedure_buckets, &key);
+    }
+
+    /// Rows for the changed procedure buckets, versioned with the current next offset.
+    pub fn pending_procedure_rows(&self) -> Vec<ProcedureDayRow> {
+        let version = u64::try_from(self.next_offset).unwrap_or(0);
+        self.dirty_procedure_buckets
+            .iter()
+            .map(|key| {
+                let bucket = self.procedure_buckets[key];
+                ProcedureDayRow {
+                    kafka_partition: self.partition,
+                    agency_code: key.agency_code.to_string(),
+                    procedure_code: key.procedure_code.to_string(),
+                    day: key.day.0,
+                    received: bucket.received,
+                    received_online: bucket.received_online,
+                    version,
+                }
+            })
+            .collect()
+    }
+
+    /// Receptions and online receptions of one unit's procedure on one day, if any.
+    pub fn procedure_counts(&self, agency_code: &str, procedure_code: &str, day: LocalDay) -> Option<(u64, u64)> {
+        self.procedure_buckets
+            .get(&ProcedureBucketKeyRef { agency_code, procedure_code, day })
+            .map(|b| (b.received, b.received_online))
+    }
+
+    /// Procedure buckets in memory.
+    pub fn procedure_bucket_count(&self) -> usize {
+        self.procedure_buckets.len()
     }
 
     /// Receptions not counted because the dossier was already received.
@@ -551,6 +679,11 @@ impl PartitionState {
                 dossier.dirty = false;
             }
         }
+        for key in self.dirty_procedure_buckets.drain(..) {
+            if let Some(bucket) = self.procedure_buckets.get_mut(&key) {
+                bucket.dirty = false;
+            }
+        }
         self.budget_rows.clear();
         self.staffing_rows.clear();
         self.event_log.clear();
@@ -568,6 +701,9 @@ impl PartitionState {
         let before = self.dossiers.len();
         self.dossiers.retain(|_, d| d.last_event_at >= horizon || d.dirty);
         self.evicted += (before - self.dossiers.len()) as u64;
+        // A reception before the horizon's day is too late (refused), so its bucket is final.
+        let horizon_day = LocalDay::of_micros(horizon.max(0));
+        self.procedure_buckets.retain(|key, b| key.day >= horizon_day || b.dirty);
     }
 
     /// Puts a fetched dossier back in memory after [`Verdict::NeedsStoredDossier`]:
@@ -805,6 +941,57 @@ mod tests {
         state.checkpoint_written(2);
         assert_eq!(state.dossier_counts().0, 2);
         assert_eq!(state.apply_event(2, &event("C", DossierEventKind::Processed, 0)), Verdict::Applied);
+    }
+
+    fn of_procedure(dossier: &str, procedure: &str, channel: Channel) -> DossierEvent {
+        DossierEvent { procedure_code: procedure.into(), ..reception("SNV", dossier, channel) }
+    }
+
+    #[test]
+    fn procedure_buckets_count_each_dossier_once_and_replay_exactly() {
+        let mut before = PartitionState::load(0, 0, &[], &[]);
+        before.apply(0, &of_procedure("D1", "1.001000", Channel::Online));
+        before.apply(1, &of_procedure("D2", "1.001000", Channel::InPerson));
+        before.apply(2, &of_procedure("D3", "1.001001", Channel::Online));
+        before.apply(3, &of_procedure("D1", "1.001000", Channel::Online)); // a duplicate reception
+        assert_eq!(before.procedure_counts("SNV", "1.001000", DAY), Some((2, 1)));
+        assert_eq!(before.procedure_counts("SNV", "1.001001", DAY), Some((1, 1)));
+        let rows = before.pending_procedure_rows();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.version == 4 && r.kafka_partition == 0));
+        // Crash: procedure rows stored at version 4, dossier rows and checkpoint not.
+        // Replay from offset 0 counts nothing twice and the next reception once.
+        let mut after = PartitionState::load_with_procedures(0, 0, &[], &[], &rows);
+        for (offset, (dossier, procedure, channel)) in [
+            ("D1", "1.001000", Channel::Online),
+            ("D2", "1.001000", Channel::InPerson),
+            ("D3", "1.001001", Channel::Online),
+            ("D1", "1.001000", Channel::Online),
+            ("D4", "1.001000", Channel::InPerson),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            after.apply(offset as i64, &of_procedure(dossier, procedure, channel));
+        }
+        assert_eq!(after.procedure_counts("SNV", "1.001000", DAY), Some((3, 1)));
+        assert_eq!(after.procedure_counts("SNV", "1.001001", DAY), Some((1, 1)));
+        assert_eq!(after.pending_procedure_rows().len(), 1, "only the bucket D4 changed");
+        after.checkpoint_written(5);
+        assert!(after.pending_procedure_rows().is_empty());
+    }
+
+    #[test]
+    fn procedure_buckets_beyond_the_allowed_lateness_leave_memory() {
+        let t0 = DAY.start_micros() + HOUR;
+        let mut state = PartitionState::load(0, 0, &[], &[]).with_lateness(0, 48 * HOUR);
+        state.apply_event(0, &at(of_procedure("A", "1.001000", Channel::Online), t0));
+        state.checkpoint_written(1);
+        state.apply_event(1, &at(of_procedure("B", "1.001000", Channel::Online), t0 + 100 * HOUR));
+        assert_eq!(state.procedure_bucket_count(), 2);
+        state.checkpoint_written(2);
+        assert_eq!(state.procedure_bucket_count(), 1, "the first day is 99 h behind with 48 h allowed");
+        assert_eq!(state.procedure_counts("SNV", "1.001000", DAY), None);
     }
 
     #[test]

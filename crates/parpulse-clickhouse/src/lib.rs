@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod cluster;
 pub mod connect;
 pub mod dossier_day;
+pub mod procedure_day;
 pub mod dossier_state;
 pub mod event_log;
 pub mod migrate;

@@ -40,8 +40,11 @@ pub const BUDGET_EVENT: Rebuilt = rebuilt("budget_event", "budget_event_rebuild"
 pub const STAFFING_EVENT: Rebuilt =
     rebuilt("staffing_event", "staffing_event_rebuild", Progress::Offset, EventKind::Staffing);
 
+pub const PROCEDURE_DAY: Rebuilt =
+    rebuilt("procedure_day", "procedure_day_rebuild", Progress::Version, EventKind::Dossier);
+
 /// Every table a rebuild recomputes.
-pub const TABLES: [Rebuilt; 4] = [DOSSIER_DAY, DOSSIER_STATE, BUDGET_EVENT, STAFFING_EVENT];
+pub const TABLES: [Rebuilt; 5] = [DOSSIER_DAY, DOSSIER_STATE, BUDGET_EVENT, STAFFING_EVENT, PROCEDURE_DAY];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {

@@ -14,6 +14,7 @@ pub mod event;
 pub mod kpi;
 pub mod lifecycle;
 pub mod period;
+pub mod procedures;
 pub mod time;
 pub mod topics;
 pub mod validate;

@@ -12,7 +12,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use parpulse_clickhouse::{budget_staffing, dossier_day, dossier_state, Store, StoreError};
+use parpulse_clickhouse::{budget_staffing, dossier_day, dossier_state, procedure_day, Store, StoreError};
+use parpulse_core::procedures::ProcedureCatalogue;
 use parpulse_core::time::{now_micros, Clock};
 use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{IntCounter, IntGauge, Registry};
@@ -31,6 +32,9 @@ pub struct ExporterConfig {
     /// "Now" for the windows, the fiscal year, open and overdue dossiers and the period
     /// report: the wall clock in production, a fixed one in tests (`PARPULSE_FAKE_NOW`).
     pub clock: Clock,
+    /// The procedure catalogue (`PARPULSE_PROCEDURES`; the demo's by default), joined with
+    /// the receptions per procedure when read.
+    pub procedures: Arc<ProcedureCatalogue>,
 }
 
 impl Default for ExporterConfig {
@@ -40,6 +44,7 @@ impl Default for ExporterConfig {
             lateness_refresh_interval: Duration::from_secs(15),
             stale_after: Duration::from_secs(60),
             clock: Clock::Wall,
+            procedures: Arc::new(ProcedureCatalogue::demo()),
         }
     }
 }
@@ -171,7 +176,13 @@ impl Exporter {
         if self.facts.read().expect("facts lock poisoned").is_none() {
             self.refresh_facts().await?;
         }
-        let rows = match dossier_day::read_days(&self.store, from, today).await {
+        let read = async {
+            Ok::<_, StoreError>((
+                dossier_day::read_days(&self.store, from, today).await?,
+                procedure_day::read_days(&self.store, from, today).await?,
+            ))
+        };
+        let (rows, procedure_rows) = match read.await {
             Ok(rows) => rows,
             Err(error) => {
                 self.health.refresh_errors.inc();
@@ -182,7 +193,8 @@ impl Exporter {
         let snapshot = Arc::new(
             Snapshot::build_all(&rows, &facts.resolved, &facts.open, &self.registry, today)
                 .with_administration(&facts.administration, &self.registry)
-                .with_service(&facts.service, &self.registry),
+                .with_service(&facts.service, &self.registry)
+                .with_procedures(&procedure_rows, &self.config.procedures, &self.registry),
         );
         let text = Arc::new(render_prometheus(&snapshot, &self.registry));
         {

@@ -17,7 +17,7 @@ use prometheus::{Gauge, GaugeVec, Opts, Registry};
 
 pub use parpulse_http::encode;
 
-use crate::snapshot::{staff_checkpoint_due, Scope, Snapshot, Window, STAFF_ROADMAP};
+use crate::snapshot::{staff_checkpoint_due, ProcedureCounts, Scope, Snapshot, Window, STAFF_ROADMAP};
 
 const KPI_LABELS: [&str; 4] = ["scope", "unit", "group", "window"];
 const SNAPSHOT_LABELS: [&str; 3] = ["scope", "unit", "group"];
@@ -363,6 +363,85 @@ impl AdministrationGauges {
     }
 }
 
+/// The procedure catalogue's KPIs (docs/KPIS.md, "The online-service indicators").
+struct ProcedureGauges {
+    offered_online: GaugeVec,
+    offered_online_used: GaugeVec,
+    used_ratio: GaugeVec,
+    received_offered_online: GaugeVec,
+    received_online_offered_online: GaugeVec,
+    share_of_offered: GaugeVec,
+    unknown: GaugeVec,
+}
+
+impl ProcedureGauges {
+    fn register(registry: &Registry) -> Self {
+        Self {
+            offered_online: gauge_vec(
+                registry,
+                "parpulse_procedures_online_offered",
+                "Procedures the catalogue lists as offered online at level 3/4 (unit-procedure pairs)",
+                &KPI_LABELS,
+            ),
+            offered_online_used: gauge_vec(
+                registry,
+                "parpulse_procedures_online_with_dossier",
+                "Level-3/4 procedures with at least one online dossier received in the window",
+                &KPI_LABELS,
+            ),
+            used_ratio: gauge_vec(
+                registry,
+                "parpulse_procedures_online_share_ratio",
+                "Tỷ lệ dịch vụ công trực tuyến mức độ 3, 4 có phát sinh hồ sơ: level-3/4 procedures with an online dossier / level-3/4 procedures offered",
+                &KPI_LABELS,
+            ),
+            received_offered_online: gauge_vec(
+                registry,
+                "parpulse_dossiers_received_level34_procedures",
+                "Dossiers received of procedures the unit offers at level 3/4 (catalogue), by reception day",
+                &KPI_LABELS,
+            ),
+            received_online_offered_online: gauge_vec(
+                registry,
+                "parpulse_dossiers_received_online_level34_procedures",
+                "Of those, received online at level 3/4",
+                &KPI_LABELS,
+            ),
+            share_of_offered: gauge_vec(
+                registry,
+                "parpulse_online_share_level34_procedures_ratio",
+                "Online share over the procedures offered at level 3/4 only (a reading beside parpulse_online_share_ratio, docs/KPIS.md)",
+                &KPI_LABELS,
+            ),
+            unknown: gauge_vec(
+                registry,
+                "parpulse_dossiers_unknown_procedure",
+                "Dossiers received whose procedure is not in the unit's catalogue (counted in every other KPI too)",
+                &KPI_LABELS,
+            ),
+        }
+    }
+
+    fn set(&self, labels: &[&str; 4], p: &ProcedureCounts) {
+        for (gauge, value) in [
+            (&self.offered_online, p.offered_online),
+            (&self.offered_online_used, p.offered_online_used),
+            (&self.received_offered_online, p.received_offered_online),
+            (&self.received_online_offered_online, p.received_online_offered_online),
+            (&self.unknown, p.received_unknown),
+        ] {
+            gauge.with_label_values(labels).set(value as f64);
+        }
+        for (gauge, value) in
+            [(&self.used_ratio, p.online_services_used()), (&self.share_of_offered, p.online_share_of_offered())]
+        {
+            if let Some(value) = value {
+                gauge.with_label_values(labels).set(value);
+            }
+        }
+    }
+}
+
 /// Prometheus text exposition of a snapshot, with unit names and targets.
 pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> String {
     let prom = Registry::new();
@@ -386,6 +465,11 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
     for (scope, open) in &snapshot.open {
         let (scope_label, unit, group) = scope_labels(scope, province);
         gauges.set_open(&[scope_label, unit, group], open);
+    }
+    let procedures = ProcedureGauges::register(&prom);
+    for ((scope, window), counts) in &snapshot.procedures {
+        let (scope_label, unit, group) = scope_labels(scope, province);
+        procedures.set(&[scope_label, unit, group, window.label()], counts);
     }
     let administration = AdministrationGauges::register(&prom);
     let year = snapshot.fiscal_year.to_string();

@@ -7,8 +7,10 @@ use chrono::Datelike;
 use parpulse_clickhouse::budget_staffing::{BudgetYear, Headcount};
 use parpulse_clickhouse::dossier_day::UnitDay;
 use parpulse_clickhouse::dossier_state::{OpenDossiers, ReceivedFacts, ResolvedDay};
+use parpulse_clickhouse::procedure_day::UnitProcedureDay;
 use parpulse_core::kpi::{BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, ServiceCounts, StaffingTotals};
 use parpulse_core::period::Period;
+use parpulse_core::procedures::ProcedureCatalogue;
 use parpulse_core::{AgencyGroup, AgencyRegistry, LocalDay};
 
 /// Reporting windows: the rolling ones end today (local time) inclusive; `LastMonth` and
@@ -117,6 +119,44 @@ pub fn staff_reduction_behind(reduction: Option<f64>, today: LocalDay) -> Option
     Some(reduction? < staff_checkpoint_due(today)?.target)
 }
 
+/// The procedure catalogue's KPIs of one scope and window (docs/KPIS.md, "The
+/// online-service indicators"). Unit-procedure pairs add up from units to the province.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcedureCounts {
+    /// Catalogued procedures offered online at level 3/4 (unit-procedure pairs).
+    pub offered_online: u64,
+    /// Of those, the ones with at least one online reception in the window.
+    pub offered_online_used: u64,
+    /// Receptions of procedures the unit offers at level 3/4.
+    pub received_offered_online: u64,
+    /// Of those, online receptions.
+    pub received_online_offered_online: u64,
+    /// Receptions whose procedure is not in the unit's catalogue (counted everywhere else too).
+    pub received_unknown: u64,
+}
+
+impl ProcedureCounts {
+    pub fn add(&mut self, other: &ProcedureCounts) {
+        self.offered_online += other.offered_online;
+        self.offered_online_used += other.offered_online_used;
+        self.received_offered_online += other.received_offered_online;
+        self.received_online_offered_online += other.received_online_offered_online;
+        self.received_unknown += other.received_unknown;
+    }
+
+    /// Tỷ lệ dịch vụ công trực tuyến mức độ 3, 4 có phát sinh hồ sơ: level-3/4 procedures
+    /// with an online dossier / level-3/4 procedures offered.
+    pub fn online_services_used(&self) -> Option<f64> {
+        (self.offered_online > 0).then(|| self.offered_online_used as f64 / self.offered_online as f64)
+    }
+
+    /// Online receptions / receptions, over the procedures offered at level 3/4 only.
+    pub fn online_share_of_offered(&self) -> Option<f64> {
+        (self.received_offered_online > 0)
+            .then(|| self.received_online_offered_online as f64 / self.received_offered_online as f64)
+    }
+}
+
 /// Who a value is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
@@ -142,6 +182,8 @@ pub struct Snapshot {
     pub budget: BTreeMap<Scope, BudgetTotals>,
     /// Staffing from the newest snapshots.
     pub staffing: BTreeMap<Scope, StaffingTotals>,
+    /// The procedure catalogue's KPIs (empty until [`Snapshot::with_procedures`]).
+    pub procedures: BTreeMap<(Scope, Window), ProcedureCounts>,
 }
 
 /// Budget and staffing inputs of a snapshot.
@@ -233,6 +275,59 @@ impl Snapshot {
                 for scope in &scopes {
                     self.service.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&counts);
                 }
+            }
+        }
+        self
+    }
+
+    /// Adds the procedure catalogue's KPIs from receptions per unit, procedure and day.
+    /// Every registered unit appears; a row of a procedure the unit's catalogue lacks counts
+    /// as a reception of an unknown procedure, never dropped.
+    pub fn with_procedures(
+        mut self,
+        rows: &[UnitProcedureDay],
+        catalogue: &ProcedureCatalogue,
+        registry: &AgencyRegistry,
+    ) -> Snapshot {
+        let Some(today) = self.today else { return self };
+        for scope in all_scopes(registry) {
+            for window in Window::ALL {
+                self.procedures.insert((scope.clone(), window), ProcedureCounts::default());
+            }
+        }
+        for agency in registry.iter() {
+            let Some(scopes) = scopes_of(registry, agency.code.as_str()) else { continue };
+            let offered = catalogue.of_unit(agency.code.as_str()).filter(|p| p.is_online_level()).count() as u64;
+            let counts = ProcedureCounts { offered_online: offered, ..Default::default() };
+            for window in Window::ALL {
+                for scope in &scopes {
+                    self.procedures.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&counts);
+                }
+            }
+        }
+        // Receptions and online receptions per unit, procedure and window.
+        let mut per_procedure: BTreeMap<(&str, &str, Window), (u64, u64)> = BTreeMap::new();
+        for row in rows {
+            for window in Window::containing(LocalDay(row.day), today) {
+                let entry = per_procedure.entry((&row.agency_code, &row.procedure_code, window)).or_default();
+                entry.0 += row.received;
+                entry.1 += row.received_online;
+            }
+        }
+        for ((unit, code, window), (received, online)) in per_procedure {
+            let Some(scopes) = scopes_of(registry, unit) else { continue };
+            let counts = match catalogue.get(unit, code) {
+                None => ProcedureCounts { received_unknown: received, ..Default::default() },
+                Some(p) if p.is_online_level() => ProcedureCounts {
+                    offered_online_used: u64::from(online > 0),
+                    received_offered_online: received,
+                    received_online_offered_online: online,
+                    ..Default::default()
+                },
+                Some(_) => continue,
+            };
+            for scope in &scopes {
+                self.procedures.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&counts);
             }
         }
         self
@@ -366,6 +461,52 @@ mod tests {
         // STP's two free places offset nothing.
         assert_eq!(snapshot.staffing[&Scope::Province].deputies_over_limit, 2);
         assert_eq!(snapshot.staffing[&Scope::Province].deputies_filled, 6);
+    }
+
+    #[test]
+    fn procedure_kpis_count_level_34_procedures_used_online_and_unknown_procedures() {
+        let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
+        let registry = AgencyRegistry::demo();
+        let catalogue = ProcedureCatalogue::demo();
+        let stp: Vec<_> = catalogue.of_unit("STP").collect();
+        assert!(stp.iter().all(|p| p.is_online_level()) && stp.len() == 2);
+        let row = |unit: &str, code: &str, day: LocalDay, received, received_online| UnitProcedureDay {
+            agency_code: unit.into(),
+            procedure_code: code.into(),
+            day: day.0,
+            received,
+            received_online,
+        };
+        let rows = [
+            row("STP", &stp[0].code, today, 5, 2),
+            row("STP", &stp[1].code, LocalDay(today.0 - 10), 3, 1),
+            row("STP", "1.001099", today, 4, 1),
+            // A level-2 procedure of a district: in neither the used nor the offered count.
+            row("KHOAICHAU", "1.001053", today, 7, 0),
+        ];
+        let snapshot = Snapshot::build(&[], &registry, today).with_procedures(&rows, &catalogue, &registry);
+        let unit = Scope::Unit { code: "STP".into(), group: AgencyGroup::Department };
+        let day = snapshot.procedures[&(unit.clone(), Window::Day)];
+        assert_eq!(
+            day,
+            ProcedureCounts {
+                offered_online: 2,
+                offered_online_used: 1,
+                received_offered_online: 5,
+                received_online_offered_online: 2,
+                received_unknown: 4
+            }
+        );
+        assert_eq!(day.online_services_used(), Some(0.5));
+        let month = snapshot.procedures[&(unit, Window::Days30)];
+        assert_eq!((month.offered_online_used, month.received_offered_online), (2, 8));
+        let province = snapshot.procedures[&(Scope::Province, Window::Day)];
+        let offered: u64 = registry
+            .iter()
+            .map(|a| catalogue.of_unit(a.code.as_str()).filter(|p| p.is_online_level()).count() as u64)
+            .sum();
+        assert_eq!((province.offered_online, province.offered_online_used, province.received_unknown), (offered, 1, 4));
+        assert_eq!(province.received_offered_online, 5, "the level-2 procedure's receptions are not counted");
     }
 
     #[test]

@@ -89,6 +89,10 @@ pub struct Common {
     /// and validated at start; deadlines in working days and apology timing use it.
     #[arg(long, env = "PARPULSE_HOLIDAYS", global = true)]
     pub holidays: Option<PathBuf>,
+    /// Procedure catalogue TOML (default: the demo's built in, deploy/procedures.toml), read
+    /// and validated against the agency registry at start.
+    #[arg(long, env = "PARPULSE_PROCEDURES", global = true)]
+    pub procedures: Option<PathBuf>,
     /// Aggregator consumer group (the exporter and demo read its checkpoints).
     #[arg(long, env = "PARPULSE_CONSUMER_GROUP", default_value = "parpulse-aggregator", global = true)]
     pub consumer_group: String,
@@ -182,6 +186,22 @@ impl Common {
                 AgencyRegistry::from_toml(&text).with_context(|| format!("agency registry {}", path.display()))
             }
         }
+    }
+
+    /// The procedure catalogue (the demo's built in when `--procedures` is not given),
+    /// validated against the registry: a file that does not validate stops the process.
+    pub fn procedures(&self) -> Result<parpulse_core::procedures::ProcedureCatalogue> {
+        let registry = self.registry()?;
+        let (text, origin) = match &self.procedures {
+            None => (parpulse_core::procedures::DEMO_TOML.to_owned(), "the built-in deploy/procedures.toml".to_owned()),
+            Some(path) => (
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading procedure catalogue {}", path.display()))?,
+                path.display().to_string(),
+            ),
+        };
+        parpulse_core::procedures::ProcedureCatalogue::from_toml(&text, &registry)
+            .with_context(|| format!("procedure catalogue {origin}"))
     }
 
     pub fn clickhouse(&self) -> ClickHouseConfig {
@@ -336,6 +356,8 @@ impl ExportArgs {
             lateness_refresh_interval: Duration::from_millis(self.lateness_refresh_ms.max(100)),
             stale_after: Duration::from_secs(self.stale_secs),
             clock: self.fake_now.clone().unwrap_or_default(),
+            // The catalogue is read with the registry (Common::procedures, serve.rs).
+            ..Default::default()
         }
     }
 }
@@ -494,4 +516,12 @@ pub struct ReportArgs {
 
 fn parse_period(text: &str) -> Result<parpulse_core::period::Period, String> {
     parpulse_core::period::Period::parse(text).map_err(|e| e.to_string())
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProceduresImportArgs {
+    /// A procedure list as the national procedure database exports it (CSV, UTF-8, `,` or `;`):
+    /// columns Mã thủ tục, Tên thủ tục, Mức độ, Cơ quan thực hiện (or Mã đơn vị) and
+    /// optionally Phí, lệ phí (docs/KPIS.md). The catalogue TOML goes to stdout.
+    pub file: PathBuf,
 }

@@ -48,6 +48,16 @@ enum Command {
     /// Recompute every derived table from the event_log audit table with this build's
     /// rules, and swap them in while the aggregators keep consuming.
     Rebuild(config::RebuildArgs),
+    /// The procedure catalogue (PARPULSE_PROCEDURES).
+    #[command(subcommand)]
+    Procedures(ProceduresCommand),
+}
+
+#[derive(Subcommand)]
+enum ProceduresCommand {
+    /// Convert a CSV export of the national procedure database into a catalogue TOML
+    /// (stdout), checked against the agency registry.
+    Import(config::ProceduresImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -79,7 +89,8 @@ impl Command {
             | Command::Report(_)
             | Command::Backup(_)
             | Command::Restore(_)
-            | Command::Rebuild(_) => false,
+            | Command::Rebuild(_)
+            | Command::Procedures(_) => false,
             Command::Ingest(IngestCommand::Http(_) | IngestCommand::File(_))
             | Command::Aggregate(_)
             | Command::Demo(_) => true,
@@ -101,6 +112,11 @@ fn main() -> Result<()> {
     let mut cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     cli.common.install_calendar()?;
+    if !matches!(cli.command, Command::Procedures(_)) {
+        // Validated at start, like the calendar: a bad catalogue stops every command here.
+        let catalogue = cli.common.procedures()?;
+        tracing::debug!(procedures = catalogue.len(), "procedure catalogue loaded");
+    }
     runtime.block_on(async move {
         if cli.command.uses_kafka() {
             cli.common.connect_kafka(cli.command.long_running()).await?;
@@ -119,6 +135,7 @@ fn main() -> Result<()> {
             Command::Backup(args) => serve::backup(&cli.common, &args).await,
             Command::Restore(args) => serve::restore(&cli.common, &args).await,
             Command::Rebuild(args) => serve::rebuild(&cli.common, &args).await,
+            Command::Procedures(ProceduresCommand::Import(args)) => serve::import_procedures(&cli.common, &args),
         }
     })
 }

@@ -141,7 +141,8 @@ pub struct RunningExporter {
 
 pub async fn start_exporter(common: &Common, args: &ExportArgs, shutdown: &Shutdown) -> Result<RunningExporter> {
     let store = common.store().await?;
-    let exporter = Arc::new(Exporter::new(store, common.registry()?, args.config()));
+    let config = parpulse_export::ExporterConfig { procedures: Arc::new(common.procedures()?), ..args.config() };
+    let exporter = Arc::new(Exporter::new(store, common.registry()?, config));
     if let Err(error) = exporter.refresh().await {
         tracing::warn!(%error, "first KPI refresh failed; /readyz stays unready until one succeeds");
     }
@@ -252,7 +253,8 @@ pub async fn report(common: &Common, args: &crate::config::ReportArgs) -> Result
         return period_report(&store, &common.registry()?, period, args).await;
     }
     let html_path = args.html.as_ref().context("--html or --period is required")?;
-    let exporter = Exporter::new(store, common.registry()?, Default::default());
+    let config = parpulse_export::ExporterConfig { procedures: Arc::new(common.procedures()?), ..Default::default() };
+    let exporter = Exporter::new(store, common.registry()?, config);
     let snapshot = exporter.refresh().await.context("reading KPIs from ClickHouse")?;
     let window = parpulse_export::Window::ALL
         .into_iter()
@@ -353,5 +355,17 @@ pub async fn rebuild(common: &Common, args: &crate::config::RebuildArgs) -> Resu
         "rebuilt from {} events: {} day buckets, {} dossiers, {} budget and {} staffing events; swapped in",
         report.events, report.day_rows, report.dossier_rows, report.budget_rows, report.staffing_rows
     );
+    Ok(())
+}
+
+/// `parpulse procedures import FILE.csv`: the catalogue TOML of a national export, to stdout.
+pub fn import_procedures(common: &Common, args: &crate::config::ProceduresImportArgs) -> Result<()> {
+    let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{}: not UTF-8 (save the export as CSV UTF-8)", args.file.display()))?;
+    let catalogue = parpulse_core::procedures::ProcedureCatalogue::from_csv(&text, &common.registry()?)
+        .with_context(|| format!("procedure list {}", args.file.display()))?;
+    eprintln!("{} procedures of {} units", catalogue.len(), catalogue.units().count());
+    print!("{}", catalogue.to_toml());
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parpulse_clickhouse::budget_staffing;
 use parpulse_clickhouse::checkpoint::{self, CheckpointRow};
-use parpulse_clickhouse::{dossier_day, dossier_state, StoreError};
+use parpulse_clickhouse::{dossier_day, dossier_state, procedure_day, StoreError};
 use parpulse_core::time::now_micros;
 use rdkafka::consumer::{CommitMode, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -37,6 +37,7 @@ pub(super) struct Snapshot {
     pub(super) dead_letters: Vec<DeadLetter>,
     pub(super) dossiers: Vec<parpulse_clickhouse::dossier_state::DossierStateRow>,
     pub(super) days: Vec<parpulse_clickhouse::dossier_day::DossierDayRow>,
+    pub(super) procedures: Vec<parpulse_clickhouse::procedure_day::ProcedureDayRow>,
     pub(super) budget: Vec<parpulse_clickhouse::budget_staffing::BudgetEventRow>,
     pub(super) event_log: Vec<parpulse_clickhouse::event_log::EventLogRow>,
     pub(super) staffing: Vec<parpulse_clickhouse::budget_staffing::StaffingEventRow>,
@@ -71,6 +72,7 @@ pub(super) fn snapshot(work: &mut Work, consumer_group: &str, judged_at: i64) ->
         dead_letters: std::mem::take(&mut work.dead_letters),
         dossiers: Vec::with_capacity(dossier_rows),
         days: Vec::new(),
+        procedures: Vec::new(),
         budget: Vec::new(),
         event_log: Vec::with_capacity(audit_rows),
         staffing: Vec::new(),
@@ -80,6 +82,7 @@ pub(super) fn snapshot(work: &mut Work, consumer_group: &str, judged_at: i64) ->
         let state = work.states.get_mut(&key).expect("progressed partition");
         snapshot.dossiers.extend(state.pending_dossier_rows(judged_at));
         snapshot.days.extend(state.pending_rows());
+        snapshot.procedures.extend(state.pending_procedure_rows());
         snapshot.event_log.append(&mut state.take_event_log());
         let (mut budget, mut staffing) = state.take_event_rows();
         snapshot.budget.append(&mut budget);
@@ -166,6 +169,7 @@ impl Shared {
         self.deliver_dead_letters(&snapshot.dead_letters).await?;
         self.timed("dossier_state", dossier_state::write(&self.store, &snapshot.dossiers)).await?;
         self.timed("dossier_day", dossier_day::write(&self.store, &snapshot.days)).await?;
+        self.timed("procedure_day", procedure_day::write(&self.store, &snapshot.procedures)).await?;
         self.timed("event_log", parpulse_clickhouse::event_log::write(&self.store, &snapshot.event_log)).await?;
         self.timed("budget_event", budget_staffing::write_budget(&self.store, &snapshot.budget)).await?;
         self.timed("staffing_event", budget_staffing::write_staffing(&self.store, &snapshot.staffing)).await?;

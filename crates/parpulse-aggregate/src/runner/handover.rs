@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parpulse_clickhouse::checkpoint;
-use parpulse_clickhouse::{dossier_day, dossier_state, Store, StoreError};
+use parpulse_clickhouse::{dossier_day, dossier_state, procedure_day, Store, StoreError};
+use parpulse_core::LocalDay;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaRespErr;
@@ -180,13 +181,15 @@ async fn load_states(
         // Dossiers idle for longer than the allowed lateness stay in ClickHouse (state.rs).
         let active_since = watermark.saturating_sub(lateness);
         // Only dossier partitions keep state; budget and staffing rows are idempotent by event id.
-        let (rows, dossiers) = if *topic == config.topics.dossier {
+        let (rows, dossiers, procedures) = if *topic == config.topics.dossier {
+            let procedures_from = LocalDay::of_micros(active_since.max(0));
             (
                 dossier_day::load_partition(store, *partition).await?,
                 dossier_state::load_partition(store, *partition, active_since).await?,
+                procedure_day::load_partition(store, *partition, procedures_from).await?,
             )
         } else {
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Vec::new())
         };
         tracing::info!(
             topic,
@@ -194,9 +197,11 @@ async fn load_states(
             next_offset,
             buckets = rows.len(),
             dossiers = dossiers.len(),
+            procedure_buckets = procedures.len(),
             "loaded partition state"
         );
-        let state = PartitionState::load(*partition, next_offset, &rows, &dossiers).with_lateness(watermark, lateness);
+        let state = PartitionState::load_with_procedures(*partition, next_offset, &rows, &dossiers, &procedures)
+            .with_lateness(watermark, lateness);
         loaded.push(((topic.clone(), *partition), state));
     }
     Ok(loaded)
