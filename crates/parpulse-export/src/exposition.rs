@@ -471,6 +471,31 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
         let (scope_label, unit, group) = scope_labels(scope, province);
         procedures.set(&[scope_label, unit, group, window.label()], counts);
     }
+    let below_target = gauge_vec(
+        &prom,
+        "parpulse_par_index_criterion_below_target",
+        "PAR Index criteria (docs/KPIS.md): 1 when the scope is below parpulse's line for the criterion (flow KPIs over 30 days), 0 when not; absent without data",
+        &["scope", "unit", "group", "component", "criterion"],
+    );
+    for scope in snapshot.open.keys() {
+        let (scope_label, unit, group) = scope_labels(scope, province);
+        for (criterion, below) in crate::par_index::judge(snapshot, scope) {
+            if let Some(below) = below {
+                below_target
+                    .with_label_values(&[scope_label, unit, group, criterion.component, criterion.code])
+                    .set(f64::from(u8::from(below)));
+            }
+        }
+    }
+    let criterion_info = gauge_vec(
+        &prom,
+        "parpulse_par_index_criterion_info",
+        "PAR Index criteria parpulse judges: component and criterion with their Vietnamese names and the series judged",
+        &["component", "component_name", "criterion", "criterion_name", "kpi"],
+    );
+    for c in crate::par_index::CRITERIA {
+        criterion_info.with_label_values(&[c.component, c.component_vi, c.code, c.name_vi, c.kpi]).set(1.0);
+    }
     let administration = AdministrationGauges::register(&prom);
     let year = snapshot.fiscal_year.to_string();
     for (scope, budget) in &snapshot.budget {

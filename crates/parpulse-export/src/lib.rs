@@ -8,6 +8,7 @@
 
 pub mod exporter;
 pub mod exposition;
+pub mod par_index;
 pub mod period_report;
 pub mod prom_text;
 pub mod scorecard;

@@ -217,6 +217,42 @@ fn administration_section(snapshot: &Snapshot, registry: &AgencyRegistry) -> Str
 }
 
 /// The scorecard of `window` as a complete HTML document.
+/// Per unit, the PAR Index criteria below parpulse's line (crate::par_index).
+fn par_index_section(snapshot: &Snapshot, registry: &AgencyRegistry) -> String {
+    let mut rows = String::new();
+    for agency in registry.iter() {
+        let scope = Scope::Unit { code: agency.code.to_string(), group: agency.group };
+        let below: Vec<String> = crate::par_index::judge(snapshot, &scope)
+            .into_iter()
+            .filter(|(_, below)| *below == Some(true))
+            .map(|(c, _)| format!("{} ({})", escape(c.name_vi), escape(c.component_vi)))
+            .collect();
+        if below.is_empty() {
+            continue;
+        }
+        rows.push_str(&format!(
+            "<tr class=\"par-unit\" data-unit=\"{code}\"><td>{code}</td><td>{name}</td><td class=\"num\">{count}</td><td>{list}</td></tr>\n",
+            code = escape(agency.code.as_str()),
+            name = escape(&agency.name),
+            count = below.len(),
+            list = below.join("; "),
+        ));
+    }
+    if rows.is_empty() {
+        rows.push_str("<tr><td colspan=\"4\">Không có đơn vị nào dưới mức mục tiêu.</td></tr>\n");
+    }
+    format!(
+        r#"<h2 id="par-index">Chỉ số cải cách hành chính (PAR Index): tiêu chí chưa đạt theo đơn vị</h2>
+<p class="meta">Tiêu chí đánh giá trong 30 ngày gần nhất (hồ sơ), hiện tại (hồ sơ quá hạn, biên chế) và năm ngân sách; mức mục tiêu: docs/KPIS.md. PAR Index criteria below target, per unit.</p>
+<table>
+<thead><tr><th>Mã</th><th>Đơn vị</th><th>Số tiêu chí chưa đạt</th><th>Tiêu chí (lĩnh vực)</th></tr></thead>
+<tbody>
+{rows}</tbody>
+</table>
+"#
+    )
+}
+
 pub fn render_html(snapshot: &Snapshot, registry: &AgencyRegistry, window: Window) -> String {
     let province = registry.province();
     let today = snapshot.today.map_or_else(|| "—".to_owned(), |d| d.to_string());
@@ -278,10 +314,11 @@ pub fn render_html(snapshot: &Snapshot, registry: &AgencyRegistry, window: Windo
 <tfoot>
 {totals}</tfoot>
 </table>
-{administration}</body>
+{administration}{par_index}</body>
 </html>
 "#,
         administration = administration_section(snapshot, registry),
+        par_index = par_index_section(snapshot, registry),
         province_name = escape(&province.name),
         window_vi = window_vi(window),
         window_label = window.label(),
@@ -374,6 +411,19 @@ mod tests {
         assert!(html.contains("mốc 2021: giảm ít nhất 10.0% so với 2015"));
         assert_eq!(billion_vnd(1_234_567_890_123), "1234,57");
         assert_eq!(billion_vnd(0), "0,00");
+    }
+
+    #[test]
+    fn the_par_index_section_lists_each_units_criteria_below_target() {
+        let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
+        let rows =
+            [UnitDay { agency_code: "SNV".into(), day: today.0, received: 10, received_online: 1, received_postal: 0 }];
+        let snapshot = Snapshot::build(&rows, &AgencyRegistry::demo(), today);
+        let html = render_html(&snapshot, &AgencyRegistry::demo(), Window::Days30);
+        let section = &html[html.find("id=\"par-index\"").expect("the PAR Index section")..];
+        let snv = section.lines().find(|l| l.contains("data-unit=\"SNV\"")).expect("SNV is below a criterion");
+        assert!(snv.contains("Tỷ lệ hồ sơ trực tuyến mức độ 3, 4 (Xây dựng, phát triển Chính phủ điện tử"), "{snv}");
+        assert_eq!(section.matches("class=\"par-unit\"").count(), 1, "no other unit has data");
     }
 
     #[test]
