@@ -390,6 +390,19 @@ mod tests {
     }
 
     #[test]
+    fn a_date_repeated_after_another_is_a_duplicate_not_merely_unsorted() {
+        let with_off = |extra: &str| year_block(2030, &format!("{}, {extra}", fixed(2030)), "");
+        let e = error_of(&with_off("\"2030-12-09\", \"2030-12-10\", \"2030-12-09\""));
+        assert!(matches!(e, CalendarError::DuplicateDate { list: "days_off", .. }), "{e}");
+    }
+
+    #[test]
+    fn every_covered_year_is_listed_once_in_order() {
+        let years: Vec<i32> = cal().years().iter().map(|y| y.year).collect();
+        assert_eq!(years, (2019..=2027).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn the_shipped_file_is_valid_and_covers_2019_to_2027() {
         let parsed = WorkingCalendar::parse(EMBEDDED_TOML).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((parsed.first_year(), parsed.last_year()), (2019, 2027));

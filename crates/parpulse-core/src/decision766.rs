@@ -190,4 +190,14 @@ mod tests {
         assert_eq!(band(95.0), "xuất sắc");
         assert_eq!(band(49.9), "yếu");
     }
+
+    #[test]
+    fn satisfaction_is_the_share_of_resolved_dossiers_not_late() {
+        // Below the 0.9 target, so the points show the proxy itself: 1 - 4/10 = 0.6 -> 12 of 18.
+        let resolved = ResolvedCounts { resolved: 10, on_time: 6, late: 4, ..Default::default() };
+        let proxy = satisfaction_proxy(&resolved).expect("resolved dossiers");
+        assert!((proxy - 0.6).abs() < 1e-12, "{proxy}");
+        assert!((points(&SATISFACTION, proxy) - 12.0).abs() < 1e-9);
+        assert_eq!(satisfaction_proxy(&ResolvedCounts::default()), None);
+    }
 }

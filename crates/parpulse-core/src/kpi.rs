@@ -381,4 +381,115 @@ mod service_tests {
         assert_eq!(s.digitization_rate(), Some(0.8));
         assert_eq!(ServiceCounts { fee_bearing: 0, ..s }.online_payment_rate(), None);
     }
+
+    /// Each field its own value, so a field forgotten, subtracted, multiplied or added to
+    /// another shows (the other tests add mostly zeros).
+    #[test]
+    fn every_total_adds_field_by_field() {
+        let mut days = DossierDayCounts { received: 2, received_online: 3, received_postal: 5 };
+        days.add(&DossierDayCounts { received: 7, received_online: 11, received_postal: 13 });
+        assert_eq!(days, DossierDayCounts { received: 9, received_online: 14, received_postal: 18 });
+
+        let mut resolved = ResolvedCounts {
+            resolved: 2,
+            on_time: 3,
+            early: 5,
+            late: 7,
+            late_with_apology: 11,
+            refused: 13,
+            returned: 17,
+            returned_postal: 19,
+        };
+        resolved.add(&ResolvedCounts {
+            resolved: 23,
+            on_time: 29,
+            early: 31,
+            late: 37,
+            late_with_apology: 41,
+            refused: 43,
+            returned: 47,
+            returned_postal: 53,
+        });
+        let want = ResolvedCounts {
+            resolved: 25,
+            on_time: 32,
+            early: 36,
+            late: 44,
+            late_with_apology: 52,
+            refused: 56,
+            returned: 64,
+            returned_postal: 72,
+        };
+        assert_eq!(resolved, want);
+
+        let mut open = OpenCounts { open: 2, overdue: 3 };
+        open.add(&OpenCounts { open: 5, overdue: 7 });
+        assert_eq!(open, OpenCounts { open: 7, overdue: 10 });
+        assert_eq!(open.overdue_ratio(), Some(10.0 / 7.0));
+
+        let mut budget = BudgetTotals { allocated: 2, committed: 3, disbursed: 5, saved: 7, disclosed: 11 };
+        budget.add(&BudgetTotals { allocated: 13, committed: 17, disbursed: 19, saved: 23, disclosed: 29 });
+        assert_eq!(budget, BudgetTotals { allocated: 15, committed: 20, disbursed: 24, saved: 30, disclosed: 40 });
+
+        let mut staffing = StaffingTotals {
+            staff_quota: 2,
+            staff_filled: 3,
+            staff_baseline: 5,
+            deputies_filled: 7,
+            deputies_limit: 11,
+            deputies_over_limit: 13,
+        };
+        staffing.add(&StaffingTotals {
+            staff_quota: 17,
+            staff_filled: 19,
+            staff_baseline: 23,
+            deputies_filled: 29,
+            deputies_limit: 31,
+            deputies_over_limit: 37,
+        });
+        let want = StaffingTotals {
+            staff_quota: 19,
+            staff_filled: 22,
+            staff_baseline: 28,
+            deputies_filled: 36,
+            deputies_limit: 42,
+            deputies_over_limit: 50,
+        };
+        assert_eq!(staffing, want);
+
+        let mut service = ServiceCounts {
+            received: 2,
+            fee_bearing: 3,
+            paid_online: 5,
+            digitized: 7,
+            result_postal: 11,
+            postal_users: 13,
+        };
+        service.add(&ServiceCounts {
+            received: 17,
+            fee_bearing: 19,
+            paid_online: 23,
+            digitized: 29,
+            result_postal: 31,
+            postal_users: 37,
+        });
+        let want = ServiceCounts {
+            received: 19,
+            fee_bearing: 22,
+            paid_online: 28,
+            digitized: 36,
+            result_postal: 42,
+            postal_users: 50,
+        };
+        assert_eq!(service, want);
+    }
+
+    #[test]
+    fn ratios_other_than_one_show_which_amount_is_divided() {
+        let b = BudgetTotals { allocated: 1_000, committed: 0, disbursed: 0, saved: 0, disclosed: 250 };
+        assert_eq!(b.disclosure(), Some(0.25));
+        let s = StaffingTotals { staff_quota: 80, staff_filled: 60, ..Default::default() };
+        assert_eq!(s.fill(), Some(0.75));
+        assert_eq!(StaffingTotals::default().fill(), None);
+    }
 }

@@ -643,4 +643,73 @@ mod tests {
         }
         assert!(changes > 10 && changes < 2 * n, "{changes} of {} applications changed something", 2 * n);
     }
+
+    #[test]
+    fn installing_a_calendar_counts_once() {
+        // The shipped calendar again: the other tests of this process see no difference.
+        let shipped = || WorkingCalendar::parse(include_str!("../../../deploy/holidays.toml")).unwrap();
+        assert!(install_calendar(shipped()), "the first calendar installed is the active one");
+        assert!(!install_calendar(shipped()), "a second one is refused");
+        assert_eq!(active_calendar().last_year(), 2027);
+    }
+
+    #[test]
+    fn end_kinds_are_stored_as_the_national_sync_state_codes() {
+        let kinds =
+            [EndKind::Processed, EndKind::Returned, EndKind::Stopped, EndKind::Withdrawn, EndKind::SupplementPending];
+        assert_eq!(kinds.map(EndKind::code), [9, 10, 8, 7, 5]);
+    }
+
+    #[test]
+    fn only_a_resolved_outcome_has_a_resolved_day_and_only_a_late_one_is_late() {
+        let resolved = |timeliness| Outcome::Resolved { end: T0, kind: EndKind::Processed, timeliness, deadline: None };
+        assert_eq!(resolved(Timeliness::OnTime).resolved_day(), Some(LocalDay::from_ymd(2019, 11, 28).unwrap()));
+        assert_eq!(Outcome::Open { deadline: Some(T0) }.resolved_day(), None);
+        assert_eq!(Outcome::Refused { at: T0 }.resolved_day(), None);
+        assert!(resolved(Timeliness::Late).is_late());
+        assert!(!resolved(Timeliness::OnTime).is_late() && !resolved(Timeliness::Early).is_late());
+        assert!(!Outcome::Open { deadline: Some(T0) }.is_late());
+    }
+
+    #[test]
+    fn an_earlier_reception_arriving_later_replaces_the_later_one() {
+        let mut d = DossierLifecycle::default();
+        let late_copy =
+            DossierEvent { channel: Channel::Postal, due_at: Some(T0 + 9 * DAY), ..event(Received, T0 + HOUR) };
+        assert!(d.apply(&late_copy));
+        assert!(d.apply(&event(Received, T0)), "an earlier reception changes the dossier");
+        assert_eq!(
+            (d.received_at, d.received_channel, d.due_at),
+            (Some(T0), Some(Channel::Online), Some(T0 + 5 * DAY))
+        );
+        assert!(!d.apply(&late_copy), "the later one changes nothing now");
+        assert_eq!(d.received_at, Some(T0));
+    }
+
+    #[test]
+    fn a_flag_raised_by_a_later_event_is_a_change() {
+        let mut d = lifecycle(&[(Received, T0)]);
+        let fee = DossierEvent { fee_bearing: true, ..event(InProcess, T0 + HOUR) };
+        assert!(d.apply(&fee) && d.fee_bearing);
+        assert!(!d.apply(&fee), "raised once");
+        let postal = DossierEvent { result_channel: Some(Channel::Postal), ..event(InProcess, T0 + 2 * HOUR) };
+        assert!(d.apply(&postal) && d.result_postal);
+        assert!(!d.apply(&postal), "raised once");
+    }
+
+    #[test]
+    fn a_supplement_requested_at_the_instant_judged_is_pending_then() {
+        let d = lifecycle(&[(Received, T0), (SupplementRequested, T0 + DAY)]);
+        assert!(matches!(d.outcome(T0 + DAY - 1, calendar()), Outcome::Open { .. }));
+        assert!(
+            matches!(d.outcome(T0 + DAY, calendar()), Outcome::Resolved { end, kind: EndKind::SupplementPending, .. } if end == T0 + DAY),
+            "{:?}",
+            d.outcome(T0 + DAY, calendar())
+        );
+    }
+
+    #[test]
+    fn weekdays_beyond_the_calendar_stop_at_the_last_representable_day() {
+        assert_eq!(add_working_days(calendar(), LocalDay(u16::MAX - 2), 10), LocalDay(u16::MAX));
+    }
 }

@@ -218,6 +218,11 @@ mod tests {
     }
 
     #[test]
+    fn instants_are_shown_to_people_in_local_time() {
+        assert_eq!(format_local(at("2019-11-28T17:30:00Z")), "2019-11-29 00:30:00+07:00");
+    }
+
+    #[test]
     fn day_number_matches_clickhouse_date() {
         // SELECT toUInt16(toDate('2019-11-28')) = 18228
         assert_eq!(LocalDay::from_ymd(2019, 11, 28).unwrap().0, 18228);

@@ -517,4 +517,21 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), RejectReason::ALL.len());
     }
+
+    #[test]
+    fn the_limits_themselves_are_allowed_one_microsecond_past_them_is_not() {
+        let skew = 300_000_000;
+        let at = |occurred_at| DossierEvent { occurred_at, due_at: Some(occurred_at), ..valid() };
+        assert_eq!(reason_of(at(NOW + skew)), None, "exactly the allowed clock skew ahead");
+        assert_eq!(reason_of(at(NOW + skew + 1)), Some(RejectReason::FutureTime));
+        assert_eq!(reason_of(at(EARLIEST_EVENT_MICROS)), None, "2000-01-01 00:00 UTC itself");
+        assert_eq!(reason_of(at(EARLIEST_EVENT_MICROS - 1)), Some(RejectReason::TooOld));
+    }
+
+    #[test]
+    fn an_appointment_at_the_reception_instant_is_allowed_one_before_it_is_not() {
+        let received = valid().occurred_at;
+        assert_eq!(reason_of(DossierEvent { due_at: Some(received), ..valid() }), None);
+        assert_eq!(reason_of(DossierEvent { due_at: Some(received - 1), ..valid() }), Some(RejectReason::BadDeadline));
+    }
 }
