@@ -309,6 +309,7 @@ pub async fn read_for_period(
     store
         .client()
         .query(include_str!("../../../schemas/clickhouse/queries/dossier_state_for_period.sql"))
+        .bind(start_micros)
         .bind(end_micros)
         .bind(start_micros)
         .bind(end_micros)

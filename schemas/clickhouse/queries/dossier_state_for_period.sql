@@ -4,8 +4,10 @@
 -- their apology letter falls in it. The report judges each one as of the period's end
 -- (parpulse_core::lifecycle). Two steps, so that only the needed dossiers' whole rows are
 -- read: the newest version of each needed dossier from a few scalar columns, then those rows.
--- Parameters: end, start, end, start, end (UTC micros; start inclusive, end exclusive),
--- first day, start, end.
+-- A needed dossier's newest row had an event at or after the start, or is open, or waits for
+-- a supplement; the innermost set (any version so) narrows the grouping to those dossiers.
+-- Parameters: start, end, start, end, start, end (UTC micros; start inclusive, end
+-- exclusive), first day, start, end.
 -- Used by crates/parpulse-clickhouse and checked on chDB (tests/chdb). Question marks are bound parameters, in order;
 -- aliases never shadow column names (ClickHouse 18.16 resolves such an alias inside its own aggregate).
 SELECT kafka_partition, agency_code, dossier_id, received_offset, received_day, version, received_at, due_at, legal_max_days, supplement_requested, supplement_received, processed_at, other_end_at, returned_at, returned_postal, apology, fee_bearing, paid_online, digitized, outcome, end_day, deadline_at, last_event_at, received_channel, result_postal, stopped_at, withdrawn_at, refused_at, apology_at, apology_due_at, end_kind, apology_timing
@@ -13,6 +15,8 @@ FROM dossier_state
 WHERE (kafka_partition, agency_code, dossier_id, version) IN (
     SELECT kafka_partition, agency_code, dossier_id, max(version)
     FROM dossier_state
+    WHERE (kafka_partition, agency_code, dossier_id) IN (
+        SELECT kafka_partition, agency_code, dossier_id FROM dossier_state WHERE last_event_at >= ? OR outcome = 0 OR end_kind = 5)
     GROUP BY kafka_partition, agency_code, dossier_id
     HAVING ((argMax(received_at, version) != 0 AND argMax(received_at, version) < ?)
             OR (argMax(refused_at, version) >= ? AND argMax(refused_at, version) < ?)
