@@ -534,4 +534,18 @@ mod tests {
         assert_eq!(reason_of(DossierEvent { due_at: Some(received), ..valid() }), None);
         assert_eq!(reason_of(DossierEvent { due_at: Some(received - 1), ..valid() }), Some(RejectReason::BadDeadline));
     }
+
+    #[test]
+    fn zero_headcounts_and_a_count_of_one_are_allowed_negatives_are_not() {
+        let snapshot = StaffingEventKind::HeadcountSnapshot;
+        let with_baseline = |quota, filled, baseline: i32| {
+            let Event::Staffing(mut e) = staffing(snapshot, Some(quota), Some(filled), None) else { unreachable!() };
+            e.baseline_quota = Some(baseline);
+            reason_of_event(Event::Staffing(e))
+        };
+        assert_eq!(with_baseline(0, 0, 0), None, "a unit with no positions yet");
+        assert_eq!(with_baseline(5, -1, 60), Some(RejectReason::BadHeadcount));
+        assert_eq!(with_baseline(5, 3, -1), Some(RejectReason::BadHeadcount));
+        assert_eq!(reason_of_event(staffing(StaffingEventKind::Hired, None, None, Some(1))), None);
+    }
 }
