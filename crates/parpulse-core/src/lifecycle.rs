@@ -698,6 +698,16 @@ mod tests {
     }
 
     #[test]
+    fn a_legal_maximum_learned_from_a_later_event_is_a_change() {
+        let mut d = DossierLifecycle::default();
+        d.apply(&DossierEvent { legal_max_days: None, ..event(Received, T0) });
+        let later = DossierEvent { legal_max_days: Some(15), ..event(InProcess, T0 + HOUR) };
+        assert!(d.apply(&later), "the legal maximum is the only new fact");
+        assert_eq!(d.legal_max_days, Some(15));
+        assert!(!d.apply(&later));
+    }
+
+    #[test]
     fn a_supplement_requested_at_the_instant_judged_is_pending_then() {
         let d = lifecycle(&[(Received, T0), (SupplementRequested, T0 + DAY)]);
         assert!(matches!(d.outcome(T0 + DAY - 1, calendar()), Outcome::Open { .. }));
