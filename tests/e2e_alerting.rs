@@ -181,8 +181,8 @@ async fn a_real_prometheus_raises_each_kpi_alert_for_the_one_unit_that_misses_it
     let raised = loop {
         let raised = alerts().await;
         if EXPECTED.iter().all(|(alert, _)| raised.iter().any(|r| r.starts_with(&format!("{alert} ")))) {
-            // One more evaluation round, so a second unit would have shown up too.
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            // One more evaluation of every rule group, so a second unit would have shown up too.
+            prometheus.wait_rules_evaluated_after(chrono::Utc::now(), Duration::from_secs(30)).await;
             break alerts().await;
         }
         assert!(

@@ -29,7 +29,7 @@ use parpulse_tests::aggregators::{
     committed_sum, high_watermark_sum, on_spare_services, quantile, readyz, start_aggregator, wait_readyz,
 };
 use parpulse_tests::kafka_read::read_topic;
-use parpulse_tests::process::{free_port, Reaped};
+use parpulse_tests::process::{listening_port, Reaped};
 use parpulse_tests::rng::{seed_from_env, size_from_env, Rng};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -181,8 +181,7 @@ async fn two_aggregators_survive_kills_outages_and_poison_losing_and_doubling_no
     let mut rng = Rng::new(seed);
     let run_started = Instant::now();
 
-    // Ports of its own: e2e_outage uses 19292/18223, e2e_ingest 19192, e2e_crash 18123.
-    let (broker, clickhouse, env, store) = on_spare_services("chaos", 19392, 18323).await;
+    let (broker, clickhouse, env, store) = on_spare_services("chaos").await;
 
     let events = province(target);
     let mut ndjson = Vec::new();
@@ -229,14 +228,13 @@ async fn two_aggregators_survive_kills_outages_and_poison_losing_and_doubling_no
     let logs = std::env::temp_dir().join(format!("parpulse-chaos-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&logs).unwrap();
     println!("aggregator logs in {}", logs.display());
-    let mut aggregators: Vec<Aggregator> = ["chaos-a", "chaos-b"]
-        .into_iter()
-        .map(|name| {
-            let port = free_port();
-            Aggregator { name, port, process: start_aggregator(&env, port, name, &logs.join(name)) }
-        })
-        .collect();
-    let ports: Vec<u16> = aggregators.iter().map(|a| a.port).collect();
+    let mut aggregators: Vec<Aggregator> = Vec::new();
+    for name in ["chaos-a", "chaos-b"] {
+        let mut process = start_aggregator(&env, name, &logs.join(name));
+        let port = listening_port(&mut process.0, Duration::from_secs(60)).await;
+        aggregators.push(Aggregator { name, port, process });
+    }
+    let mut ports: Vec<u16> = aggregators.iter().map(|a| a.port).collect();
     wait_readyz(&ports, 200, Duration::from_secs(60)).await;
 
     let mut figures: Vec<FaultFigures> = Vec::new();
@@ -255,13 +253,16 @@ async fn two_aggregators_survive_kills_outages_and_poison_losing_and_doubling_no
         let lag_at_fault = high_watermark_sum(&env).await - before;
         let mut outage_seconds = None;
         let mut victim = None;
+        let mut restarted = None;
         match fault {
             Fault::Kill => {
-                let killed = &mut aggregators[rng.below(2) as usize];
+                let index = rng.below(2) as usize;
+                let killed = &mut aggregators[index];
                 killed.process.assert_running(killed.name);
                 killed.process.kill();
-                killed.process = start_aggregator(&env, killed.port, killed.name, &logs.join(killed.name));
+                killed.process = start_aggregator(&env, killed.name, &logs.join(killed.name));
                 victim = Some(killed.name);
+                restarted = Some(index);
             }
             Fault::BrokerRestart | Fault::ClickHouseRestart => {
                 let stopped = Instant::now();
@@ -293,6 +294,13 @@ async fn two_aggregators_survive_kills_outages_and_poison_losing_and_doubling_no
         // Recovery: /readyz answers 200 again, the checkpoints move past where they were
         // when the fault struck, and everything written by now is checkpointed.
         let ended = Instant::now();
+        if let Some(index) = restarted {
+            // The restarted process binds a new port of the OS's choosing (the recovery
+            // time below counts from the restart, this wait included).
+            let again = &mut aggregators[index];
+            again.port = listening_port(&mut again.process.0, Duration::from_secs(60)).await;
+            ports[index] = again.port;
+        }
         let high = high_watermark_sum(&env).await;
         let (mut ready_seconds, mut resume_seconds, mut caught_up_seconds) = (None, None, None);
         let deadline = Duration::from_secs(300);

@@ -80,7 +80,7 @@ async fn metrics_as_of(env: &TestEnv, now: &str) -> (Reaped, Vec<Sample>) {
             .spawn()
             .expect("starting parpulse export"),
     );
-    let port = listening_port(&mut exporter, Duration::from_secs(60)).await;
+    let port = listening_port(&mut exporter.0, Duration::from_secs(60)).await;
     parpulse_tests::process::wait_http_ok(&format!("http://127.0.0.1:{port}/readyz"), Duration::from_secs(60)).await;
     let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await

@@ -8,14 +8,12 @@ use std::time::{Duration, Instant};
 use parpulse_core::{AgencyRegistry, Event};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
+use parpulse_tests::process::listening_port;
 use parpulse_tests::TestEnv;
 
+/// `parpulse aggregate` on a port of its own choosing ([`listening_port`] reads it).
 fn start_aggregator(env: &TestEnv) -> Child {
-    start_aggregator_listening(env, "127.0.0.1:0")
-}
-
-fn start_aggregator_listening(env: &TestEnv, listen: &str) -> Child {
-    aggregator_command(env, listen)
+    aggregator_command(env, "127.0.0.1:0")
         // Static membership: the restarted process takes its partitions back at once
         // instead of waiting for the killed one's session to time out.
         .env("PARPULSE_AGGREGATOR_INSTANCE_ID", "crash-test")
@@ -116,7 +114,7 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_restarted_mid_run_pauses_the_aggregator_and_loses_nothing() {
-    let clickhouse = parpulse_tests::spare_clickhouse::SpareClickHouse::start(18123);
+    let clickhouse = parpulse_tests::spare_clickhouse::SpareClickHouse::start();
     let mut env = TestEnv::new("clickhouse_restart");
     env.clickhouse_url = clickhouse.url();
     let store = env.connect().await;
@@ -131,8 +129,8 @@ async fn clickhouse_restarted_mid_run_pauses_the_aggregator_and_loses_nothing() 
         sink.send(chunk.to_vec(), "test").await.expect("Kafka acknowledged");
     }
 
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Reaped(start_aggregator_listening(&env, &format!("127.0.0.1:{metrics_port}")));
+    let mut child = Reaped(start_aggregator(&env));
+    let metrics_port = listening_port(&mut child.0, Duration::from_secs(60)).await;
     // Stop ClickHouse as soon as the first checkpoint landed, while most of the work remains.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -164,9 +162,37 @@ async fn clickhouse_restarted_mid_run_pauses_the_aggregator_and_loses_nothing() 
         tokio::time::sleep(Duration::from_millis(200)).await;
         errors = scrape().await.0;
     }
-    let (_, events_before) = scrape().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (_, events_after) = scrape().await;
+    // The aggregator's own retries are the clock, not a sleep. Its consume loop goes on
+    // until the next checkpoint, where it waits for the failing one: the events applied
+    // must stop growing within three more failed attempts, then stay put over two more.
+    let at_failures = |count: f64| {
+        let scrape = &scrape;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let (failures, events) = scrape().await;
+                if failures >= count {
+                    return (failures, events);
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the aggregator stopped retrying its checkpoint ({failures} failures)"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let (mut failures, mut events_before) = at_failures(errors + 1.0).await;
+    for attempt in 1.. {
+        let (now, events) = at_failures(failures + 1.0).await;
+        if events == events_before {
+            failures = now;
+            break;
+        }
+        assert!(attempt < 3, "still consuming after {now} failed checkpoints: {events_before} then {events} events");
+        (failures, events_before) = (now, events);
+    }
+    let (_, events_after) = at_failures(failures + 2.0).await;
     assert!(child.0.try_wait().unwrap().is_none(), "the aggregator must wait for ClickHouse, not exit");
     assert!(errors >= 1.0, "failed checkpoints are counted while ClickHouse is down: {errors}");
     assert_eq!(events_before, events_after, "nothing is consumed while checkpoints fail (bounded memory)");
@@ -194,10 +220,6 @@ async fn scrape(port: u16, name: &str) -> f64 {
     parpulse_tests::prom_text::find(&parpulse_tests::prom_text::parse(&text), name, &[]).unwrap_or(0.0)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Two aggregators share the partitions through the consumer group; one is killed
 /// with SIGKILL mid-run, the other takes its partitions over (after the group's
 /// session timeout) from the dead one's last checkpoint, and the KPIs equal the recount.
@@ -214,14 +236,15 @@ async fn two_aggregators_in_one_group_one_killed_lose_and_double_nothing() {
     let (middle, rest) = rest.split_at(rest.len() / 4);
     sink.send(first.to_vec(), "test").await.expect("Kafka acknowledged");
 
-    let start = |port: u16| {
-        let listen = format!("127.0.0.1:{port}");
-        let mut command = aggregator_command(&env, &listen);
-        Reaped(command.args(["--session-timeout-ms", "6000"]).spawn().expect("starting parpulse aggregate"))
+    let start = || async {
+        let mut command = aggregator_command(&env, "127.0.0.1:0");
+        let mut child =
+            Reaped(command.args(["--session-timeout-ms", "6000"]).spawn().expect("starting parpulse aggregate"));
+        let port = listening_port(&mut child.0, Duration::from_secs(60)).await;
+        (child, port)
     };
-    let (port_a, port_b) = (free_port(), free_port());
-    let mut a = start(port_a);
-    let b = start(port_b);
+    let (mut a, port_a) = start().await;
+    let (b, port_b) = start().await;
     // Both own partitions (12: three topics of 4)...
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -178,7 +178,17 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
             let _ = stopped.await;
         }));
     env.wait_caught_up(&store, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await; // one librdkafka statistics round: the lag gauge
+    // The lag gauge is set from librdkafka's statistics, about once a second: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while metrics
+        .registry
+        .gather()
+        .iter()
+        .all(|f| f.name() != "parpulse_aggregator_consumer_lag_messages" || f.get_metric().is_empty())
+    {
+        assert!(std::time::Instant::now() < deadline, "no consumer lag reported within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let serve = |source: Arc<dyn parpulse_http::MetricsSource>| async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

@@ -369,7 +369,7 @@ async fn malformed_inputs_get_their_status_and_reason_and_only_they_reach_the_de
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_2xx_without_kafka_and_nothing_lost_when_the_client_retries() {
     let env = TestEnv::new("intake_broker_down");
-    let broker = SpareBroker::start(19192);
+    let broker = SpareBroker::start();
     let store = env.connect().await;
     let spare_kafka = parpulse_ingest::KafkaConfig {
         connection: parpulse_kafka::KafkaConnection::plaintext(&broker.brokers()),

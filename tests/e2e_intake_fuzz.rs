@@ -23,7 +23,7 @@ use parpulse_core::avro::AvroCodec;
 use parpulse_core::time::now_micros;
 use parpulse_core::{AgencyRegistry, LocalDay};
 use parpulse_tests::kafka_read::read_topic;
-use parpulse_tests::process::{free_port, memory, wait_http_ok, Reaped};
+use parpulse_tests::process::{listening_port, memory, wait_http_ok, Reaped};
 use parpulse_tests::rng::{seed_from_env, size_from_env, Rng};
 use parpulse_tests::{prom_text, TestEnv, PROVINCE_TOKEN, SNV_TOKEN};
 use serde_json::{json, Value};
@@ -430,12 +430,10 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().pool_max_idle_per_host(1).timeout(Duration::from_secs(30)).build().expect("HTTP client")
 }
 
-/// `parpulse ingest http` on a free port, producing to the test's topics.
+/// `parpulse ingest http` on a port of its own choosing, producing to the test's topics.
 async fn start_intake_process(env: &TestEnv, token_file: &std::path::Path) -> (Reaped, String) {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let child = Command::new(parpulse_tests::parpulse_bin())
-        .args(["ingest", "http", "--listen", &format!("127.0.0.1:{port}"), "--body-limit", &BODY_LIMIT.to_string()])
+        .args(["ingest", "http", "--listen", "127.0.0.1:0", "--body-limit", &BODY_LIMIT.to_string()])
         .arg("--tokens")
         .arg(token_file)
         .env("PARPULSE_KAFKA_BROKERS", &env.brokers)
@@ -445,6 +443,7 @@ async fn start_intake_process(env: &TestEnv, token_file: &std::path::Path) -> (R
         .spawn()
         .expect("starting parpulse ingest http");
     let mut child = Reaped(child);
+    let base = format!("http://127.0.0.1:{}", listening_port(&mut child.0, Duration::from_secs(30)).await);
     wait_http_ok(&format!("{base}/healthz"), Duration::from_secs(30)).await;
     child.assert_running("the intake");
     (child, base)

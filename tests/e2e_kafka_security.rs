@@ -18,19 +18,13 @@ use std::time::{Duration, Instant};
 use parpulse_clickhouse::{ClickHouseConfig, Store};
 use parpulse_kafka::security::{Password, SecurityProtocol, SecuritySettings};
 use parpulse_kafka::KafkaConnection;
+use parpulse_tests::process::{free_ports, listening_port};
 use parpulse_tests::{parpulse_bin, recount, PROVINCE_TOKEN};
 
 const SCRAM_USER: &str = "parpulse-test";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repository").to_owned()
-}
-
-/// `n` distinct free loopback ports (all held until every one is chosen).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<_> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("local address").port()).collect()
 }
 
 /// Writes `text` to a file only its owner can read.
@@ -64,7 +58,7 @@ impl SecureServices {
     fn start() -> SecureServices {
         let dir = std::env::temp_dir().join(format!("parpulse-security-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("creating the test folder");
-        let [kafka, controller, sasl_ssl, ssl, http, tcp, https] = free_ports(7)[..] else { unreachable!() };
+        let [kafka, controller, sasl_ssl, ssl, http, tcp, https] = free_ports();
         let kafka_password = format!("kafka-pw-{}", uuid::Uuid::new_v4().simple());
         let clickhouse_password = format!("clickhouse-pw-{}", uuid::Uuid::new_v4().simple());
         let kafka_password_file = dir.join("kafka-password");
@@ -420,11 +414,11 @@ async fn sasl_ssl_and_ssl_kafka_and_https_clickhouse_carry_the_pipeline_and_wron
     run.succeed(Kafka::Ssl { with_ca: true }, &["ingest", "file", by_file_ssl.to_str().unwrap()]);
     let tokens = dir.join("tokens.toml");
     std::fs::write(&tokens, parpulse_tests::test_token_file()).expect("writing the token file");
-    let listen = format!("127.0.0.1:{}", free_ports(1)[0]);
-    let intake = run.spawn(
+    let mut intake = run.spawn(
         Kafka::PasswordInEnv(&right),
-        &["ingest", "http", "--tokens", tokens.to_str().unwrap(), "--listen", &listen],
+        &["ingest", "http", "--tokens", tokens.to_str().unwrap(), "--listen", "127.0.0.1:0"],
     );
+    let listen = format!("127.0.0.1:{}", listening_port(&mut intake.child, Duration::from_secs(60)).await);
     let (status, body) = post_to_intake(&listen, by_http).await;
     let intake_said = run.stop(intake);
     assert_eq!(status, 200, "the intake over SASL_SSL answered {status}: {body}\n{intake_said}");

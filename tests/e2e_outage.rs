@@ -18,7 +18,7 @@ use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
 use parpulse_tests::broker::SpareBroker;
 use parpulse_tests::kafka_read::read_topic;
-use parpulse_tests::process::{free_port, Reaped};
+use parpulse_tests::process::{listening_port, Reaped};
 use parpulse_tests::spare_clickhouse::SpareClickHouse;
 use parpulse_tests::{prom_text, TestEnv};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -139,8 +139,8 @@ fn poison() -> Vec<(Vec<u8>, &'static str)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_and_outages_neither_stop_nor_skew_the_pipeline() {
-    let broker = SpareBroker::start(19292);
-    let clickhouse = SpareClickHouse::start(18223);
+    let broker = SpareBroker::start();
+    let clickhouse = SpareClickHouse::start();
     let mut env = TestEnv::new("outage");
     env.brokers = broker.brokers();
     env.clickhouse_url = clickhouse.url();
@@ -175,28 +175,27 @@ async fn poison_and_outages_neither_stop_nor_skew_the_pipeline() {
         rogue.send(record, Duration::from_secs(10)).await.expect("poison written");
     }
 
-    let (aggregator_port, exporter_port, intake_port) = (free_port(), free_port(), free_port());
     let tokens = logs.join("tokens.toml");
     std::fs::write(&tokens, parpulse_tests::test_token_file()).unwrap();
     let aggregator_log = logs.join("aggregator.log");
     let exporter_log = logs.join("exporter.log");
     let intake_log = logs.join("intake.log");
-    let listen = |port: u16| format!("127.0.0.1:{port}");
-    let mut aggregator = parpulse(
-        &env,
-        &["aggregate", "--listen", &listen(aggregator_port), "--checkpoint-interval-ms", "200"],
-        &aggregator_log,
-    );
+    let mut aggregator =
+        parpulse(&env, &["aggregate", "--listen", "127.0.0.1:0", "--checkpoint-interval-ms", "200"], &aggregator_log);
     let mut exporter = parpulse(
         &env,
-        &["export", "--listen", &listen(exporter_port), "--refresh-ms", "500", "--lateness-refresh-ms", "1000"],
+        &["export", "--listen", "127.0.0.1:0", "--refresh-ms", "500", "--lateness-refresh-ms", "1000"],
         &exporter_log,
     );
     let mut intake = parpulse(
         &env,
-        &["ingest", "http", "--listen", &listen(intake_port), "--tokens", tokens.to_str().unwrap()],
+        &["ingest", "http", "--listen", "127.0.0.1:0", "--tokens", tokens.to_str().unwrap()],
         &intake_log,
     );
+    // Each binds a port the OS chooses; /proc tells which.
+    let aggregator_port = listening_port(&mut aggregator.0, Duration::from_secs(60)).await;
+    let exporter_port = listening_port(&mut exporter.0, Duration::from_secs(60)).await;
+    let intake_port = listening_port(&mut intake.0, Duration::from_secs(60)).await;
     let ready = |port: u16| format!("http://127.0.0.1:{port}/readyz");
     send(&sink, &events[quarter..2 * quarter]).await;
     wait_caught_up(&env, &store, &mut [("aggregator", &mut aggregator)]).await;

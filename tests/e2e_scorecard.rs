@@ -157,6 +157,7 @@ async fn the_scorecard_renders_in_chromium_with_the_exporters_numbers() {
     );
     let cells = cells(&dom);
     let mut compared = 0;
+    let mut with_ratio: BTreeMap<&str, usize> = BTreeMap::new();
     let mut units: Vec<(String, &str)> = registry.iter().map(|a| (a.code.to_string(), "unit")).collect();
     units.push(("department".into(), "group"));
     units.push(("district".into(), "group"));
@@ -167,17 +168,27 @@ async fn the_scorecard_renders_in_chromium_with_the_exporters_numbers() {
         let online = find(&metrics, "parpulse_dossiers_received_online", &labels).expect("online on /metrics");
         assert_eq!(cells[&(unit.clone(), "received".into())], format!("{received}"), "{unit} received");
         assert_eq!(cells[&(unit.clone(), "received_online".into())], format!("{online}"), "{unit} online");
-        if let Some(rate) = find(&metrics, "parpulse_on_time_ratio", &labels) {
-            let page: f64 = cells[&(unit.clone(), "on_time".into())].parse().expect("on-time rate on the page");
-            assert!((page - rate).abs() < 1e-12, "{unit}: page on-time {page} vs metrics {rate}");
-        }
-        if let Some(share) = find(&metrics, "parpulse_online_share_ratio", &labels) {
-            let page: f64 = cells[&(unit.clone(), "online_share".into())].parse().expect("share on the page");
-            assert!((page - share).abs() < 1e-12, "{unit}: page {page} vs metrics {share}");
+        // A ratio without dossiers is absent from /metrics and empty on the page: both
+        // cases are checked, never skipped.
+        for (kpi, metric) in [("on_time", "parpulse_on_time_ratio"), ("online_share", "parpulse_online_share_ratio")] {
+            let cell = &cells[&(unit.clone(), kpi.into())];
+            let page = (!cell.is_empty()).then(|| cell.parse::<f64>().expect("a ratio on the page"));
+            match (find(&metrics, metric, &labels), page) {
+                (Some(value), Some(page)) => {
+                    assert!((page - value).abs() < 1e-12, "{unit}: page {kpi} {page} vs metrics {value}");
+                    *with_ratio.entry(kpi).or_insert(0) += 1;
+                }
+                (None, None) => {}
+                (value, page) => panic!("{unit} {kpi}: /metrics {value:?}, page {page:?}"),
+            }
         }
         compared += 1;
     }
     assert_eq!(compared, registry.len() + 3);
+    assert!(
+        with_ratio.get("on_time") > Some(&0) && with_ratio.get("online_share") > Some(&0),
+        "some scopes have ratios to compare: {with_ratio:?}"
+    );
 
     // Budget and staffing: every unit's cells equal /metrics and a recount from the events.
     let mut over_limit_units = 0;

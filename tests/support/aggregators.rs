@@ -16,13 +16,9 @@ use crate::TestEnv;
 
 /// A private Kafka broker and ClickHouse server (for a test that restarts them), and
 /// the test's namespace on them, migrated.
-pub async fn on_spare_services(
-    test: &str,
-    kafka_port: u16,
-    clickhouse_http_port: u16,
-) -> (SpareBroker, SpareClickHouse, TestEnv, Store) {
-    let broker = SpareBroker::start(kafka_port);
-    let clickhouse = SpareClickHouse::start(clickhouse_http_port);
+pub async fn on_spare_services(test: &str) -> (SpareBroker, SpareClickHouse, TestEnv, Store) {
+    let broker = SpareBroker::start();
+    let clickhouse = SpareClickHouse::start();
     let mut env = TestEnv::new(test);
     env.brokers = broker.brokers();
     env.clickhouse_url = clickhouse.url();
@@ -32,10 +28,11 @@ pub async fn on_spare_services(
 }
 
 /// `parpulse aggregate` on the test's services with static membership `instance`,
-/// its log appended to `log`.
-pub fn start_aggregator(env: &TestEnv, port: u16, instance: &str, log: &std::path::Path) -> Reaped {
+/// its log appended to `log`, on a port of its own choosing (see
+/// [`crate::process::listening_port`]).
+pub fn start_aggregator(env: &TestEnv, instance: &str, log: &std::path::Path) -> Reaped {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("aggregator log file");
-    let child = crate::parpulse_command(env, &["aggregate", "--listen", &format!("127.0.0.1:{port}")])
+    let child = crate::parpulse_command(env, &["aggregate", "--listen", "127.0.0.1:0"])
         .args(["--checkpoint-interval-ms", "200", "--checkpoint-max-events", "20000"])
         .env("PARPULSE_AGGREGATOR_INSTANCE_ID", instance)
         .stdout(Stdio::null())

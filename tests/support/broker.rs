@@ -8,6 +8,7 @@ use std::process::Command;
 pub struct SpareBroker {
     home: PathBuf,
     port: u16,
+    controller_port: u16,
 }
 
 fn repo_root() -> PathBuf {
@@ -15,10 +16,12 @@ fn repo_root() -> PathBuf {
 }
 
 impl SpareBroker {
-    /// Starts a broker on 127.0.0.1:`port` (controller on `port + 1`).
-    pub fn start(port: u16) -> SpareBroker {
+    /// Starts a broker on loopback ports the OS chooses (kept across restarts), so tests
+    /// running side by side, here or in another checkout, never meet on a port.
+    pub fn start() -> SpareBroker {
+        let [port, controller_port] = crate::process::free_ports();
         let home = std::env::temp_dir().join(format!("parpulse-spare-kafka-{port}-{}", uuid::Uuid::new_v4().simple()));
-        let broker = SpareBroker { home, port };
+        let broker = SpareBroker { home, port, controller_port };
         broker.run("start");
         broker
     }
@@ -44,7 +47,7 @@ impl SpareBroker {
             .env("PARPULSE_HOME", &self.home)
             .env("PARPULSE_KAFKA_LIBS", shared_home.join("kafka/libs"))
             .env("PARPULSE_LOCAL_KAFKA_PORT", self.port.to_string())
-            .env("PARPULSE_LOCAL_KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
+            .env("PARPULSE_LOCAL_KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
             .env("PARPULSE_LOCAL_KAFKA_HEAP", "384m")
             .status()
             .expect("running deploy/local/kafka.sh");

@@ -75,11 +75,13 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
 /// one: start it with `--listen 127.0.0.1:0`, so the port is chosen by the OS and bound
 /// by the child in one step. Fails if the child exits, listens on several ports, or
 /// binds none within `within`.
-pub async fn listening_port(child: &mut Reaped, within: Duration) -> u16 {
+pub async fn listening_port(child: &mut Child, within: Duration) -> u16 {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        child.assert_running("the process whose port is awaited");
-        let ports = listening_ports(child.pid());
+        if let Some(status) = child.try_wait().expect("child status") {
+            panic!("the process whose port is awaited exited: {status}");
+        }
+        let ports = listening_ports(child.id());
         match ports[..] {
             [port] => return port,
             [] => assert!(tokio::time::Instant::now() < deadline, "no listening port within {within:?}"),

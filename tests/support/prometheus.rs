@@ -23,10 +23,6 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address").port()
-}
-
 impl Prometheus {
     /// Starts Prometheus scraping `targets` (job name, address) and waits until it is ready.
     pub async fn start(targets: &[(&str, std::net::SocketAddr)]) -> Prometheus {
@@ -41,15 +37,16 @@ impl Prometheus {
             config.push_str(&format!("  - job_name: {job}\n    static_configs:\n      - targets: [\"{address}\"]\n"));
         }
         std::fs::write(dir.join("prometheus.yml"), config).expect("config");
-        let port = free_port();
-        let child = Command::new("prometheus")
+        // Port 0: Prometheus binds a port the OS chooses, read back from /proc.
+        let mut child = Command::new("prometheus")
             .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("prometheus.log")).expect("log file"))
             .spawn()
             .expect("prometheus not found: `make up` installs the prometheus package");
+        let port = crate::process::listening_port(&mut child, Duration::from_secs(30)).await;
         let prometheus = Prometheus { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -69,6 +66,35 @@ impl Prometheus {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// Waits until every rule group has been evaluated after `after` (a condition, not a
+    /// guess at the evaluation interval): what the rules say then is what they say on
+    /// the data Prometheus held at `after`. Fails after `within`.
+    pub async fn wait_rules_evaluated_after(&self, after: chrono::DateTime<chrono::Utc>, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let body: serde_json::Value = match reqwest::get(self.url("/api/v1/rules")).await {
+                Ok(response) => response.json().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            };
+            let groups = body["data"]["groups"].as_array().cloned().unwrap_or_default();
+            let evaluated = |group: &serde_json::Value| {
+                group["lastEvaluation"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t > after)
+            };
+            if !groups.is_empty() && groups.iter().all(evaluated) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not every rule group evaluated within {within:?} after {after}: {groups:?}; log: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Runs an instant query; Err carries Prometheus' error message.

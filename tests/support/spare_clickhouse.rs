@@ -8,14 +8,17 @@ use std::process::Command;
 pub struct SpareClickHouse {
     home: PathBuf,
     http_port: u16,
+    tcp_port: u16,
 }
 
 impl SpareClickHouse {
-    /// Starts a server with HTTP on 127.0.0.1:`http_port` (native protocol on `http_port + 1`).
-    pub fn start(http_port: u16) -> SpareClickHouse {
+    /// Starts a server with HTTP and the native protocol on loopback ports the OS chooses
+    /// (kept across restarts), so tests running side by side never meet on a port.
+    pub fn start() -> SpareClickHouse {
+        let [http_port, tcp_port] = crate::process::free_ports();
         let home = std::env::temp_dir()
             .join(format!("parpulse-spare-clickhouse-{http_port}-{}", uuid::Uuid::new_v4().simple()));
-        let server = SpareClickHouse { home, http_port };
+        let server = SpareClickHouse { home, http_port, tcp_port };
         server.run("start");
         server
     }
@@ -39,7 +42,7 @@ impl SpareClickHouse {
             .arg(action)
             .env("PARPULSE_HOME", &self.home)
             .env("PARPULSE_LOCAL_CLICKHOUSE_HTTP_PORT", self.http_port.to_string())
-            .env("PARPULSE_LOCAL_CLICKHOUSE_TCP_PORT", (self.http_port + 1).to_string())
+            .env("PARPULSE_LOCAL_CLICKHOUSE_TCP_PORT", self.tcp_port.to_string())
             .status()
             .expect("running deploy/local/clickhouse.sh");
         assert!(status.success(), "deploy/local/clickhouse.sh {action} failed (see {})", self.home.display());
