@@ -146,19 +146,58 @@ async fn print_aggregator_figures(ports: &[u16], events: usize, seconds: f64) {
     );
 }
 
-/// Resident memory of the cluster's processes (now and peak), for docs/OPERATIONS.md.
-fn print_memory() {
+/// CPU seconds (user and system) a process has used, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (in parentheses): utime and stime are the 12th and 13th.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The cluster's processes: (node, pid).
+fn cluster_pids() -> Vec<(&'static str, u32)> {
     let home = std::env::var("PARPULSE_HOME")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| parpulse_tests::prometheus::repo().join(".parpulse"))
         .join("cluster");
     let nodes = ["zookeeper", "kafka1", "kafka2", "kafka3"].map(|n| (n, home.join(n).join("pid")));
     let servers = CLICKHOUSE.map(|(n, _)| (n, home.join(n).join("clickhouse/clickhouse.pid")));
-    for (node, pidfile) in nodes.iter().chain(&servers) {
-        if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|p| p.trim().parse().ok()) {
-            let memory = parpulse_tests::process::memory(pid);
-            println!("memory {node}: {} MiB now, {} MiB peak", memory.rss_kib / 1024, memory.peak_kib / 1024);
+    nodes
+        .iter()
+        .chain(&servers)
+        .filter_map(|(node, pidfile)| {
+            std::fs::read_to_string(pidfile).ok().and_then(|p| p.trim().parse().ok()).map(|pid| (*node, pid))
+        })
+        .collect()
+}
+
+/// CPU seconds used so far by each node of the cluster.
+fn cluster_cpu() -> Vec<(&'static str, u32, f64)> {
+    cluster_pids().into_iter().map(|(node, pid)| (node, pid, cpu_seconds(pid))).collect()
+}
+
+/// CPU the aggregation took, per component, and per million events.
+fn print_cpu(at_start: &[(&str, u32, f64)], aggregators: &[Reaped], events: usize) {
+    let million = events as f64 / 1e6;
+    for (node, pid, before) in at_start {
+        let used = cpu_seconds(*pid) - before;
+        if used >= 0.0 {
+            println!("figure cpu {node}: {used:.1} s, {:.1} s per million events", used / million);
         }
+    }
+    for (aggregator, name) in aggregators.iter().zip(["a", "b"]) {
+        let used = cpu_seconds(aggregator.pid());
+        println!("figure cpu aggregator {name}: {used:.1} s, {:.1} s per million events", used / million);
+    }
+}
+
+/// Resident memory of the cluster's processes (now and peak), for docs/OPERATIONS.md.
+fn print_memory() {
+    for (node, pid) in cluster_pids() {
+        let memory = parpulse_tests::process::memory(pid);
+        println!("memory {node}: {} MiB now, {} MiB peak", memory.rss_kib / 1024, memory.peak_kib / 1024);
     }
 }
 
@@ -231,14 +270,19 @@ async fn a_province_through_the_cluster_survives_a_broker_kill_and_a_replica_res
     let ndjson = String::from_utf8(ndjson).unwrap();
     println!("{} events", events.len());
 
-    // Two aggregators, one on each shard's first replica.
+    // Two aggregators, one on each shard's first replica. Measuring (PARPULSE_CLUSTER_MEASURE=1,
+    // docs/OPERATIONS.md "Capacity"): every event is produced first, without faults, then
+    // PARPULSE_CLUSTER_AGGREGATORS of them (2) start and catch up.
+    let measure = std::env::var("PARPULSE_CLUSTER_MEASURE").is_ok_and(|v| v == "1");
+    let instances = if measure { size_from_env("PARPULSE_CLUSTER_AGGREGATORS", 2).clamp(1, 2) } else { 2 };
     let logs = std::env::temp_dir().join(format!("parpulse-cluster-{}", env.consumer_group));
     std::fs::create_dir_all(&logs).unwrap();
-    let ports = [free_port(), free_port()];
-    let mut aggregators = [
-        start_cluster_aggregator(&env, ports[0], CLICKHOUSE[0].1, "cluster-a", &logs.join("a.log")),
-        start_cluster_aggregator(&env, ports[1], CLICKHOUSE[2].1, "cluster-b", &logs.join("b.log")),
-    ];
+    let ports: Vec<u16> = (0..instances).map(|_| free_port()).collect();
+    let start = |i: usize| {
+        let (name, server) = [("a", CLICKHOUSE[0].1), ("b", CLICKHOUSE[2].1)][i];
+        start_cluster_aggregator(&env, ports[i], server, &format!("cluster-{name}"), &logs.join(format!("{name}.log")))
+    };
+    let mut aggregators: Vec<Reaped> = if measure { Vec::new() } else { (0..instances).map(start).collect() };
     println!("aggregator logs in {}", logs.display());
 
     // Produce in pieces; the faults strike between them while the aggregators run.
@@ -249,6 +293,7 @@ async fn a_province_through_the_cluster_survives_a_broker_kill_and_a_replica_res
     let mut outage = None;
     for (i, piece) in pieces.iter().enumerate() {
         match i {
+            _ if measure => {}
             2 => {
                 // Mid-run: once the aggregators have checkpointed something.
                 let deadline = Instant::now() + Duration::from_secs(60);
@@ -281,6 +326,12 @@ async fn a_province_through_the_cluster_survives_a_broker_kill_and_a_replica_res
     }
     println!("produced in {:.1} s", produced_at.elapsed().as_secs_f64());
 
+    let cpu_at_start = cluster_cpu();
+    let aggregating_at = Instant::now();
+    if measure {
+        aggregators = (0..instances).map(start).collect();
+    }
+
     // Both aggregators go on until every message is checkpointed.
     let written = high_watermark_sum(&env).await;
     assert!(written >= events.len() as i64, "{written} messages for {} events", events.len());
@@ -300,10 +351,14 @@ async fn a_province_through_the_cluster_survives_a_broker_kill_and_a_replica_res
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let caught_up = produced_at.elapsed().as_secs_f64();
-    println!("caught up {caught_up:.1} s after the first event was produced");
+    let caught_up = if measure { aggregating_at } else { produced_at }.elapsed().as_secs_f64();
+    let since = if measure { "the aggregators started" } else { "the first event was produced" };
+    println!("caught up {caught_up:.1} s after {since}");
     wait_readyz(&ports, 200, Duration::from_secs(30)).await;
     print_aggregator_figures(&ports, events.len(), caught_up).await;
+    if measure {
+        print_cpu(&cpu_at_start, &aggregators, events.len());
+    }
     for aggregator in &mut aggregators {
         aggregator.kill();
     }

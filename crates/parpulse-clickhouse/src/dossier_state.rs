@@ -172,18 +172,19 @@ pub async fn load_partition(store: &Store, kafka_partition: u32, active_since: i
         .map_err(store.error("loading a partition's dossier_state"))
 }
 
-/// The newest state of one dossier, if it has any (on a cluster, once every replica
-/// holds what was inserted before: [`crate::cluster::await_replicas`]).
+/// The newest state of one dossier, if it has any (on a cluster, the newest on any
+/// live replica: [`crate::cluster::from_every_replica`]).
 pub async fn load_one(
     store: &Store,
     kafka_partition: u32,
     agency_code: &str,
     dossier_id: &str,
 ) -> Result<Option<DossierStateRow>> {
-    crate::cluster::await_replicas(store).await?;
+    let sql = include_str!("../../../schemas/clickhouse/queries/dossier_state_load_one.sql");
+    let sql = crate::cluster::from_every_replica(store, sql, "dossier_state").await?;
     store
         .client()
-        .query(include_str!("../../../schemas/clickhouse/queries/dossier_state_load_one.sql"))
+        .query(&sql)
         .bind(kafka_partition)
         .bind(agency_code)
         .bind(dossier_id)
