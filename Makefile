@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all build up down status install install-test demo test test-unit bench chaos mutants lint fmt clean clean-data
+.PHONY: all build up down status install install-test demo test test-unit bench bench-period chaos mutants lint fmt clean clean-data
 BENCH_ARGS ?=
 
 all: build
@@ -60,6 +60,11 @@ bench: up
 	target/release/parpulse-bench $(BENCH_ARGS)
 	$(CARGO) bench -p parpulse-bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3 \
 	  | tee target/bench/hot_paths.txt
+
+# Closed-period reports on 2M synthetic dossiers (docs/BENCHMARKS.md, "Period reports").
+bench-period: up
+	$(CARGO) build --release -p parpulse
+	crates/parpulse-bench/scripts/period_report.sh
 
 # Reliability at full size (docs/RELIABILITY.md), release build: the chaos run (1M events through
 # two aggregators, 20 kill -9, a Kafka and a ClickHouse restart, poison in the dossier topic)

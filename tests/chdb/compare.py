@@ -110,7 +110,7 @@ def main():
         "resolved_days": [first, last],
         "received_facts": [first, last],
         "open_dossiers": [now_micros],
-        "dossier_state_for_period": [month_ago, now_micros, month_ago, now_micros, month_ago, now_micros, month_ago_day, month_ago, now_micros],
+        "dossier_state_for_period": [now_micros, month_ago, now_micros, month_ago, now_micros, month_ago_day, month_ago, now_micros],
     }
 
     with tempfile.TemporaryDirectory() as work:

@@ -310,7 +310,9 @@ pub async fn read_for_period(
     store
         .client()
         .query(include_str!("../../../schemas/clickhouse/queries/dossier_state_for_period.sql"))
-        .bind(start_micros)
+        // Conditions must apply after FINAL (ClickHouse 18.16 would move them before it).
+        .with_option("optimize_move_to_prewhere", "0")
+        .with_option("enable_optimize_predicate_expression", "0")
         .bind(end_micros)
         .bind(start_micros)
         .bind(end_micros)
