@@ -101,3 +101,68 @@ async fn the_period_query_reads_each_dossiers_newest_version_only() {
     assert_eq!((c.carried_over, c.received_new(), c.resolved(), c.in_progress()), (1, 1, 1, 1), "{c:?}");
     Store::drop_database(&env.clickhouse()).await.expect("dropping the test database");
 }
+
+/// A reception in November, then, after an instant T, a late correction (its processing,
+/// also in November) within the allowed lateness: the closed month's report changes, and
+/// `--as-of T` still shows the month as it stood at T, from the audit table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_correction_changes_a_closed_month_and_as_of_shows_it_before() {
+    use parpulse_tests::{parpulse_command, start_intake, PROVINCE_TOKEN};
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    let env = TestEnv::new("period_as_of");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let intake = start_intake(&env, &env.brokers, 1 << 20, Duration::from_secs(10)).await;
+    let url = intake.url("/v1/events");
+    let event = |kind: &str, occurred: i64| {
+        json!({"type": "dossier", "event_id": uuid::Uuid::new_v4().to_string(), "agency_code": "SNV",
+               "occurred_at": occurred, "dossier_id": "LATE-1", "procedure_code": "1.001234", "kind": kind,
+               "channel": "online", "online_level": 4, "due_at": at(11, 15) + 8 * HOUR,
+               "fee_bearing": false, "digitized": false})
+    };
+    let post = |events: Vec<Value>| {
+        let url = url.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .post(&url)
+                .header("authorization", format!("Bearer {PROVINCE_TOKEN}"))
+                .json(&json!({ "events": events }))
+                .send()
+                .await
+                .expect("intake answers");
+            assert_eq!(response.status().as_u16(), 200, "{:?}", response.text().await);
+        }
+    };
+    post(vec![event("received", at(11, 5))]).await;
+    env.aggregate_to_end(&store, Duration::from_secs(60)).await;
+    // T: after the reception was admitted (its answer came back), before the correction is
+    // sent; a microsecond earlier, so the correction's admission time is certainly after it.
+    let t = chrono::Utc::now() - chrono::Duration::microseconds(1);
+    post(vec![event("processed", at(11, 12))]).await;
+    env.aggregate_to_end(&store, Duration::from_secs(60)).await;
+    drop(intake);
+
+    let snv = |extra: &[&str]| {
+        let mut args = vec!["report", "--period", "2019-11", "--format", "csv"];
+        args.extend_from_slice(extra);
+        let output = parpulse_command(&env, &args).output().expect("running parpulse report");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let text = String::from_utf8(output.stdout).expect("UTF-8 CSV");
+        let mut reader = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+        let headers = reader.headers().expect("header").clone();
+        let record = reader.records().map(|r| r.expect("a row")).find(|r| &r[0] == "SNV").expect("a row for SNV");
+        let cell = |name: &str| -> u64 {
+            let i = headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name:?}"));
+            record[i].parse().expect("a count")
+        };
+        (cell("Số hồ sơ đã giải quyết - Trước hạn"), cell("Số hồ sơ đang giải quyết - Quá hạn"))
+    };
+    // Now: processed on 12/11, three days before its appointment: resolved early, nothing open.
+    assert_eq!(snv(&[]), (1, 0), "the correction changes the closed month");
+    // As of T: the processing was not known; at the month's end the dossier was open and overdue.
+    let as_of = t.to_rfc3339();
+    assert_eq!(snv(&["--as-of", &as_of]), (0, 1), "the month as it stood at {as_of}");
+    env.cleanup().await;
+}

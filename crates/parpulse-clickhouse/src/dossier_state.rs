@@ -311,8 +311,8 @@ pub async fn read_for_period(
         .client()
         .query(include_str!("../../../schemas/clickhouse/queries/dossier_state_for_period.sql"))
         // Conditions must apply after FINAL (ClickHouse 18.16 would move them before it).
-        .with_option("optimize_move_to_prewhere", "0")
-        .with_option("enable_optimize_predicate_expression", "0")
+        .with_setting("optimize_move_to_prewhere", "0")
+        .with_setting("enable_optimize_predicate_expression", "0")
         .bind(end_micros)
         .bind(start_micros)
         .bind(end_micros)

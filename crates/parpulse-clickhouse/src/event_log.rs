@@ -40,3 +40,35 @@ pub async fn read_all(store: &Store) -> Result<Vec<EventLogRow>> {
         .await
         .map_err(store.error("reading event_log"))
 }
+
+/// One stored copy of every event that occurred on or before `last_day` and was admitted
+/// (`recorded_at`) at or before `recorded_by` (UTC micros): the stream as it was known then.
+pub fn known_by(store: &Store, last_day: parpulse_core::LocalDay, recorded_by: i64) -> Result<KnownEvents> {
+    let cursor = store
+        .client()
+        .query("SELECT any(payload) FROM event_log WHERE day <= toDate(?) AND recorded_at <= ? GROUP BY event_id")
+        .bind(last_day.to_string())
+        .bind(recorded_by)
+        .fetch()
+        .map_err(store.error("reading event_log"))?;
+    Ok(KnownEvents { cursor, store: store.clone() })
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct Payload {
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+}
+
+/// The payloads of [`known_by`], streamed.
+pub struct KnownEvents {
+    cursor: clickhouse::query::RowCursor<Payload>,
+    store: Store,
+}
+
+impl KnownEvents {
+    /// The next event's message value (wire header and Avro datum), or None at the end.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(self.cursor.next().await.map_err(self.store.error("reading event_log"))?.map(|row| row.payload))
+    }
+}

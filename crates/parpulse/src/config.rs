@@ -512,6 +512,16 @@ pub struct ReportArgs {
     /// Where to write the period report (default: standard output; required for xlsx).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// The period report as it stood at this RFC 3339 instant (e.g. 2019-12-05T17:00:00+07:00):
+    /// only events admitted by then, replayed from the audit table (event_log).
+    #[arg(long, value_parser = parse_instant, requires = "period")]
+    pub as_of: Option<i64>,
+}
+
+fn parse_instant(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_micros())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 instant (2019-12-05T17:00:00+07:00): {e}"))
 }
 
 fn parse_period(text: &str) -> Result<parpulse_core::period::Period, String> {

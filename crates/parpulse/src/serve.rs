@@ -278,9 +278,21 @@ async fn period_report(
         args.output.as_ref().and_then(|p| p.extension()).and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let format = args.format.clone().or(extension).unwrap_or_else(|| "csv".into());
     let calendar = parpulse_core::lifecycle::active_calendar();
-    let report = period_report::read(store, registry, period, calendar, parpulse_core::time::now_micros())
-        .await
-        .with_context(|| format!("reading the dossiers of {}", period.label()))?;
+    let now = parpulse_core::time::now_micros();
+    let report = match args.as_of {
+        Some(as_of) => {
+            period_report::read_as_of(store, registry, period, calendar, as_of, now).await.with_context(|| {
+                format!(
+                    "replaying the audit table for {} as of {}",
+                    period.label(),
+                    parpulse_core::time::format_local(as_of)
+                )
+            })?
+        }
+        None => period_report::read(store, registry, period, calendar, now)
+            .await
+            .with_context(|| format!("reading the dossiers of {}", period.label()))?,
+    };
     let bytes = match format.as_str() {
         "csv" => period_report::to_csv(&report).into_bytes(),
         "html" => period_report::to_html(&report).into_bytes(),

@@ -3,16 +3,18 @@
 //! correction to a closed month changes that month's report, and the report is never a
 //! frozen copy. Pure except [`read`], which fetches the facts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use parpulse_clickhouse::dossier_state::{self, DossierStateRow};
+use parpulse_clickhouse::event_log;
 use parpulse_clickhouse::{Store, StoreError};
+use parpulse_core::avro::AvroCodec;
 use parpulse_core::calendar::WorkingCalendar;
 use parpulse_core::decision766::Score766;
 use parpulse_core::kpi::{DossierDayCounts, ResolvedCounts, ServiceCounts};
 use parpulse_core::lifecycle::{ApologyTiming, DossierLifecycle, EndKind, Outcome, Timeliness};
 use parpulse_core::period::Period;
-use parpulse_core::{AgencyGroup, AgencyRegistry, Channel};
+use parpulse_core::{AgencyGroup, AgencyRegistry, Channel, Event};
 
 use super::{PeriodCounts, PeriodReport, ReportRow, RowScope};
 
@@ -120,10 +122,31 @@ pub fn build(
     calendar: &WorkingCalendar,
     generated_at_micros: i64,
 ) -> PeriodReport {
-    let mut per_unit: BTreeMap<&str, ScopeTotals> = BTreeMap::new();
-    for row in rows {
-        let totals = judge(&row.lifecycle(), period, calendar);
-        per_unit.entry(&row.agency_code).or_default().add(&totals);
+    build_from(
+        rows.iter().map(|row| (&*row.agency_code, row.lifecycle())),
+        registry,
+        period,
+        calendar,
+        generated_at_micros,
+    )
+}
+
+fn build_from<A: AsRef<str>>(
+    dossiers: impl Iterator<Item = (A, DossierLifecycle)>,
+    registry: &AgencyRegistry,
+    period: &Period,
+    calendar: &WorkingCalendar,
+    generated_at_micros: i64,
+) -> PeriodReport {
+    let mut per_unit: BTreeMap<String, ScopeTotals> = BTreeMap::new();
+    for (code, lifecycle) in dossiers {
+        let totals = judge(&lifecycle, period, calendar);
+        match per_unit.get_mut(code.as_ref()) {
+            Some(unit) => unit.add(&totals),
+            None => {
+                per_unit.insert(code.as_ref().to_owned(), totals);
+            }
+        }
     }
     let mut report_rows = Vec::new();
     let mut province = ScopeTotals::default();
@@ -156,6 +179,57 @@ fn row(scope: RowScope, code: &str, name_vi: &str, totals: &ScopeTotals) -> Repo
         counts: totals.counts,
         score_766: totals.score_766(),
     }
+}
+
+/// The report of `period` as it stood at `as_of_micros`: every dossier event admitted by
+/// then (`event_log`, the audit table) replayed into fresh lifecycles and judged as of the
+/// period's end. An audit table with no event up to then is an error, never an empty report.
+pub async fn read_as_of(
+    store: &Store,
+    registry: &AgencyRegistry,
+    period: &Period,
+    calendar: &WorkingCalendar,
+    as_of_micros: i64,
+    generated_at_micros: i64,
+) -> Result<PeriodReport, AsOfError> {
+    let codec = AvroCodec::new();
+    let mut events = event_log::known_by(store, period.last, as_of_micros)?;
+    let mut dossiers: HashMap<(String, String), DossierLifecycle> = HashMap::new();
+    let (mut read, mut undecodable) = (0u64, 0u64);
+    while let Some(payload) = events.next().await? {
+        read += 1;
+        match codec.decode_event(&payload) {
+            Ok(Event::Dossier(event)) => {
+                let key = (event.agency_code.clone(), event.dossier_id.clone());
+                dossiers.entry(key).or_default().apply(&event);
+            }
+            Ok(_) => {}
+            Err(_) => undecodable += 1,
+        }
+    }
+    if read == 0 {
+        return Err(AsOfError::NoAuditTrail);
+    }
+    if undecodable > 0 {
+        tracing::warn!(undecodable, "audit events this build cannot decode were left out of the report");
+    }
+    let mut report = build_from(
+        dossiers.into_iter().map(|((code, _), lifecycle)| (code, lifecycle)),
+        registry,
+        period,
+        calendar,
+        generated_at_micros,
+    );
+    report.as_of_micros = Some(as_of_micros);
+    Ok(report)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AsOfError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the audit table (event_log) holds no event admitted by then: it was off (PARPULSE_AUDIT_EVENTS=false) or empty, so the report cannot be shown as it stood")]
+    NoAuditTrail,
 }
 
 /// Reads the facts a report of `period` needs and builds it.

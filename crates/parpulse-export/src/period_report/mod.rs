@@ -14,7 +14,7 @@ mod xlsx;
 
 pub use csv::to_csv;
 pub use html::to_html;
-pub use judge::{build, judge, read, ScopeTotals};
+pub use judge::{build, judge, read, read_as_of, AsOfError, ScopeTotals};
 pub use xlsx::{to_xlsx, XLSX_SHEET};
 
 use parpulse_core::period::Period;
