@@ -11,10 +11,10 @@ pub mod checkpoint;
 pub mod cluster;
 pub mod connect;
 pub mod dossier_day;
-pub mod procedure_day;
 pub mod dossier_state;
 pub mod event_log;
 pub mod migrate;
+pub mod procedure_day;
 pub mod rebuild;
 
 pub use connect::{ClickHouseConfig, Store};
