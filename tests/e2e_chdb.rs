@@ -27,7 +27,10 @@ async fn migrations_and_kpi_queries_give_the_same_results_on_chdb_as_on_the_serv
     let env = TestEnv::new("chdb");
     let store = env.connect().await;
     env.migrate(&store).await;
-    let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(26, 20, 4), &AgencyRegistry::demo()).collect();
+    // Hard cases of the rules too (SimulatorConfig::with_hard_cases): every outcome, end kind
+    // and apology timing is in the data both engines read.
+    let config = SimulatorConfig::recent(26, 20, 4).with_hard_cases(0.2);
+    let events: Vec<Event> = Simulator::new(config, &AgencyRegistry::demo()).collect();
     let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
     sink.send(events, "test").await.expect("Kafka acknowledged");
     env.aggregate_to_end(&store, Duration::from_secs(120)).await;

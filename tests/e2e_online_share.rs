@@ -17,9 +17,12 @@ use tokio::sync::oneshot;
 /// An agency (None: the province) and the labels of its series.
 type Scope<'a> = (Option<&'a str>, [(&'static str, &'a str); 3]);
 
+/// A simulated province with one dossier in ten in a hard case of the rules (two supplement
+/// requests, one still waiting, a late apology, a return before the processing...), so the
+/// independent recount and the pipeline must agree where the rules are subtle.
 fn simulate(seed: u64, days: u32, per_unit_day: u32) -> (Vec<Event>, String) {
-    let events: Vec<_> =
-        Simulator::new(SimulatorConfig::recent(seed, days, per_unit_day), &AgencyRegistry::demo()).collect();
+    let config = SimulatorConfig::recent(seed, days, per_unit_day).with_hard_cases(0.1);
+    let events: Vec<_> = Simulator::new(config, &AgencyRegistry::demo()).collect();
     let mut ndjson = Vec::new();
     parpulse_ingest::ndjson::write_events(&mut ndjson, &events).expect("writing NDJSON to memory");
     (events, String::from_utf8(ndjson).expect("UTF-8"))

@@ -69,6 +69,13 @@ pub struct SimulatorConfig {
     pub dossiers_per_unit_day: u32,
     /// Events after this instant are not emitted (a simulation of "up to now").
     pub end_micros: i64,
+    /// Share of dossiers (0 to 1) given one of the cases where the official rules differ
+    /// from the obvious reading (docs/KPIS.md): an appointment date that is not the legal
+    /// maximum, two supplement requests, a request still waiting, a request after the
+    /// deadline, an apology on an on-time dossier or sent too late, a return recorded before
+    /// the processing, a stop before a processing. 0 (the default) leaves the stream exactly
+    /// as before; tests turn it up ([`SimulatorConfig::with_hard_cases`]).
+    pub hard_cases: f64,
 }
 
 impl SimulatorConfig {
@@ -81,8 +88,46 @@ impl SimulatorConfig {
     /// give the same events (`recent` moves with the clock).
     pub fn ending_at(seed: u64, days: u32, dossiers_per_unit_day: u32, end_micros: i64) -> Self {
         let last_day = LocalDay::of_micros(end_micros);
-        Self { seed, first_day: LocalDay(last_day.0 - days as u16 + 1), days, dossiers_per_unit_day, end_micros }
+        Self {
+            seed,
+            first_day: LocalDay(last_day.0 - days as u16 + 1),
+            days,
+            dossiers_per_unit_day,
+            end_micros,
+            hard_cases: 0.0,
+        }
     }
+
+    /// The same province with a share `rate` of dossiers in the hard cases.
+    pub fn with_hard_cases(self, rate: f64) -> Self {
+        Self { hard_cases: rate.clamp(0.0, 1.0), ..self }
+    }
+}
+
+/// The cases where the official rules differ from the obvious reading (docs/KPIS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HardCase {
+    ShortAppointment,
+    TwoSupplements,
+    SupplementPending,
+    RequestAfterDeadline,
+    ApologyOnTime,
+    ApologyTooLate,
+    ReturnBeforeProcessing,
+    StopBeforeProcessing,
+}
+
+impl HardCase {
+    const ALL: [HardCase; 8] = [
+        HardCase::ShortAppointment,
+        HardCase::TwoSupplements,
+        HardCase::SupplementPending,
+        HardCase::RequestAfterDeadline,
+        HardCase::ApologyOnTime,
+        HardCase::ApologyTooLate,
+        HardCase::ReturnBeforeProcessing,
+        HardCase::StopBeforeProcessing,
+    ];
 }
 
 /// Per-unit behaviour, drawn once from the seed.
@@ -241,7 +286,18 @@ impl Simulator {
         };
         let online_level = if online { 3 + self.rng.range(0, 2) as i32 } else { 2 + self.rng.range(0, 3) as i32 };
         let legal_max_days = [3, 5, 7, 10, 15, 20][self.rng.range(0, 6) as usize];
-        let due_at = received_at + i64::from(legal_max_days) * MICROS_PER_DAY;
+        // The hard case of this dossier, if any (drawn only when the mode is on, so the
+        // default stream is unchanged).
+        let hard = (self.config.hard_cases > 0.0 && self.rng.chance(self.config.hard_cases))
+            .then(|| HardCase::ALL[self.rng.range(0, HardCase::ALL.len() as i64) as usize]);
+        let due_at = match hard {
+            // The appointment is set at 17:00 of the day before the legal maximum ends.
+            Some(HardCase::ShortAppointment) => {
+                LocalDay::of_micros(received_at + i64::from(legal_max_days - 1) * MICROS_PER_DAY).start_micros()
+                    + 17 * 60 * MICROS_PER_MINUTE
+            }
+            _ => received_at + i64::from(legal_max_days) * MICROS_PER_DAY,
+        };
         let result_channel = if self.rng.chance(unit.postal_share * 1.5) { Channel::Postal } else { channel };
         let fee_bearing = self.rng.chance(0.4);
         let template = DossierEvent {
@@ -275,6 +331,11 @@ impl Simulator {
         steps.push((DossierEventKind::Received, received_at));
         let started = received_at + self.rng.range(10, 240) * MICROS_PER_MINUTE;
         steps.push((DossierEventKind::InProcess, started));
+        if let Some(case) = hard {
+            if self.push_hard_case(&template, &mut steps, case, started, due_at) {
+                return;
+            }
+        }
         // A supplement request pauses the clock until the citizen completes the file.
         let mut paused = 0;
         if self.rng.chance(0.08) {
@@ -324,6 +385,66 @@ impl Simulator {
             processed_at + self.rng.range(30, 2 * 24 * 60) * MICROS_PER_MINUTE,
         ));
         self.push_steps(&template, steps);
+    }
+
+    /// Adds a hard case's steps after the dossier started; returns true when they end the
+    /// dossier's story (the caller then adds nothing more).
+    fn push_hard_case(
+        &mut self,
+        template: &DossierEvent,
+        steps: &mut Vec<(DossierEventKind, i64)>,
+        case: HardCase,
+        started: i64,
+        due_at: i64,
+    ) -> bool {
+        use DossierEventKind::*;
+        let hours = |n: i64| n * 60 * MICROS_PER_MINUTE;
+        let mut end = |steps: &mut Vec<(DossierEventKind, i64)>, rest: &[(DossierEventKind, i64)]| {
+            steps.extend_from_slice(rest);
+            self.push_steps(template, std::mem::take(steps));
+            true
+        };
+        match case {
+            HardCase::ShortAppointment => false,
+            // Two requests, both answered, processed in time: late by the rule.
+            HardCase::TwoSupplements => end(
+                steps,
+                &[
+                    (SupplementRequested, started + hours(2)),
+                    (SupplementReceived, started + hours(5)),
+                    (SupplementRequested, started + hours(7)),
+                    (SupplementReceived, started + hours(9)),
+                    (Processed, started + hours(20)),
+                ],
+            ),
+            // Still waiting for its supplement: ends on the request date.
+            HardCase::SupplementPending => end(steps, &[(SupplementRequested, started + hours(3))]),
+            // A request after the appointment date, answered, then processed.
+            HardCase::RequestAfterDeadline => end(
+                steps,
+                &[
+                    (SupplementRequested, due_at + hours(2)),
+                    (SupplementReceived, due_at + hours(30)),
+                    (Processed, due_at + hours(40)),
+                ],
+            ),
+            // An apology letter although the dossier ends early.
+            HardCase::ApologyOnTime => {
+                end(steps, &[(ApologyIssued, started + hours(1)), (Processed, started + hours(4))])
+            }
+            // Late, and the apology goes out on the deadline's day (not a working day before).
+            HardCase::ApologyTooLate => {
+                end(steps, &[(ApologyIssued, due_at - hours(1)), (Processed, due_at + hours(30))])
+            }
+            // The return is recorded before the processing, which is late: processing wins.
+            HardCase::ReturnBeforeProcessing => {
+                end(steps, &[(ResultReturned, started + hours(2)), (Processed, due_at + hours(3))])
+            }
+            // Stopped, then (wrongly) processed later: the earlier stop ends it.
+            HardCase::StopBeforeProcessing => {
+                end(steps, &[(Stopped, started + hours(2)), (Processed, due_at + hours(3))])
+            }
+        }
     }
 
     fn push_steps(&mut self, template: &DossierEvent, steps: Vec<(DossierEventKind, i64)>) {
@@ -491,7 +612,57 @@ mod tests {
             days: 10,
             dossiers_per_unit_day: 6,
             end_micros: LocalDay::from_ymd(2019, 11, 11).unwrap().start_micros(),
+            hard_cases: 0.0,
         }
+    }
+
+    /// With the hard cases turned up, every event still passes the gate, and each case
+    /// leaves its mark in the stream.
+    #[test]
+    fn hard_cases_are_valid_and_all_present() {
+        let registry = AgencyRegistry::demo();
+        let events: Vec<Event> = Simulator::new(config().with_hard_cases(0.5), &registry).collect();
+        let policy = parpulse_core::validate::ValidationPolicy::default();
+        let mut requests: std::collections::HashMap<String, usize> = Default::default();
+        let (mut stopped_then_processed, mut returned_first) = (0, 0);
+        let mut kinds_by_dossier: std::collections::HashMap<String, Vec<DossierEventKind>> = Default::default();
+        for event in &events {
+            parpulse_core::validate::validate_event(event, &registry, &policy, config().end_micros)
+                .unwrap_or_else(|r| panic!("{r} for {event:?}"));
+            if let Event::Dossier(e) = event {
+                kinds_by_dossier.entry(e.dossier_id.clone()).or_default().push(e.kind);
+                if e.kind == DossierEventKind::SupplementRequested {
+                    *requests.entry(e.dossier_id.clone()).or_default() += 1;
+                }
+            }
+        }
+        for kinds in kinds_by_dossier.values() {
+            let position = |k| kinds.iter().position(|x| *x == k);
+            match (position(DossierEventKind::Stopped), position(DossierEventKind::Processed)) {
+                (Some(s), Some(p)) if s < p => stopped_then_processed += 1,
+                _ => {}
+            }
+            match (position(DossierEventKind::ResultReturned), position(DossierEventKind::Processed)) {
+                (Some(r), Some(p)) if r < p => returned_first += 1,
+                _ => {}
+            }
+        }
+        let pending = kinds_by_dossier
+            .values()
+            .filter(|k| {
+                k.contains(&DossierEventKind::SupplementRequested) && !k.contains(&DossierEventKind::SupplementReceived)
+            })
+            .count();
+        assert!(requests.values().any(|n| *n >= 2), "two supplement requests");
+        assert!(
+            pending > 0 && stopped_then_processed > 0 && returned_first > 0,
+            "{pending} {stopped_then_processed} {returned_first}"
+        );
+        // The default stream is unchanged by the mode's existence.
+        let plain: Vec<Event> = Simulator::new(config(), &registry).collect();
+        let again: Vec<Event> = Simulator::new(config().with_hard_cases(0.0), &registry).collect();
+        assert_eq!(plain, again);
+        assert_ne!(plain.len(), 0);
     }
 
     #[test]
