@@ -93,6 +93,7 @@ struct DossierTimes {
     returned: Vec<i64>,
     stopped_or_withdrawn: Vec<i64>,
     refused: Vec<i64>,
+    legal_max_days: Option<i64>,
     result_postal: bool,
     apologies: Vec<i64>,
 }
@@ -152,6 +153,9 @@ pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>
         let d = dossiers.entry(dossier_key(&e)).or_default();
         let at = e["occurred_at"].as_i64().unwrap();
         d.result_postal |= e["result_channel"] == "postal";
+        if let Some(days) = e["legal_max_days"].as_i64() {
+            d.legal_max_days = Some(d.legal_max_days.map_or(days, |kept| kept.min(days)));
+        }
         match e["kind"].as_str().unwrap() {
             "received" => d.received.push((at, e["due_at"].as_i64())),
             "supplement_requested" => d.requested.push(at),
@@ -167,28 +171,51 @@ pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>
     let mut resolved: BTreeMap<(String, i64), ResolvedRecount> = BTreeMap::new();
     let mut open: BTreeMap<String, u64> = BTreeMap::new();
     for ((agency, _), mut d) in dossiers {
+        d.received.sort_unstable_by_key(|&(at, due)| (at, due.unwrap_or(i64::MAX)));
         if let Some(&refused) = d.refused.iter().min() {
-            resolved.entry((agency, local_day(refused))).or_default().refused += 1;
-            continue;
+            // Refused at (or without) reception: counted apart. Refused after a reception:
+            // the dossier was received, so the refusal ends it like a stop.
+            if d.received.first().is_none_or(|&(received, _)| refused <= received) {
+                resolved.entry((agency, local_day(refused))).or_default().refused += 1;
+                continue;
+            }
+            d.stopped_or_withdrawn.push(refused);
         }
         if d.received.is_empty() {
             continue;
         }
-        d.received.sort_unstable();
-        let due = d.received[0].1;
+        let received_at = d.received[0].0;
+        // The appointment date of the first reception; without one, the end of the
+        // legal_max_days-th working day after the reception's local day.
+        let due = d.received[0].1.or_else(|| {
+            d.legal_max_days.map(|days| {
+                let mut day = local_day(received_at);
+                let mut left = days;
+                while left > 0 {
+                    day += 1;
+                    left -= i64::from(calendar.is_working(day));
+                }
+                (day + 1) * 86_400_000_000 - 7 * 3_600_000_000 - 1
+            })
+        });
         d.requested.sort_unstable();
         d.requested.dedup();
         d.supplied.sort_unstable();
         d.supplied.dedup();
-        // Waits completed by `until`, and whether a request is still waiting then.
+        // Waits completed by `until`, and whether a request is still waiting then: each
+        // request takes the first completion at or after it that no earlier request took.
         let waits = |until: i64| {
             let mut waited = 0;
-            for (i, request) in d.requested.iter().enumerate() {
-                if *request > until {
-                    break;
+            let mut next = 0;
+            for request in d.requested.iter().filter(|r| **r <= until) {
+                while d.supplied.get(next).is_some_and(|done| done < request) {
+                    next += 1;
                 }
-                match d.supplied.get(i) {
-                    Some(done) if *done <= until => waited += done - request,
+                match d.supplied.get(next) {
+                    Some(done) if *done <= until => {
+                        waited += done - request;
+                        next += 1;
+                    }
                     _ => return (waited, Some(*request)),
                 }
             }

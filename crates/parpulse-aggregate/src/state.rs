@@ -181,7 +181,9 @@ impl Dossier {
     fn to_row(&self, partition: u32, key: &DossierKey, version: u64, now_micros: i64) -> DossierStateRow {
         let l = &self.lifecycle;
         let calendar = active_calendar();
-        let judged = Judged::of(l, now_micros, calendar);
+        // Events up to the allowed clock skew ahead are accepted: judge with every applied
+        // fact, or a dossier processed a few seconds "in the future" would be stored open.
+        let judged = Judged::of(l, now_micros.max(self.last_event_at), calendar);
         let min_end = [l.returned_at, l.stopped_at, l.withdrawn_at].into_iter().flatten().min();
         DossierStateRow {
             kafka_partition: partition,

@@ -41,13 +41,14 @@ pub async fn read_all(store: &Store) -> Result<Vec<EventLogRow>> {
         .map_err(store.error("reading event_log"))
 }
 
-/// One stored copy of every event that occurred on or before `last_day` and was admitted
-/// (`recorded_at`) at or before `recorded_by` (UTC micros): the stream as it was known then.
-pub fn known_by(store: &Store, last_day: parpulse_core::LocalDay, recorded_by: i64) -> Result<KnownEvents> {
+/// One stored copy of every event admitted (`recorded_at`) at or before `recorded_by` (UTC
+/// micros): the stream as it was known then. Events of any time: facts dated after a
+/// period are ignored by judging, while flags they carry (a result to be returned by post)
+/// still count, as in the ordinary report.
+pub fn known_by(store: &Store, recorded_by: i64) -> Result<KnownEvents> {
     let cursor = store
         .client()
-        .query("SELECT any(payload) FROM event_log WHERE day <= toDate(?) AND recorded_at <= ? GROUP BY event_id")
-        .bind(last_day.to_string())
+        .query("SELECT any(payload) FROM event_log WHERE recorded_at <= ? GROUP BY event_id")
         .bind(recorded_by)
         .fetch()
         .map_err(store.error("reading event_log"))?;

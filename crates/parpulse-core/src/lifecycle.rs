@@ -169,14 +169,6 @@ fn insert_sorted(times: &mut Vec<i64>, at: i64) -> bool {
     }
 }
 
-fn set_once<T>(slot: &mut Option<T>, value: T) -> bool {
-    if slot.is_some() {
-        return false;
-    }
-    *slot = Some(value);
-    true
-}
-
 fn raise(flag: &mut bool, value: bool) -> bool {
     let changed = value && !*flag;
     *flag |= value;
@@ -218,6 +210,16 @@ fn previous_working_day(calendar: &WorkingCalendar, day: LocalDay) -> LocalDay {
     })
 }
 
+/// Order of channels for ties between receptions at the same instant (national codes).
+fn channel_rank(channel: Option<Channel>) -> u8 {
+    match channel {
+        None => 0,
+        Some(Channel::InPerson) => 1,
+        Some(Channel::Online) => 2,
+        Some(Channel::Postal) => 3,
+    }
+}
+
 fn known(time: Option<i64>, at: i64) -> Option<i64> {
     time.filter(|&t| t <= at)
 }
@@ -229,20 +231,33 @@ impl DossierLifecycle {
         let at = event.occurred_at;
         let mut changed = false;
         if let Some(days) = event.legal_max_days {
-            changed |= set_once(&mut self.legal_max_days, days);
+            // Every event should carry the procedure's one maximum; if they differ, the
+            // smallest is kept, whatever the arrival order.
+            changed |= match self.legal_max_days {
+                Some(kept) if kept <= days => false,
+                _ => {
+                    self.legal_max_days = Some(days);
+                    true
+                }
+            };
         }
         changed |= raise(&mut self.fee_bearing, event.fee_bearing);
         changed |= raise(&mut self.digitized, event.digitized);
         changed |= raise(&mut self.result_postal, event.result_channel == Some(Channel::Postal));
         changed |= match event.kind {
             DossierEventKind::Received => {
-                // The earliest reception's channel and appointment date are the dossier's.
-                let first = min_into(&mut self.received_at, at);
-                if first {
+                // The earliest reception's channel and appointment date are the dossier's;
+                // between receptions at the same instant, the earliest appointment date
+                // (then the smallest channel code) wins, whatever the arrival order.
+                let key = (event.due_at.unwrap_or(i64::MAX), channel_rank(Some(event.channel)));
+                let kept = (self.due_at.unwrap_or(i64::MAX), channel_rank(self.received_channel));
+                let wins = self.received_at.is_none_or(|t| at < t || (at == t && key < kept));
+                if wins {
+                    self.received_at = Some(at);
                     self.received_channel = Some(event.channel);
                     self.due_at = event.due_at;
                 }
-                first
+                wins
             }
             DossierEventKind::SupplementRequested => insert_sorted(&mut self.supplement_requested, at),
             DossierEventKind::SupplementReceived => insert_sorted(&mut self.supplement_received, at),
@@ -252,11 +267,17 @@ impl DossierLifecycle {
             DossierEventKind::Withdrawn => min_into(&mut self.withdrawn_at, at),
             DossierEventKind::Refused => min_into(&mut self.refused_at, at),
             DossierEventKind::ApologyIssued => {
-                let first = min_into(&mut self.apology_at, at);
-                if first {
-                    self.apology_due_at = event.new_due_at.or(event.due_at);
+                // The first letter, and the new date it gives (the earliest new date between
+                // letters at the same instant).
+                let new_due = event.new_due_at.or(event.due_at);
+                let key = new_due.unwrap_or(i64::MAX);
+                let kept = self.apology_due_at.unwrap_or(i64::MAX);
+                let wins = self.apology_at.is_none_or(|t| at < t || (at == t && key < kept));
+                if wins {
+                    self.apology_at = Some(at);
+                    self.apology_due_at = new_due;
                 }
-                first
+                wins
             }
             DossierEventKind::PaidOnline => raise(&mut self.paid_online, true),
             DossierEventKind::Submitted | DossierEventKind::InProcess | DossierEventKind::AwaitingPayment => false,
@@ -264,15 +285,27 @@ impl DossierLifecycle {
         changed
     }
 
+    /// A refusal that came after the dossier's reception: not a refusal *at* reception
+    /// (the dossier was received for processing), so it ends the dossier like a stop.
+    fn refused_after_reception(&self) -> Option<i64> {
+        self.refused_at.filter(|&refused| self.received_at.is_some_and(|received| received < refused))
+    }
+
     /// The end known at `at`: the first of processed, returned, stopped, withdrawn,
-    /// except that a processing date wins over a return date.
+    /// except that a processing date wins over a return date (whenever the dossier has
+    /// one, even if it comes after `at`: a return recorded before the processing never
+    /// ends the dossier, so a closed month never counts it resolved and the next one again).
     pub fn ending(&self, at: i64) -> Option<(i64, EndKind)> {
         let processed = known(self.processed_at, at);
-        let returned = if processed.is_some() { None } else { known(self.returned_at, at) };
+        let returned = if self.processed_at.is_some() { None } else { known(self.returned_at, at) };
+        let stopped = match (known(self.stopped_at, at), known(self.refused_after_reception(), at)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         [
             (processed, EndKind::Processed),
             (returned, EndKind::Returned),
-            (known(self.stopped_at, at), EndKind::Stopped),
+            (stopped, EndKind::Stopped),
             (known(self.withdrawn_at, at), EndKind::Withdrawn),
         ]
         .into_iter()
@@ -281,16 +314,18 @@ impl DossierLifecycle {
     }
 
     /// Completed supplement pauses up to `until`, and the request still waiting then, if any.
+    /// Each request is paired with the first completion at or after it not yet paired (a
+    /// completion recorded before any request pairs with nothing).
     fn pauses(&self, until: i64) -> (i64, Option<i64>) {
         let mut paused: i64 = 0;
-        for (i, &requested) in self.supplement_requested.iter().enumerate() {
+        let mut completions = self.supplement_received.iter().copied().peekable();
+        for &requested in &self.supplement_requested {
             if requested > until {
                 break;
             }
-            match self.supplement_received.get(i) {
-                Some(&received) if received <= until => {
-                    paused = paused.saturating_add(received.saturating_sub(requested).max(0))
-                }
+            while completions.next_if(|&done| done < requested).is_some() {}
+            match completions.next() {
+                Some(done) if done <= until => paused = paused.saturating_add(done - requested),
                 _ => return (paused, Some(requested)),
             }
         }
@@ -313,7 +348,7 @@ impl DossierLifecycle {
 
     /// Judges the dossier as of `at` (the end of a period, or now): facts after it are ignored.
     pub fn outcome(&self, at: i64, calendar: &WorkingCalendar) -> Outcome {
-        if let Some(refused) = known(self.refused_at, at) {
+        if let Some(refused) = known(self.refused_at, at).filter(|_| self.refused_after_reception().is_none()) {
             return Outcome::Refused { at: refused };
         }
         let Some(received) = known(self.received_at, at) else {
@@ -343,12 +378,13 @@ impl DossierLifecycle {
     }
 
     /// Whether the first apology letter (sent by `at`) was sent on or before the last
-    /// working day before the deadline's day. Without a known deadline it is timely.
+    /// working day before the deadline's day, the deadline as it stood when the letter was
+    /// sent (supplement waits completed by then). Without a known deadline it is timely.
     pub fn apology(&self, at: i64, calendar: &WorkingCalendar) -> ApologyTiming {
         let Some(sent) = known(self.apology_at, at) else {
             return ApologyTiming::None;
         };
-        let Some(received) = self.received_at else {
+        let Some(received) = known(self.received_at, at) else {
             return ApologyTiming::Timely;
         };
         let (paused, _) = self.pauses(sent);
@@ -609,6 +645,75 @@ mod tests {
             previous_working_day(calendar(), LocalDay::from_ymd(2090, 3, 6).unwrap()),
             LocalDay::from_ymd(2090, 3, 3).unwrap()
         );
+    }
+
+    /// Events that disagree (two receptions at one instant with different appointments
+    /// and channels, different legal maxima, two letters at one instant) give the same
+    /// facts in every arrival order.
+    #[test]
+    fn conflicting_events_give_the_same_facts_in_every_order() {
+        let events = [
+            DossierEvent { due_at: Some(T0 + 10 * DAY), channel: Channel::Postal, ..event(Received, T0) },
+            DossierEvent { due_at: Some(T0 + 3 * DAY), channel: Channel::InPerson, ..event(Received, T0) },
+            DossierEvent { due_at: None, legal_max_days: Some(3), ..event(InProcess, T0 + HOUR) },
+            DossierEvent { due_at: None, legal_max_days: Some(10), ..event(InProcess, T0 + 2 * HOUR) },
+            DossierEvent { new_due_at: Some(T0 + 20 * DAY), ..event(ApologyIssued, T0 + DAY) },
+            DossierEvent { new_due_at: Some(T0 + 9 * DAY), ..event(ApologyIssued, T0 + DAY) },
+            event(Processed, T0 + 4 * DAY),
+        ];
+        let mut orders = vec![(0..events.len()).collect::<Vec<_>>()];
+        // Multiplicative steps coprime to the length (7) give permutations.
+        for k in (1..40usize).filter(|k| (2 * k + 1) % events.len() != 0) {
+            orders.push((0..events.len()).map(|i| (i * (2 * k + 1) + k) % events.len()).collect());
+        }
+        let facts: Vec<DossierLifecycle> = orders
+            .iter()
+            .map(|order| {
+                let mut d = DossierLifecycle::default();
+                for &i in order {
+                    d.apply(&events[i]);
+                }
+                d
+            })
+            .collect();
+        assert!(facts.windows(2).all(|w| w[0] == w[1]), "{facts:#?}");
+        let d = &facts[0];
+        assert_eq!(
+            (d.due_at, d.received_channel, d.legal_max_days),
+            (Some(T0 + 3 * DAY), Some(Channel::InPerson), Some(3))
+        );
+        assert_eq!(d.apology_due_at, Some(T0 + 9 * DAY));
+        assert_eq!(timeliness(d, LATER), Some(Timeliness::Late));
+    }
+
+    #[test]
+    fn a_return_before_the_processing_never_ends_the_dossier() {
+        // Returned 30/11, processed 5/12: as of 1/12 it is open, not resolved on 30/11.
+        let d = lifecycle(&[(Received, T0), (ResultReturned, T0 + 2 * DAY), (Processed, T0 + 7 * DAY)]);
+        assert_eq!(d.outcome(T0 + 3 * DAY, calendar()), Outcome::Open { deadline: Some(T0 + 5 * DAY) });
+        assert_eq!(d.ending(LATER), Some((T0 + 7 * DAY, EndKind::Processed)));
+    }
+
+    #[test]
+    fn a_refusal_after_the_reception_ends_the_dossier_as_a_stop() {
+        let d = lifecycle(&[(Received, T0), (Refused, T0 + DAY)]);
+        assert_eq!(d.ending(LATER), Some((T0 + DAY, EndKind::Stopped)));
+        assert!(matches!(d.outcome(LATER, calendar()), Outcome::Resolved { kind: EndKind::Stopped, .. }));
+        // At the reception's instant (or without one) it is a refusal at reception.
+        assert_eq!(lifecycle(&[(Received, T0), (Refused, T0)]).outcome(LATER, calendar()), Outcome::Refused { at: T0 });
+    }
+
+    #[test]
+    fn a_completion_before_any_request_pairs_with_nothing() {
+        // Completion on day 1 (stray), request on day 2, completion on day 16: a 14-day wait.
+        let d = lifecycle(&[
+            (Received, T0),
+            (SupplementReceived, T0 + DAY),
+            (SupplementRequested, T0 + 2 * DAY),
+            (SupplementReceived, T0 + 16 * DAY),
+            (Processed, T0 + 17 * DAY),
+        ]);
+        assert_eq!(timeliness(&d, LATER), Some(Timeliness::Early));
     }
 
     /// `apply` says it changed something exactly when the lifecycle differs afterwards,

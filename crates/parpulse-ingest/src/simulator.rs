@@ -108,6 +108,7 @@ impl SimulatorConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HardCase {
     ShortAppointment,
+    LegalMaximumOnly,
     TwoSupplements,
     SupplementPending,
     RequestAfterDeadline,
@@ -118,8 +119,9 @@ enum HardCase {
 }
 
 impl HardCase {
-    const ALL: [HardCase; 8] = [
+    const ALL: [HardCase; 9] = [
         HardCase::ShortAppointment,
+        HardCase::LegalMaximumOnly,
         HardCase::TwoSupplements,
         HardCase::SupplementPending,
         HardCase::RequestAfterDeadline,
@@ -312,7 +314,8 @@ impl Simulator {
             channel,
             online_level,
             result_channel: Some(result_channel),
-            due_at: Some(due_at),
+            // Without an appointment date the legal maximum decides, in working days.
+            due_at: (hard != Some(HardCase::LegalMaximumOnly)).then_some(due_at),
             legal_max_days: Some(legal_max_days),
             fee_bearing,
             digitized: self.rng.chance(0.6),
@@ -332,7 +335,7 @@ impl Simulator {
         let started = received_at + self.rng.range(10, 240) * MICROS_PER_MINUTE;
         steps.push((DossierEventKind::InProcess, started));
         if let Some(case) = hard {
-            if self.push_hard_case(&template, &mut steps, case, started, due_at) {
+            if self.push_hard_case(&template, &mut steps, case, started, due_at, legal_max_days) {
                 return;
             }
         }
@@ -396,6 +399,7 @@ impl Simulator {
         case: HardCase,
         started: i64,
         due_at: i64,
+        legal_max_days: i32,
     ) -> bool {
         use DossierEventKind::*;
         let hours = |n: i64| n * 60 * MICROS_PER_MINUTE;
@@ -406,6 +410,12 @@ impl Simulator {
         };
         match case {
             HardCase::ShortAppointment => false,
+            // Processed two calendar days after the legal maximum: on time or late depending
+            // on the weekends and holidays in between (working days count).
+            HardCase::LegalMaximumOnly => {
+                let at = started + i64::from(legal_max_days + 2) * MICROS_PER_DAY;
+                end(steps, &[(Processed, at), (ResultReturned, at + hours(3))])
+            }
             // Two requests, both answered, processed in time: late by the rule.
             HardCase::TwoSupplements => end(
                 steps,

@@ -193,7 +193,7 @@ pub async fn read_as_of(
     generated_at_micros: i64,
 ) -> Result<PeriodReport, AsOfError> {
     let codec = AvroCodec::new();
-    let mut events = event_log::known_by(store, period.last, as_of_micros)?;
+    let mut events = event_log::known_by(store, as_of_micros)?;
     let mut dossiers: HashMap<(String, String), DossierLifecycle> = HashMap::new();
     let (mut read, mut undecodable) = (0u64, 0u64);
     while let Some(payload) = events.next().await? {
