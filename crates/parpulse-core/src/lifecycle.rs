@@ -803,6 +803,58 @@ mod tests {
     }
 
     #[test]
+    fn the_earliest_end_wins_whatever_the_arrival_order() {
+        let mut d = lifecycle(&[(Received, T0), (Processed, T0 + 2 * HOUR)]);
+        assert!(d.apply(&event(Processed, T0 + HOUR)), "an earlier processing date changes the dossier");
+        assert_eq!(d.processed_at, Some(T0 + HOUR));
+        assert!(!d.apply(&event(Processed, T0 + 2 * HOUR)), "the later one changes nothing now");
+        assert_eq!(d.processed_at, Some(T0 + HOUR));
+    }
+
+    #[test]
+    fn receptions_at_one_instant_with_one_appointment_keep_the_smallest_channel_code() {
+        let at = |channel| DossierEvent { channel, online_level: 3, ..event(Received, T0) };
+        for order in [[Channel::Postal, Channel::InPerson], [Channel::InPerson, Channel::Postal]] {
+            let mut d = DossierLifecycle::default();
+            for channel in order {
+                d.apply(&at(channel));
+            }
+            assert_eq!(d.received_channel, Some(Channel::InPerson), "{order:?}");
+        }
+        let mut d = DossierLifecycle::default();
+        d.apply(&at(Channel::Postal));
+        assert!(d.apply(&at(Channel::Online)), "online (2) before postal (3)");
+        assert_eq!(d.received_channel, Some(Channel::Online));
+    }
+
+    #[test]
+    fn letters_at_one_instant_keep_the_earliest_new_date_whatever_the_arrival_order() {
+        let letter = |days| DossierEvent { new_due_at: Some(T0 + days * DAY), ..event(ApologyIssued, T0 + DAY) };
+        for order in [[9, 7], [7, 9]] {
+            let mut d = lifecycle(&[(Received, T0)]);
+            for days in order {
+                d.apply(&letter(days));
+            }
+            assert_eq!(d.apology_due_at, Some(T0 + 7 * DAY), "{order:?}");
+        }
+    }
+
+    #[test]
+    fn a_supplement_completed_at_the_instant_it_was_requested_pauses_nothing_and_leaves_none_pending() {
+        let d = lifecycle(&[
+            (Received, T0),
+            (SupplementRequested, T0 + DAY),
+            (SupplementReceived, T0 + DAY),
+            (Processed, T0 + 3 * DAY),
+        ]);
+        assert!(
+            matches!(d.outcome(LATER, calendar()), Outcome::Resolved { kind: EndKind::Processed, end, .. } if end == T0 + 3 * DAY),
+            "{:?}",
+            d.outcome(LATER, calendar())
+        );
+    }
+
+    #[test]
     fn a_legal_maximum_learned_from_a_later_event_is_a_change() {
         let mut d = DossierLifecycle::default();
         d.apply(&DossierEvent { legal_max_days: None, ..event(Received, T0) });
