@@ -256,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_judges_its_dossiers_as_of_the_given_instant_not_the_wall_clock() {
+    fn a_snapshot_judges_each_dossier_with_every_fact_applied_whatever_the_instant_given() {
         let deadlines = |judged_at: i64| {
             let mut work = Work::default();
             let mut state = PartitionState::load(2, 10, &[], &[]);
@@ -270,8 +270,10 @@ mod tests {
         };
         let day = 86_400_000_000;
         assert_eq!(deadlines(T0 + 2), [("D1".into(), T0 + day), ("D2".into(), T0 + 1 + day)]);
-        // As of T0, D2's reception has not happened yet: no deadline.
-        assert_eq!(deadlines(T0), [("D1".into(), T0 + day), ("D2".into(), 0)]);
+        // A fact ahead of the judging instant (an event within the allowed clock skew) is
+        // still applied: each dossier is judged at least as of its newest event, or it would
+        // be stored open for good (review of 972c1c0).
+        assert_eq!(deadlines(T0), [("D1".into(), T0 + day), ("D2".into(), T0 + 1 + day)]);
     }
 
     #[test]
