@@ -44,12 +44,12 @@ use rustc_hash::FxBuildHasher;
 
 use parpulse_clickhouse::budget_staffing::{BudgetEventRow, StaffingEventRow};
 use parpulse_clickhouse::dossier_day::DossierDayRow;
-use parpulse_clickhouse::dossier_state::{channel_code, DossierStateRow, Judged};
+use parpulse_clickhouse::dossier_state::{DossierStateRow, Judged};
 use parpulse_clickhouse::event_log::EventLogRow;
 use parpulse_clickhouse::procedure_day::ProcedureDayRow;
 use parpulse_core::kpi::{counts_as_online, DossierDayCounts};
 use parpulse_core::lifecycle::{active_calendar, DossierLifecycle};
-use parpulse_core::{BudgetEvent, DossierEvent, DossierEventKind, Event, LocalDay, StaffingEvent};
+use parpulse_core::{BudgetEvent, Channel, DossierEvent, DossierEventKind, Event, LocalDay, StaffingEvent};
 
 type HashMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 type HashSet<K> = hashbrown::HashSet<K, FxBuildHasher>;
@@ -209,7 +209,7 @@ impl Dossier {
             end_day: judged.end_day,
             deadline_at: judged.deadline_at,
             last_event_at: self.last_event_at,
-            received_channel: l.received_channel.map_or(0, channel_code),
+            received_channel: l.received_channel.map_or(0, Channel::national_code),
             result_postal: u8::from(l.result_postal),
             stopped_at: l.stopped_at.unwrap_or(0),
             withdrawn_at: l.withdrawn_at.unwrap_or(0),

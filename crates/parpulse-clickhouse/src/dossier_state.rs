@@ -68,24 +68,6 @@ pub const OUTCOME_LATE: u8 = 2;
 pub const OUTCOME_EARLY: u8 = 3;
 pub const OUTCOME_REFUSED: u8 = 4;
 
-/// National channel code of a channel: 1 in person, 2 online, 3 postal.
-pub fn channel_code(channel: Channel) -> u8 {
-    match channel {
-        Channel::InPerson => 1,
-        Channel::Online => 2,
-        Channel::Postal => 3,
-    }
-}
-
-pub fn channel_of_code(code: u8) -> Option<Channel> {
-    match code {
-        1 => Some(Channel::InPerson),
-        2 => Some(Channel::Online),
-        3 => Some(Channel::Postal),
-        _ => None,
-    }
-}
-
 fn some(value: i64) -> Option<i64> {
     (value != 0).then_some(value)
 }
@@ -100,7 +82,7 @@ impl DossierStateRow {
             .then_some(self.other_end_at);
         DossierLifecycle {
             received_at: some(self.received_at),
-            received_channel: channel_of_code(self.received_channel),
+            received_channel: Channel::of_national_code(self.received_channel),
             due_at: some(self.due_at),
             legal_max_days: (self.legal_max_days != 0).then_some(self.legal_max_days),
             supplement_requested: self.supplement_requested.clone(),

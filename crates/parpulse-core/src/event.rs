@@ -86,6 +86,25 @@ impl Channel {
             Channel::Postal => "postal",
         }
     }
+
+    /// The national one-stop sync standard's code: 1 in person, 2 online, 3 postal.
+    pub fn national_code(self) -> u8 {
+        match self {
+            Channel::InPerson => 1,
+            Channel::Online => 2,
+            Channel::Postal => 3,
+        }
+    }
+
+    /// The channel of a national code; None for any other number (0: unknown).
+    pub fn of_national_code(code: u8) -> Option<Channel> {
+        match code {
+            1 => Some(Channel::InPerson),
+            2 => Some(Channel::Online),
+            3 => Some(Channel::Postal),
+            _ => None,
+        }
+    }
 }
 
 /// A dossier event. `S` is the string type: owned (`String`, the default) wherever

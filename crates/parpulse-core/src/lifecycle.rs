@@ -210,16 +210,6 @@ fn previous_working_day(calendar: &WorkingCalendar, day: LocalDay) -> LocalDay {
     })
 }
 
-/// Order of channels for ties between receptions at the same instant (national codes).
-fn channel_rank(channel: Option<Channel>) -> u8 {
-    match channel {
-        None => 0,
-        Some(Channel::InPerson) => 1,
-        Some(Channel::Online) => 2,
-        Some(Channel::Postal) => 3,
-    }
-}
-
 fn known(time: Option<i64>, at: i64) -> Option<i64> {
     time.filter(|&t| t <= at)
 }
@@ -249,8 +239,8 @@ impl DossierLifecycle {
                 // The earliest reception's channel and appointment date are the dossier's;
                 // between receptions at the same instant, the earliest appointment date
                 // (then the smallest channel code) wins, whatever the arrival order.
-                let key = (event.due_at.unwrap_or(i64::MAX), channel_rank(Some(event.channel)));
-                let kept = (self.due_at.unwrap_or(i64::MAX), channel_rank(self.received_channel));
+                let key = (event.due_at.unwrap_or(i64::MAX), event.channel.national_code());
+                let kept = (self.due_at.unwrap_or(i64::MAX), self.received_channel.map_or(0, Channel::national_code));
                 let wins = self.received_at.is_none_or(|t| at < t || (at == t && key < kept));
                 if wins {
                     self.received_at = Some(at);
