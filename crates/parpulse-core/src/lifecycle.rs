@@ -180,8 +180,7 @@ fn beyond_calendar() {
 }
 
 fn is_weekday(day: LocalDay) -> bool {
-    // 1970-01-01 was a Thursday: day 0 -> 3 (Monday = 0).
-    (u32::from(day.0) + 3) % 7 < 5
+    !crate::calendar::is_weekend(day.date())
 }
 
 /// The `n`-th working day after `start`; outside the calendar, the `n`-th weekday.
