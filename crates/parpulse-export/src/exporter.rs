@@ -279,6 +279,10 @@ async fn period_report(exporter: &Exporter, period: &str, format: Option<&str>) 
         Ok(period) => period,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
+    let name = format.unwrap_or("html");
+    let Some(format) = crate::period_report::Format::parse(name) else {
+        return (StatusCode::BAD_REQUEST, format!("format {name:?}: use html, csv or xlsx\n")).into_response();
+    };
     let calendar = parpulse_core::lifecycle::active_calendar();
     let now = exporter.config.clock.now_micros();
     let report = match crate::period_report::read(&exporter.store, &exporter.registry, &period, calendar, now).await {
@@ -289,35 +293,17 @@ async fn period_report(exporter: &Exporter, period: &str, format: Option<&str>) 
                 .into_response();
         }
     };
-    let attachment = |extension: &str| format!("attachment; filename=\"bao-cao-{}.{extension}\"", period.label());
-    match format.unwrap_or("html") {
-        "html" => {
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned())], crate::period_report::to_html(&report))
-                .into_response()
+    let bytes = match crate::period_report::render(&report, format) {
+        Ok(bytes) => bytes,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    };
+    let content_type = (header::CONTENT_TYPE, format.content_type().to_owned());
+    match format {
+        crate::period_report::Format::Html => ([content_type], bytes).into_response(),
+        _ => {
+            let file = format!("attachment; filename=\"bao-cao-{}.{}\"", period.label(), format.extension());
+            ([content_type, (header::CONTENT_DISPOSITION, file)], bytes).into_response()
         }
-        "csv" => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (header::CONTENT_DISPOSITION, attachment("csv")),
-            ],
-            crate::period_report::to_csv(&report),
-        )
-            .into_response(),
-        "xlsx" => match crate::period_report::to_xlsx(&report) {
-            Ok(bytes) => (
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_owned(),
-                    ),
-                    (header::CONTENT_DISPOSITION, attachment("xlsx")),
-                ],
-                bytes,
-            )
-                .into_response(),
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-        },
-        other => (StatusCode::BAD_REQUEST, format!("format {other:?}: use html, csv or xlsx\n")).into_response(),
     }
 }
 

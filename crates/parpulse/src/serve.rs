@@ -276,7 +276,13 @@ async fn period_report(
     use parpulse_export::period_report;
     let extension =
         args.output.as_ref().and_then(|p| p.extension()).and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    let format = args.format.clone().or(extension).unwrap_or_else(|| "csv".into());
+    let name = args.format.clone().or(extension).unwrap_or_else(|| "csv".into());
+    let format =
+        period_report::Format::parse(&name).with_context(|| format!("--format {name}: use csv, html or xlsx"))?;
+    anyhow::ensure!(
+        args.output.is_some() || format != period_report::Format::Xlsx,
+        "--format xlsx needs --output FILE"
+    );
     let calendar = parpulse_core::lifecycle::active_calendar();
     let now = parpulse_core::time::now_micros();
     let report = match args.as_of {
@@ -293,15 +299,7 @@ async fn period_report(
             .await
             .with_context(|| format!("reading the dossiers of {}", period.label()))?,
     };
-    let bytes = match format.as_str() {
-        "csv" => period_report::to_csv(&report).into_bytes(),
-        "html" => period_report::to_html(&report).into_bytes(),
-        "xlsx" => {
-            anyhow::ensure!(args.output.is_some(), "--format xlsx needs --output FILE");
-            period_report::to_xlsx(&report).context("writing the XLSX report")?
-        }
-        other => anyhow::bail!("--format {other}: use csv, html or xlsx"),
-    };
+    let bytes = period_report::render(&report, format).context("writing the XLSX report")?;
     match &args.output {
         Some(path) => {
             std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;

@@ -169,6 +169,51 @@ pub struct PeriodReport {
     pub rows: Vec<ReportRow>,
 }
 
+/// The formats a period report is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Html,
+    Xlsx,
+}
+
+impl Format {
+    /// `csv`, `html` or `xlsx`.
+    pub fn parse(name: &str) -> Option<Format> {
+        match name {
+            "csv" => Some(Format::Csv),
+            "html" => Some(Format::Html),
+            "xlsx" => Some(Format::Xlsx),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Html => "html",
+            Format::Xlsx => "xlsx",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Html => "text/html; charset=utf-8",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }
+    }
+}
+
+/// The report in `format`, as the bytes of a file or an HTTP body.
+pub fn render(report: &PeriodReport, format: Format) -> Result<Vec<u8>, ReportError> {
+    Ok(match format {
+        Format::Csv => to_csv(report).into_bytes(),
+        Format::Html => to_html(report).into_bytes(),
+        Format::Xlsx => to_xlsx(report)?,
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("writing the XLSX workbook: {0}")]
@@ -384,6 +429,22 @@ pub(crate) mod tests {
             generated_at_micros: LocalDay::from_ymd(2019, 12, 2).unwrap().start_micros() + 3_600_000_000,
             rows: vec![a, b, group, province],
         }
+    }
+
+    #[test]
+    fn every_format_renders_by_its_name() {
+        let report = report();
+        for name in ["csv", "html", "xlsx"] {
+            let format = Format::parse(name).expect("a known format");
+            assert_eq!(format.extension(), name);
+            let bytes = render(&report, format).expect("rendered");
+            match format {
+                Format::Csv => assert_eq!(bytes, to_csv(&report).into_bytes()),
+                Format::Html => assert_eq!(bytes, to_html(&report).into_bytes()),
+                Format::Xlsx => assert_eq!(&bytes[..2], b"PK", "an XLSX is a zip archive"),
+            }
+        }
+        assert_eq!(Format::parse("pdf"), None);
     }
 
     #[test]
