@@ -188,6 +188,8 @@ pub struct ResolvedDay {
     pub refused: u64,
     pub returned: u64,
     pub returned_postal: u64,
+    pub withdrawn: u64,
+    pub stopped: u64,
 }
 
 impl ResolvedDay {
@@ -201,6 +203,8 @@ impl ResolvedDay {
             refused: self.refused,
             returned: self.returned,
             returned_postal: self.returned_postal,
+            withdrawn: self.withdrawn,
+            stopped: self.stopped,
         }
     }
 }

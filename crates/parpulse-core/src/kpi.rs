@@ -152,6 +152,9 @@ pub struct ResolvedCounts {
     /// Results returned (trả kết quả) among the resolved, and of those by post.
     pub returned: u64,
     pub returned_postal: u64,
+    /// Of the resolved: withdrawn by the citizen (rút hồ sơ), and processing stopped (dừng xử lý).
+    pub withdrawn: u64,
+    pub stopped: u64,
 }
 
 impl ResolvedCounts {
@@ -164,6 +167,8 @@ impl ResolvedCounts {
         self.late_with_apology += other.late_with_apology;
         self.returned += other.returned;
         self.returned_postal += other.returned_postal;
+        self.withdrawn += other.withdrawn;
+        self.stopped += other.stopped;
     }
 
     /// On-time rate (tỷ lệ đúng hạn) = on time / resolved.
@@ -237,6 +242,43 @@ mod lateness_tests {
     fn no_late_dossiers_means_no_apology_ratio() {
         assert_eq!(ResolvedCounts::default().apology_coverage(), None);
         assert_eq!(OpenCounts::default().overdue_ratio(), None);
+    }
+}
+
+/// The procedure catalogue's KPIs of one scope and window (docs/KPIS.md, "The
+/// online-service indicators"). Unit-procedure pairs add up from units to the province.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcedureCounts {
+    /// Catalogued procedures offered online at level 3/4 (unit-procedure pairs).
+    pub offered_online: u64,
+    /// Of those, the ones with at least one online reception in the window.
+    pub offered_online_used: u64,
+    /// Receptions of procedures the unit offers at level 3/4.
+    pub received_offered_online: u64,
+    /// Of those, online receptions.
+    pub received_online_offered_online: u64,
+    /// Receptions whose procedure is not in the unit's catalogue (counted everywhere else too).
+    pub received_unknown: u64,
+}
+
+impl ProcedureCounts {
+    pub fn add(&mut self, other: &ProcedureCounts) {
+        self.offered_online += other.offered_online;
+        self.offered_online_used += other.offered_online_used;
+        self.received_offered_online += other.received_offered_online;
+        self.received_online_offered_online += other.received_online_offered_online;
+        self.received_unknown += other.received_unknown;
+    }
+
+    /// Tỷ lệ dịch vụ công trực tuyến mức độ 3, 4 có phát sinh hồ sơ: level-3/4 procedures
+    /// with an online dossier / level-3/4 procedures offered.
+    pub fn online_services_used(&self) -> Option<f64> {
+        ratio(self.offered_online_used, self.offered_online)
+    }
+
+    /// Online receptions / receptions, over the procedures offered at level 3/4 only.
+    pub fn online_share_of_offered(&self) -> Option<f64> {
+        ratio(self.received_online_offered_online, self.received_offered_online)
     }
 }
 
@@ -399,6 +441,8 @@ mod service_tests {
             refused: 13,
             returned: 17,
             returned_postal: 19,
+            withdrawn: 59,
+            stopped: 61,
         };
         resolved.add(&ResolvedCounts {
             resolved: 23,
@@ -409,6 +453,8 @@ mod service_tests {
             refused: 43,
             returned: 47,
             returned_postal: 53,
+            withdrawn: 67,
+            stopped: 71,
         });
         let want = ResolvedCounts {
             resolved: 25,
@@ -419,6 +465,8 @@ mod service_tests {
             refused: 56,
             returned: 64,
             returned_postal: 72,
+            withdrawn: 126,
+            stopped: 132,
         };
         assert_eq!(resolved, want);
 

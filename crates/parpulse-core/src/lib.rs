@@ -4,11 +4,13 @@
 //! Everything the ingestors, aggregators and exporter must agree on lives here:
 //! the event types and their Avro wire format ([`event`], [`avro`]), the agency
 //! registry ([`agency`]), the validation gate every source passes ([`validate`]),
-//! local reporting days ([`time`]) and KPI arithmetic ([`kpi`]).
+//! local reporting days ([`time`]), KPI arithmetic ([`kpi`]) and the catalogue of
+//! every KPI published ([`catalogue`]).
 
 pub mod agency;
 pub mod avro;
 pub mod calendar;
+pub mod catalogue;
 pub mod decision766;
 pub mod event;
 pub mod kpi;

@@ -7,48 +7,17 @@
 //! `window` (day | 7d | 30d | mtd | ytd). With the demo registry that is
 //! (31 units + 2 groups + 1 province) x 5 windows = 170 series per KPI.
 
+use parpulse_core::catalogue::{self, Kpi, Measure};
 use parpulse_core::decision766::{self, Score766};
-use parpulse_core::kpi::{
-    postal_use, BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, ServiceCounts, StaffingTotals,
-    APOLOGY_COVERAGE_TARGET, ONLINE_SHARE_TARGET, ON_TIME_TARGET, STAFF_REDUCTION_TARGET,
-};
+use parpulse_core::kpi::{BudgetTotals, DossierDayCounts, StaffingTotals, ONLINE_SHARE_TARGET};
 use parpulse_core::{AgencyRegistry, LocalDay};
 use prometheus::{Gauge, GaugeVec, Opts, Registry};
 
 pub use parpulse_http::encode;
 
-use crate::snapshot::{staff_checkpoint_due, ProcedureCounts, Scope, Snapshot, Window, STAFF_ROADMAP};
+use crate::snapshot::{staff_checkpoint_due, Scope, Snapshot, Window, STAFF_ROADMAP};
 
 const KPI_LABELS: [&str; 4] = ["scope", "unit", "group", "window"];
-const SNAPSHOT_LABELS: [&str; 3] = ["scope", "unit", "group"];
-
-struct KpiGauges {
-    received: GaugeVec,
-    received_online: GaugeVec,
-    received_postal: GaugeVec,
-    online_share: GaugeVec,
-    postal_share: GaugeVec,
-    resolved: GaugeVec,
-    on_time: GaugeVec,
-    early: GaugeVec,
-    late: GaugeVec,
-    late_with_apology: GaugeVec,
-    refused: GaugeVec,
-    result_postal: GaugeVec,
-    returned: GaugeVec,
-    returned_postal: GaugeVec,
-    on_time_rate: GaugeVec,
-    apology_coverage: GaugeVec,
-    postal_use: GaugeVec,
-    open: GaugeVec,
-    open_overdue: GaugeVec,
-    overdue_ratio: GaugeVec,
-    fee_bearing: GaugeVec,
-    paid_online: GaugeVec,
-    digitized: GaugeVec,
-    payment_rate: GaugeVec,
-    digitization_rate: GaugeVec,
-}
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
     let vec = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
@@ -56,178 +25,51 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Ga
     vec
 }
 
-impl KpiGauges {
+/// The catalogue's gauges, registered in its order, and their targets.
+struct CatalogueGauges(Vec<(&'static Kpi, GaugeVec)>);
+
+impl CatalogueGauges {
     fn register(registry: &Registry) -> Self {
-        Self {
-            received: gauge_vec(registry, "parpulse_dossiers_received", "Dossiers received (hồ sơ tiếp nhận) in the window", &KPI_LABELS),
-            received_online: gauge_vec(
-                registry,
-                "parpulse_dossiers_received_online",
-                "Dossiers received online at service level 3/4 (hồ sơ trực tuyến mức độ 3, 4) in the window",
-                &KPI_LABELS,
-            ),
-            received_postal: gauge_vec(
-                registry,
-                "parpulse_dossiers_received_postal",
-                "Dossiers received through the public postal service (bưu chính công ích) in the window",
-                &KPI_LABELS,
-            ),
-            online_share: gauge_vec(
-                registry,
-                "parpulse_online_share_ratio",
-                "Online share (tỷ lệ hồ sơ trực tuyến): received online at level 3/4 / received; absent when nothing was received",
-                &KPI_LABELS,
-            ),
-            postal_share: gauge_vec(
-                registry,
-                "parpulse_postal_intake_ratio",
-                "Postal intake share (tỷ lệ tiếp nhận qua bưu chính): received by post / received; absent when nothing was received",
-                &KPI_LABELS,
-            ),
-            resolved: gauge_vec(registry, "parpulse_dossiers_resolved", "Dossiers resolved (giải quyết xong) in the window, by end date", &KPI_LABELS),
-            on_time: gauge_vec(
-                registry,
-                "parpulse_dossiers_resolved_on_time",
-                "Resolved not late (early or on time: trước hạn, đúng hạn) in the window",
-                &KPI_LABELS,
-            ),
-            early: gauge_vec(
-                registry,
-                "parpulse_dossiers_resolved_early",
-                "Resolved early (trước hạn: on a day before the deadline's day) in the window; part of on time",
-                &KPI_LABELS,
-            ),
-            refused: gauge_vec(
-                registry,
-                "parpulse_dossiers_refused",
-                "Dossiers refused at reception (từ chối tiếp nhận) in the window, by day refused; never counted as resolved",
-                &KPI_LABELS,
-            ),
-            result_postal: gauge_vec(
-                registry,
-                "parpulse_dossiers_result_postal",
-                "Received dossiers whose result is registered for return by public postal service, by reception day",
-                &KPI_LABELS,
-            ),
-            late: gauge_vec(registry, "parpulse_dossiers_resolved_late", "Resolved late (trễ hạn) in the window", &KPI_LABELS),
-            late_with_apology: gauge_vec(
-                registry,
-                "parpulse_dossiers_late_with_apology",
-                "Late dossiers with a timely apology letter (thư xin lỗi, sent by the last working day before the deadline) in the window",
-                &KPI_LABELS,
-            ),
-            returned: gauge_vec(registry, "parpulse_dossiers_returned", "Results returned (trả kết quả) among the resolved in the window", &KPI_LABELS),
-            returned_postal: gauge_vec(
-                registry,
-                "parpulse_dossiers_returned_postal",
-                "Results returned through the public postal service in the window",
-                &KPI_LABELS,
-            ),
-            on_time_rate: gauge_vec(registry, "parpulse_on_time_ratio", "On-time rate (tỷ lệ đúng hạn): on time / resolved", &KPI_LABELS),
-            apology_coverage: gauge_vec(
-                registry,
-                "parpulse_apology_coverage_ratio",
-                "Apology coverage (tỷ lệ xin lỗi): late with a timely apology letter / late; target 1",
-                &KPI_LABELS,
-            ),
-            postal_use: gauge_vec(
-                registry,
-                "parpulse_postal_use_ratio",
-                "Postal use (bưu chính công ích): dossiers received or with a result returned by post / received, by reception day",
-                &KPI_LABELS,
-            ),
-            open: gauge_vec(registry, "parpulse_dossiers_open", "Dossiers received and not yet resolved, now", &SNAPSHOT_LABELS),
-            open_overdue: gauge_vec(
-                registry,
-                "parpulse_dossiers_open_overdue",
-                "Open dossiers past their deadline now (quá hạn); a dossier waiting for a supplement has ended on the request date",
-                &SNAPSHOT_LABELS,
-            ),
-            overdue_ratio: gauge_vec(registry, "parpulse_open_overdue_ratio", "Open dossiers past their deadline / open dossiers; target 0", &SNAPSHOT_LABELS),
-            fee_bearing: gauge_vec(
-                registry,
-                "parpulse_dossiers_fee_bearing",
-                "Received dossiers of fee-bearing procedures (có phí, lệ phí), by reception day",
-                &KPI_LABELS,
-            ),
-            paid_online: gauge_vec(
-                registry,
-                "parpulse_dossiers_paid_online",
-                "Fee-bearing dossiers paid online (thanh toán trực tuyến), by reception day",
-                &KPI_LABELS,
-            ),
-            digitized: gauge_vec(
-                registry,
-                "parpulse_dossiers_digitized",
-                "Received dossiers digitised with an electronic result (số hoá), by reception day",
-                &KPI_LABELS,
-            ),
-            payment_rate: gauge_vec(
-                registry,
-                "parpulse_online_payment_ratio",
-                "Online payment rate (Decision 766): paid online / fee-bearing",
-                &KPI_LABELS,
-            ),
-            digitization_rate: gauge_vec(
-                registry,
-                "parpulse_digitization_ratio",
-                "Digitization rate (Decision 766, target 0.8): digitized / received",
-                &KPI_LABELS,
-            ),
-        }
+        Self(
+            catalogue::KPIS
+                .iter()
+                .map(|kpi| (kpi, gauge_vec(registry, kpi.metric, kpi.help, kpi.measure.labels())))
+                .collect(),
+        )
     }
 
-    fn set_resolved(&self, labels: &[&str; 4], resolved: &ResolvedCounts) {
-        self.resolved.with_label_values(labels).set(resolved.resolved as f64);
-        self.on_time.with_label_values(labels).set(resolved.on_time as f64);
-        self.early.with_label_values(labels).set(resolved.early as f64);
-        self.late.with_label_values(labels).set(resolved.late as f64);
-        self.late_with_apology.with_label_values(labels).set(resolved.late_with_apology as f64);
-        self.refused.with_label_values(labels).set(resolved.refused as f64);
-        self.returned.with_label_values(labels).set(resolved.returned as f64);
-        self.returned_postal.with_label_values(labels).set(resolved.returned_postal as f64);
-        for (gauge, value) in
-            [(&self.on_time_rate, resolved.on_time_rate()), (&self.apology_coverage, resolved.apology_coverage())]
-        {
-            if let Some(value) = value {
-                gauge.with_label_values(labels).set(value);
+    /// Sets every KPI of the snapshot, for each scope and window (or now, or the fiscal year).
+    fn set(&self, snapshot: &Snapshot, province: &str) {
+        let year = snapshot.fiscal_year.to_string();
+        for (kpi, gauge) in &self.0 {
+            let set = |labels: &[&str], value: Option<f64>| {
+                if let Some(value) = value {
+                    gauge.with_label_values(labels).set(value);
+                }
+            };
+            match kpi.measure {
+                Measure::Window(value) => {
+                    for (scope, window) in snapshot.counts.keys() {
+                        let (scope_label, unit, group) = scope_labels(scope, province);
+                        set(
+                            &[scope_label, unit, group, window.label()],
+                            value(&snapshot.window_figures(scope, *window)),
+                        );
+                    }
+                }
+                Measure::Now(value) => {
+                    for scope in snapshot.open.keys() {
+                        let (scope_label, unit, group) = scope_labels(scope, province);
+                        set(&[scope_label, unit, group], value(&snapshot.now_figures(scope)));
+                    }
+                }
+                Measure::FiscalYear(value) => {
+                    for (scope, budget) in &snapshot.budget {
+                        let (scope_label, unit, group) = scope_labels(scope, province);
+                        set(&[scope_label, unit, group, &year], value(budget));
+                    }
+                }
             }
-        }
-    }
-
-    fn set_service(&self, labels: &[&str; 4], service: &ServiceCounts) {
-        self.fee_bearing.with_label_values(labels).set(service.fee_bearing as f64);
-        self.paid_online.with_label_values(labels).set(service.paid_online as f64);
-        self.digitized.with_label_values(labels).set(service.digitized as f64);
-        self.result_postal.with_label_values(labels).set(service.result_postal as f64);
-        if let Some(rate) = postal_use(service) {
-            self.postal_use.with_label_values(labels).set(rate);
-        }
-        if let Some(rate) = service.online_payment_rate() {
-            self.payment_rate.with_label_values(labels).set(rate);
-        }
-        if let Some(rate) = service.digitization_rate() {
-            self.digitization_rate.with_label_values(labels).set(rate);
-        }
-    }
-
-    fn set_open(&self, labels: &[&str; 3], open: &OpenCounts) {
-        self.open.with_label_values(labels).set(open.open as f64);
-        self.open_overdue.with_label_values(labels).set(open.overdue as f64);
-        if let Some(ratio) = open.overdue_ratio() {
-            self.overdue_ratio.with_label_values(labels).set(ratio);
-        }
-    }
-
-    fn set(&self, labels: &[&str; 4], counts: &DossierDayCounts) {
-        self.received.with_label_values(labels).set(counts.received as f64);
-        self.received_online.with_label_values(labels).set(counts.received_online as f64);
-        self.received_postal.with_label_values(labels).set(counts.received_postal as f64);
-        if let Some(share) = counts.online_share() {
-            self.online_share.with_label_values(labels).set(share);
-        }
-        if let Some(share) = counts.postal_intake_share() {
-            self.postal_share.with_label_values(labels).set(share);
         }
     }
 }
@@ -278,18 +120,11 @@ pub fn scope_labels<'a>(scope: &'a Scope, province_code: &'a str) -> (&'static s
     }
 }
 
-/// Budget (VND per kind, and ratios) and staffing gauges.
+/// The breakdown families beside the catalogue: budget in VND per kind, and positions.
 struct AdministrationGauges {
     budget_vnd: GaugeVec,
-    execution: GaugeVec,
-    savings: GaugeVec,
-    disclosure: GaugeVec,
     staff: GaugeVec,
-    reduction: GaugeVec,
-    deputies_over_limit: GaugeVec,
 }
-
-const BUDGET_LABELS: [&str; 4] = ["scope", "unit", "group", "fiscal_year"];
 
 impl AdministrationGauges {
     fn register(registry: &Registry) -> Self {
@@ -300,26 +135,11 @@ impl AdministrationGauges {
                 "Administrative budget of the fiscal year, VND, by kind (allocated, committed, disbursed, saved, disclosed)",
                 &["scope", "unit", "group", "fiscal_year", "kind"],
             ),
-            execution: gauge_vec(registry, "parpulse_budget_execution_ratio", "Budget execution (giải ngân): disbursed / allocated", &BUDGET_LABELS),
-            savings: gauge_vec(registry, "parpulse_budget_savings_ratio", "Savings (tiết kiệm chi): saved / allocated", &BUDGET_LABELS),
-            disclosure: gauge_vec(registry, "parpulse_budget_disclosure_ratio", "Disclosure (công khai): disclosed / allocated", &BUDGET_LABELS),
             staff: gauge_vec(
                 registry,
                 "parpulse_staff_positions",
                 "Positions from the newest headcount snapshots: quota, filled, baseline (2015) for staff; limit and filled for deputies",
                 &["scope", "unit", "group", "position", "measure"],
-            ),
-            reduction: gauge_vec(
-                registry,
-                "parpulse_staff_reduction_ratio",
-                "Staff reduction (tinh giản biên chế): 1 - quota / baseline quota; roadmap >= 0.10",
-                &SNAPSHOT_LABELS,
-            ),
-            deputies_over_limit: gauge_vec(
-                registry,
-                "parpulse_deputies_over_limit",
-                "Deputies (cấp phó) above the limit, summed unit by unit; target 0",
-                &SNAPSHOT_LABELS,
             ),
         }
     }
@@ -335,14 +155,6 @@ impl AdministrationGauges {
         ] {
             self.budget_vnd.with_label_values(&[scope, unit, group, year, kind]).set(amount as f64);
         }
-        let labels = [scope, unit, group, year];
-        for (gauge, value) in
-            [(&self.execution, b.execution()), (&self.savings, b.savings()), (&self.disclosure, b.disclosure())]
-        {
-            if let Some(value) = value {
-                gauge.with_label_values(&labels).set(value);
-            }
-        }
     }
 
     fn set_staffing(&self, labels: &[&str; 3], s: &StaffingTotals) {
@@ -356,120 +168,19 @@ impl AdministrationGauges {
         ] {
             self.staff.with_label_values(&[scope, unit, group, position, measure]).set(value as f64);
         }
-        if let Some(reduction) = s.reduction() {
-            self.reduction.with_label_values(labels).set(reduction);
-        }
-        self.deputies_over_limit.with_label_values(labels).set(s.deputies_over_limit as f64);
-    }
-}
-
-/// The procedure catalogue's KPIs (docs/KPIS.md, "The online-service indicators").
-struct ProcedureGauges {
-    offered_online: GaugeVec,
-    offered_online_used: GaugeVec,
-    used_ratio: GaugeVec,
-    received_offered_online: GaugeVec,
-    received_online_offered_online: GaugeVec,
-    share_of_offered: GaugeVec,
-    unknown: GaugeVec,
-}
-
-impl ProcedureGauges {
-    fn register(registry: &Registry) -> Self {
-        Self {
-            offered_online: gauge_vec(
-                registry,
-                "parpulse_procedures_online_offered",
-                "Procedures the catalogue lists as offered online at level 3/4 (unit-procedure pairs)",
-                &KPI_LABELS,
-            ),
-            offered_online_used: gauge_vec(
-                registry,
-                "parpulse_procedures_online_with_dossier",
-                "Level-3/4 procedures with at least one online dossier received in the window",
-                &KPI_LABELS,
-            ),
-            used_ratio: gauge_vec(
-                registry,
-                "parpulse_procedures_online_share_ratio",
-                "Tỷ lệ dịch vụ công trực tuyến mức độ 3, 4 có phát sinh hồ sơ: level-3/4 procedures with an online dossier / level-3/4 procedures offered",
-                &KPI_LABELS,
-            ),
-            received_offered_online: gauge_vec(
-                registry,
-                "parpulse_dossiers_received_level34_procedures",
-                "Dossiers received of procedures the unit offers at level 3/4 (catalogue), by reception day",
-                &KPI_LABELS,
-            ),
-            received_online_offered_online: gauge_vec(
-                registry,
-                "parpulse_dossiers_received_online_level34_procedures",
-                "Of those, received online at level 3/4",
-                &KPI_LABELS,
-            ),
-            share_of_offered: gauge_vec(
-                registry,
-                "parpulse_online_share_level34_procedures_ratio",
-                "Online share over the procedures offered at level 3/4 only (a reading beside parpulse_online_share_ratio, docs/KPIS.md)",
-                &KPI_LABELS,
-            ),
-            unknown: gauge_vec(
-                registry,
-                "parpulse_dossiers_unknown_procedure",
-                "Dossiers received whose procedure is not in the unit's catalogue (counted in every other KPI too)",
-                &KPI_LABELS,
-            ),
-        }
-    }
-
-    fn set(&self, labels: &[&str; 4], p: &ProcedureCounts) {
-        for (gauge, value) in [
-            (&self.offered_online, p.offered_online),
-            (&self.offered_online_used, p.offered_online_used),
-            (&self.received_offered_online, p.received_offered_online),
-            (&self.received_online_offered_online, p.received_online_offered_online),
-            (&self.unknown, p.received_unknown),
-        ] {
-            gauge.with_label_values(labels).set(value as f64);
-        }
-        for (gauge, value) in
-            [(&self.used_ratio, p.online_services_used()), (&self.share_of_offered, p.online_share_of_offered())]
-        {
-            if let Some(value) = value {
-                gauge.with_label_values(labels).set(value);
-            }
-        }
     }
 }
 
 /// Prometheus text exposition of a snapshot, with unit names and targets.
 pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> String {
     let prom = Registry::new();
-    let gauges = KpiGauges::register(&prom);
-    let scores = ScoreGauges::register(&prom);
     let province = registry.province().code.as_str();
-    for ((scope, window), counts) in &snapshot.counts {
+    CatalogueGauges::register(&prom).set(snapshot, province);
+    let scores = ScoreGauges::register(&prom);
+    for (scope, window) in snapshot.counts.keys() {
         let (scope_label, unit, group) = scope_labels(scope, province);
-        let labels = [scope_label, unit, group, window.label()];
-        gauges.set(&labels, counts);
-        if let Some(resolved) = snapshot.get_resolved(scope, *window) {
-            gauges.set_resolved(&labels, resolved);
-        }
-        if let Some(service) = snapshot.service.get(&(scope.clone(), *window)) {
-            gauges.set_service(&labels, service);
-        }
-        let resolved = snapshot.get_resolved(scope, *window).copied().unwrap_or_default();
-        let service = snapshot.service.get(&(scope.clone(), *window)).copied().unwrap_or_default();
-        scores.set(&labels, &Score766::of(counts, &resolved, &service));
-    }
-    for (scope, open) in &snapshot.open {
-        let (scope_label, unit, group) = scope_labels(scope, province);
-        gauges.set_open(&[scope_label, unit, group], open);
-    }
-    let procedures = ProcedureGauges::register(&prom);
-    for ((scope, window), counts) in &snapshot.procedures {
-        let (scope_label, unit, group) = scope_labels(scope, province);
-        procedures.set(&[scope_label, unit, group, window.label()], counts);
+        let f = snapshot.window_figures(scope, *window);
+        scores.set(&[scope_label, unit, group, window.label()], &Score766::of(&f.received, &f.resolved, &f.service));
     }
     let below_target = gauge_vec(
         &prom,
@@ -551,29 +262,43 @@ pub fn render_prometheus(snapshot: &Snapshot, registry: &AgencyRegistry) -> Stri
     if let Some(checkpoint) = snapshot.today.and_then(staff_checkpoint_due) {
         due.with_label_values(&[&checkpoint.year.to_string()]).set(checkpoint.target);
     }
-    for (name, help, value) in [
-        (
-            "parpulse_online_share_target_ratio",
-            "Province target for the online share (letter 301/UBND-NC, 2019)",
-            ONLINE_SHARE_TARGET,
-        ),
-        ("parpulse_on_time_target_ratio", "On-time rate below which parpulse alerts (docs/KPIS.md)", ON_TIME_TARGET),
-        (
-            "parpulse_apology_coverage_target_ratio",
-            "Apology coverage target: every late dossier",
-            APOLOGY_COVERAGE_TARGET,
-        ),
-        (
-            "parpulse_staff_reduction_target_ratio",
-            "Staff reduction roadmap vs the 2015 baseline",
-            STAFF_REDUCTION_TARGET,
-        ),
-    ] {
-        let target = Gauge::new(name, help).expect("valid metric");
-        target.set(value);
-        prom.register(Box::new(target)).expect("unique metric");
+    for target in catalogue::KPIS.iter().filter_map(|kpi| kpi.target) {
+        let gauge = Gauge::new(target.metric, target.help).expect("valid metric");
+        gauge.set(target.value);
+        prom.register(Box::new(gauge)).expect("unique metric");
     }
     encode(&prom)
+}
+
+/// The docs' table of the catalogue (docs/METRICS.md, "KPI gauges"): one row per KPI, with
+/// what it is measured over, its Vietnamese name, definition, target and PAR Index criterion.
+pub fn catalogue_markdown() -> String {
+    let mut out = String::from(
+        "| metric | over | tên (vi) | definition | target | PAR Index criterion |\n|---|---|---|---|---|---|\n",
+    );
+    for kpi in catalogue::KPIS {
+        let over = match kpi.measure {
+            Measure::Window(_) => "window",
+            Measure::Now(_) => "now",
+            Measure::FiscalYear(_) => "fiscal year",
+        };
+        let target = kpi.target.map_or_else(String::new, |t| format!("{} (`{}`)", t.value, t.metric));
+        let criteria: Vec<String> = crate::par_index::CRITERIA
+            .iter()
+            .filter(|c| c.kpi == kpi.metric)
+            .map(|c| format!("{}: {} (`{}`)", c.component_vi, c.name_vi, c.code))
+            .collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            kpi.metric,
+            over,
+            kpi.name_vi,
+            kpi.help.replace('|', "\\|"),
+            target,
+            criteria.join("; ")
+        ));
+    }
+    out
 }
 
 fn percent(value: Option<f64>) -> String {
@@ -631,6 +356,35 @@ pub fn render_table(snapshot: &Snapshot, registry: &AgencyRegistry, window: Wind
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/METRICS.md carries the catalogue's table between its markers, as generated.
+    #[test]
+    fn docs_tables_match_the_catalogue() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/METRICS.md");
+        let doc = std::fs::read_to_string(path).expect("docs/METRICS.md");
+        let (begin, end) = ("<!-- catalogue:begin", "<!-- catalogue:end -->");
+        let start = doc.find(begin).expect("begin marker");
+        let start = start + doc[start..].find("-->\n").expect("end of the begin marker") + 4;
+        let stop = doc.find(end).expect("end marker");
+        let table = catalogue_markdown();
+        if std::env::var_os("PARPULSE_UPDATE_DOCS").is_some() {
+            std::fs::write(path, format!("{}{}{}", &doc[..start], table, &doc[stop..])).expect("write docs");
+        } else {
+            assert_eq!(
+                doc[start..stop],
+                table,
+                "docs/METRICS.md is not the catalogue's table: run PARPULSE_UPDATE_DOCS=1 cargo test -p parpulse-export docs_tables"
+            );
+        }
+    }
+
+    /// Every PAR Index criterion is judged on a series of the catalogue.
+    #[test]
+    fn every_par_index_criterion_names_a_catalogue_kpi() {
+        for criterion in crate::par_index::CRITERIA {
+            assert!(catalogue::get(criterion.kpi).is_some(), "{} judges {}", criterion.code, criterion.kpi);
+        }
+    }
     use parpulse_clickhouse::dossier_day::UnitDay;
 
     fn snapshot() -> Snapshot {

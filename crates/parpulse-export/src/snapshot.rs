@@ -8,6 +8,8 @@ use parpulse_clickhouse::budget_staffing::{BudgetYear, Headcount};
 use parpulse_clickhouse::dossier_day::UnitDay;
 use parpulse_clickhouse::dossier_state::{OpenDossiers, ReceivedFacts, ResolvedDay};
 use parpulse_clickhouse::procedure_day::UnitProcedureDay;
+use parpulse_core::catalogue::{NowFigures, WindowFigures};
+pub use parpulse_core::kpi::ProcedureCounts;
 use parpulse_core::kpi::{BudgetTotals, DossierDayCounts, OpenCounts, ResolvedCounts, ServiceCounts, StaffingTotals};
 use parpulse_core::period::Period;
 use parpulse_core::procedures::ProcedureCatalogue;
@@ -117,44 +119,6 @@ pub fn staff_checkpoint_due(today: LocalDay) -> Option<&'static StaffCheckpoint>
 /// checkpoint due yet).
 pub fn staff_reduction_behind(reduction: Option<f64>, today: LocalDay) -> Option<bool> {
     Some(reduction? < staff_checkpoint_due(today)?.target)
-}
-
-/// The procedure catalogue's KPIs of one scope and window (docs/KPIS.md, "The
-/// online-service indicators"). Unit-procedure pairs add up from units to the province.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProcedureCounts {
-    /// Catalogued procedures offered online at level 3/4 (unit-procedure pairs).
-    pub offered_online: u64,
-    /// Of those, the ones with at least one online reception in the window.
-    pub offered_online_used: u64,
-    /// Receptions of procedures the unit offers at level 3/4.
-    pub received_offered_online: u64,
-    /// Of those, online receptions.
-    pub received_online_offered_online: u64,
-    /// Receptions whose procedure is not in the unit's catalogue (counted everywhere else too).
-    pub received_unknown: u64,
-}
-
-impl ProcedureCounts {
-    pub fn add(&mut self, other: &ProcedureCounts) {
-        self.offered_online += other.offered_online;
-        self.offered_online_used += other.offered_online_used;
-        self.received_offered_online += other.received_offered_online;
-        self.received_online_offered_online += other.received_online_offered_online;
-        self.received_unknown += other.received_unknown;
-    }
-
-    /// Tỷ lệ dịch vụ công trực tuyến mức độ 3, 4 có phát sinh hồ sơ: level-3/4 procedures
-    /// with an online dossier / level-3/4 procedures offered.
-    pub fn online_services_used(&self) -> Option<f64> {
-        (self.offered_online > 0).then(|| self.offered_online_used as f64 / self.offered_online as f64)
-    }
-
-    /// Online receptions / receptions, over the procedures offered at level 3/4 only.
-    pub fn online_share_of_offered(&self) -> Option<f64> {
-        (self.received_offered_online > 0)
-            .then(|| self.received_online_offered_online as f64 / self.received_offered_online as f64)
-    }
 }
 
 /// Who a value is about.
@@ -364,6 +328,26 @@ impl Snapshot {
             }
         }
         self
+    }
+
+    /// Every figure of one scope and window the catalogue's windowed KPIs read (zeros where
+    /// the snapshot has none).
+    pub fn window_figures(&self, scope: &Scope, window: Window) -> WindowFigures {
+        let key = (scope.clone(), window);
+        WindowFigures {
+            received: self.counts.get(&key).copied().unwrap_or_default(),
+            resolved: self.resolved.get(&key).copied().unwrap_or_default(),
+            service: self.service.get(&key).copied().unwrap_or_default(),
+            procedures: self.procedures.get(&key).copied(),
+        }
+    }
+
+    /// Every figure of one scope now (open dossiers, newest headcounts).
+    pub fn now_figures(&self, scope: &Scope) -> NowFigures {
+        NowFigures {
+            open: self.open.get(scope).copied().unwrap_or_default(),
+            staffing: self.staffing.get(scope).copied().unwrap_or_default(),
+        }
     }
 
     pub fn get(&self, scope: &Scope, window: Window) -> Option<&DossierDayCounts> {
