@@ -14,5 +14,5 @@ pub mod runner;
 pub mod state;
 
 pub use metrics::AggregatorMetrics;
-pub use runner::{caught_up, run, AggregatorConfig, DEFAULT_ALLOWED_LATENESS};
+pub use runner::{caught_up, run, AggregatorConfig};
 pub use state::PartitionState;

@@ -37,12 +37,19 @@ pub struct ExporterConfig {
     pub procedures: Arc<ProcedureCatalogue>,
 }
 
+impl ExporterConfig {
+    // The defaults, here only: `parpulse export`'s flags show and use these.
+    pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+    pub const DEFAULT_LATENESS_REFRESH_INTERVAL: Duration = Duration::from_secs(15);
+    pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
+}
+
 impl Default for ExporterConfig {
     fn default() -> Self {
         Self {
-            refresh_interval: Duration::from_secs(5),
-            lateness_refresh_interval: Duration::from_secs(15),
-            stale_after: Duration::from_secs(60),
+            refresh_interval: Self::DEFAULT_REFRESH_INTERVAL,
+            lateness_refresh_interval: Self::DEFAULT_LATENESS_REFRESH_INTERVAL,
+            stale_after: Self::DEFAULT_STALE_AFTER,
             clock: Clock::Wall,
             procedures: Arc::new(ProcedureCatalogue::demo()),
         }

@@ -55,9 +55,15 @@ pub struct ProducerSettings {
     pub delivery_timeout: Duration,
 }
 
+impl ProducerSettings {
+    /// The default of every producing command (`PARPULSE_DELIVERY_TIMEOUT_MS`): long enough
+    /// for a partition's new leader to be elected after a broker is lost.
+    pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
 impl Default for ProducerSettings {
     fn default() -> Self {
-        Self { delivery_timeout: Duration::from_secs(30) }
+        Self { delivery_timeout: Self::DEFAULT_DELIVERY_TIMEOUT }
     }
 }
 

@@ -26,6 +26,12 @@ fn path_or_empty() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
 /// How long the first connection to Kafka may take before the process gives up.
 const KAFKA_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A library default shown and used by a milliseconds flag: each default lives once, in
+/// its library's config struct (`AggregatorConfig::DEFAULT_*`, `ExporterConfig::DEFAULT_*`...).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct Common {
     /// Kafka bootstrap servers.
@@ -252,6 +258,24 @@ pub struct SimulateArgs {
     /// Target rate in events per second (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// The producer setting of every command that sends to Kafka (ingest http, file, simulate).
+#[derive(Args, Debug, Clone)]
+pub struct DeliveryArgs {
+    /// How long Kafka may take to acknowledge a record (milliseconds): `ingest http` then
+    /// answers 503, `ingest file` and `ingest simulate` stop with an error (nothing lost: rerun).
+    #[arg(long, env = "PARPULSE_DELIVERY_TIMEOUT_MS",
+          default_value_t = millis(parpulse_ingest::kafka::ProducerSettings::DEFAULT_DELIVERY_TIMEOUT))]
+    pub delivery_timeout_ms: u64,
+}
+
+impl DeliveryArgs {
+    pub fn settings(&self) -> parpulse_ingest::kafka::ProducerSettings {
+        parpulse_ingest::kafka::ProducerSettings { delivery_timeout: Duration::from_millis(self.delivery_timeout_ms) }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -262,26 +286,31 @@ pub struct MigrateArgs {
     pub print_sql: bool,
 }
 
+type AggregatorDefaults = parpulse_aggregate::AggregatorConfig;
+
 #[derive(Args, Debug, Clone)]
 pub struct AggregateArgs {
     /// Where the aggregator's own /metrics, /healthz and /readyz listen.
-    #[arg(long, env = "PARPULSE_AGGREGATOR_LISTEN", default_value = "127.0.0.1:9465")]
+    #[arg(long, env = "PARPULSE_AGGREGATOR_LISTEN", default_value = AggregateArgs::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Checkpoint at least this often (milliseconds).
-    #[arg(long, env = "PARPULSE_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(long, env = "PARPULSE_CHECKPOINT_INTERVAL_MS",
+          default_value_t = millis(AggregatorDefaults::DEFAULT_CHECKPOINT_INTERVAL))]
     pub checkpoint_interval_ms: u64,
     /// Checkpoint after this many events, if sooner.
-    #[arg(long, env = "PARPULSE_CHECKPOINT_MAX_EVENTS", default_value_t = 200_000)]
+    #[arg(long, env = "PARPULSE_CHECKPOINT_MAX_EVENTS", default_value_t = AggregatorDefaults::DEFAULT_CHECKPOINT_MAX_EVENTS)]
     pub checkpoint_max_events: u64,
     /// A checkpoint not done within this many milliseconds is retried.
-    #[arg(long, env = "PARPULSE_CHECKPOINT_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(long, env = "PARPULSE_CHECKPOINT_TIMEOUT_MS",
+          default_value_t = millis(AggregatorDefaults::DEFAULT_CHECKPOINT_TIMEOUT))]
     pub checkpoint_timeout_ms: u64,
     /// Events this many days older than the newest event of their partition are
     /// not counted but sent to the dead-letter topic as `too_late`.
-    #[arg(long, env = "PARPULSE_ALLOWED_LATENESS_DAYS", default_value_t = 45)]
+    #[arg(long, env = "PARPULSE_ALLOWED_LATENESS_DAYS",
+          default_value_t = AggregatorDefaults::DEFAULT_ALLOWED_LATENESS.as_secs() / 86_400)]
     pub allowed_lateness_days: u64,
     /// Consumer-group session timeout: how soon a dead aggregator's partitions move to the others.
-    #[arg(long, env = "PARPULSE_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "PARPULSE_SESSION_TIMEOUT_MS", default_value_t = millis(AggregatorDefaults::DEFAULT_SESSION_TIMEOUT))]
     pub session_timeout_ms: u64,
     /// Static group membership id (e.g. the host name): a restarted aggregator with the
     /// same id takes its partitions back at once, without a rebalance.
@@ -289,7 +318,8 @@ pub struct AggregateArgs {
     pub instance_id: Option<String>,
     /// Keep every applied event whole in the `event_log` audit table (one more
     /// ClickHouse row per event: see docs/BENCHMARKS.md for its cost).
-    #[arg(long, env = "PARPULSE_AUDIT_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "PARPULSE_AUDIT_EVENTS", default_value_t = AggregatorDefaults::DEFAULT_AUDIT_EVENTS,
+          action = clap::ArgAction::Set)]
     pub audit_events: bool,
 }
 
@@ -309,6 +339,9 @@ impl SimulateArgs {
 }
 
 impl AggregateArgs {
+    /// Also the demo's (`parpulse demo --aggregator-listen`).
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:9465";
+
     pub fn config(&self, common: &Common) -> Result<parpulse_aggregate::AggregatorConfig> {
         Ok(parpulse_aggregate::AggregatorConfig {
             kafka: common.kafka_connection(),
@@ -334,14 +367,17 @@ pub struct ExportArgs {
     #[arg(long, env = "PARPULSE_EXPORTER_LISTEN", default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
     /// Milliseconds between refreshes from ClickHouse (at least 100).
-    #[arg(long, env = "PARPULSE_EXPORTER_REFRESH_MS", default_value_t = 5000)]
+    #[arg(long, env = "PARPULSE_EXPORTER_REFRESH_MS",
+          default_value_t = millis(parpulse_export::ExporterConfig::DEFAULT_REFRESH_INTERVAL))]
     pub refresh_ms: u64,
     /// Milliseconds between reads of the per-dossier facts (lateness, open dossiers,
     /// 766 service facts), budget and staffing, which scan a row per dossier.
-    #[arg(long, env = "PARPULSE_EXPORTER_LATENESS_REFRESH_MS", default_value_t = 15_000)]
+    #[arg(long, env = "PARPULSE_EXPORTER_LATENESS_REFRESH_MS",
+          default_value_t = millis(parpulse_export::ExporterConfig::DEFAULT_LATENESS_REFRESH_INTERVAL))]
     pub lateness_refresh_ms: u64,
     /// Seconds without a successful refresh after which values are stale and /readyz fails.
-    #[arg(long, env = "PARPULSE_EXPORTER_STALE_SECS", default_value_t = 60)]
+    #[arg(long, env = "PARPULSE_EXPORTER_STALE_SECS",
+          default_value_t = parpulse_export::ExporterConfig::DEFAULT_STALE_AFTER.as_secs())]
     pub stale_secs: u64,
     /// Tests only (hidden): judge as of this RFC 3339 instant instead of the wall clock
     /// (docs/OPERATIONS.md, "A fixed now for tests").
@@ -371,11 +407,11 @@ pub struct IntakeArgs {
     #[arg(long, env = "PARPULSE_INTAKE_TOKENS")]
     pub tokens: PathBuf,
     /// Largest accepted request body, bytes.
-    #[arg(long, env = "PARPULSE_INTAKE_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, env = "PARPULSE_INTAKE_BODY_LIMIT",
+          default_value_t = parpulse_ingest::intake::IntakeConfig::DEFAULT_BODY_LIMIT_BYTES)]
     pub body_limit: usize,
-    /// How long Kafka may take to acknowledge before the request gets 503.
-    #[arg(long, env = "PARPULSE_DELIVERY_TIMEOUT_MS", default_value_t = 10_000)]
-    pub delivery_timeout_ms: u64,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -402,6 +438,8 @@ pub struct FileArgs {
     /// Unit code for every row of files without a unit column (one unit's export).
     #[arg(long)]
     pub agency: Option<String>,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 impl FileArgs {
@@ -424,14 +462,10 @@ pub struct TokenArgs {
 }
 
 impl Common {
-    pub fn sink(
-        &self,
-        source_metrics: parpulse_ingest::IngestMetrics,
-        delivery_timeout: Duration,
-    ) -> Result<parpulse_ingest::KafkaSink> {
+    pub fn sink(&self, delivery: &DeliveryArgs) -> Result<parpulse_ingest::KafkaSink> {
         let gate = parpulse_ingest::Gate::new(self.registry()?, Default::default());
-        let settings = parpulse_ingest::kafka::ProducerSettings { delivery_timeout };
-        Ok(parpulse_ingest::KafkaSink::with_settings(self.kafka(), gate, source_metrics, &settings)?)
+        let metrics = parpulse_ingest::IngestMetrics::new();
+        Ok(parpulse_ingest::KafkaSink::with_settings(self.kafka(), gate, metrics, &delivery.settings())?)
     }
 }
 

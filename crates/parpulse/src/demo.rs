@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use parpulse_aggregate::AggregatorMetrics;
+use parpulse_aggregate::{AggregatorConfig, AggregatorMetrics};
 use parpulse_export::exposition::render_table;
 use parpulse_export::Window;
 use parpulse_http::HealthSource;
@@ -24,7 +24,7 @@ pub struct DemoArgs {
     #[command(flatten)]
     export: ExportArgs,
     /// Where the aggregator's own metrics listen.
-    #[arg(long, default_value = "127.0.0.1:9465")]
+    #[arg(long, default_value = AggregateArgs::DEFAULT_LISTEN)]
     aggregator_listen: std::net::SocketAddr,
     /// Print the table and exit instead of serving until Ctrl-C.
     #[arg(long)]
@@ -49,23 +49,19 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     let sent = serve::simulate(common, &args.simulate).await?;
     println!("simulated province: {} events accepted into Kafka, {} rejected", sent.accepted, sent.rejected);
 
-    let aggregate = AggregateArgs {
-        listen: args.aggregator_listen,
-        checkpoint_interval_ms: 500,
+    // The aggregator's defaults, with smaller checkpoints sooner: the table shows quickly.
+    let config = AggregatorConfig {
+        checkpoint_interval: Duration::from_millis(500),
         checkpoint_max_events: 50_000,
-        checkpoint_timeout_ms: 30_000,
-        allowed_lateness_days: 45,
-        session_timeout_ms: 10_000,
-        instance_id: None,
-        audit_events: true,
+        registry: common.registry()?,
+        ..AggregatorConfig::new(common.kafka_connection(), &common.consumer_group, common.topics())
     };
     let store = common.store().await?;
     let metrics = AggregatorMetrics::new();
     let shutdown = Shutdown::on_signals();
     let source = HealthSource { registry: metrics.registry.clone(), health: metrics.health.clone() };
-    let (_, aggregator_http) = serve::spawn_http(aggregate.listen, Arc::new(source), &shutdown).await?;
-    let aggregator =
-        tokio::spawn(parpulse_aggregate::run(aggregate.config(common)?, store.clone(), metrics, shutdown.wait()));
+    let (_, aggregator_http) = serve::spawn_http(args.aggregator_listen, Arc::new(source), &shutdown).await?;
+    let aggregator = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics, shutdown.wait()));
 
     let deadline = Instant::now() + Duration::from_secs(300);
     let topics = common.topics();

@@ -7,8 +7,7 @@ use anyhow::{Context, Result};
 use parpulse_aggregate::AggregatorMetrics;
 use parpulse_export::Exporter;
 use parpulse_http::{HealthSource, MetricsSource};
-use parpulse_ingest::gate::Gate;
-use parpulse_ingest::{KafkaSink, SendSummary, Simulator};
+use parpulse_ingest::{SendSummary, Simulator};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -46,11 +45,7 @@ pub async fn migrate(common: &Common) -> Result<()> {
 pub async fn simulate(common: &Common, args: &SimulateArgs) -> Result<SendSummary> {
     let registry = common.registry()?;
     let simulator = Simulator::new(args.simulator_config()?, &registry);
-    let sink = if args.no_kafka {
-        None
-    } else {
-        Some(KafkaSink::new(common.kafka(), Gate::new(registry.clone(), Default::default()))?)
-    };
+    let sink = if args.no_kafka { None } else { Some(common.sink(&args.delivery)?) };
     let mut out = match &args.out {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -181,8 +176,7 @@ pub async fn intake(common: &Common, args: &IntakeArgs) -> Result<()> {
             args.tokens.display()
         );
     }
-    let sink = common
-        .sink(parpulse_ingest::IngestMetrics::new(), std::time::Duration::from_millis(args.delivery_timeout_ms))?;
+    let sink = common.sink(&args.delivery)?;
     let intake = Arc::new(Intake::new(sink, tokens, IntakeConfig { body_limit_bytes: args.body_limit }));
     let shutdown = Shutdown::on_signals();
     let watch = tokio::spawn(intake.clone().watch_kafka(std::time::Duration::from_secs(5), shutdown.wait()));
@@ -196,7 +190,7 @@ pub async fn intake(common: &Common, args: &IntakeArgs) -> Result<()> {
 }
 
 pub async fn import(common: &Common, args: &FileArgs) -> Result<()> {
-    let sink = common.sink(parpulse_ingest::IngestMetrics::new(), std::time::Duration::from_secs(30))?;
+    let sink = common.sink(&args.delivery)?;
     let rejects_path = args.rejects.clone().unwrap_or_else(|| {
         let mut name = args.paths[0].clone().into_os_string();
         name.push(".rejects.ndjson");

@@ -39,28 +39,34 @@ pub struct AggregatorConfig {
 }
 
 impl AggregatorConfig {
+    // The defaults, here only: `parpulse aggregate`'s flags show and use these.
+    pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+    pub const DEFAULT_CHECKPOINT_MAX_EVENTS: u64 = 200_000;
+    pub const DEFAULT_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// 45 days: a month closes, its reports go out, corrections still come in.
+    pub const DEFAULT_ALLOWED_LATENESS: Duration = Duration::from_secs(45 * 86_400);
+    pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_AUDIT_EVENTS: bool = true;
+
     /// Defaults for everything but where the services are.
     pub fn new(kafka: KafkaConnection, consumer_group: &str, topics: Topics) -> Self {
         Self {
             kafka,
             consumer_group: consumer_group.to_owned(),
             topics,
-            checkpoint_interval: Duration::from_secs(1),
-            checkpoint_max_events: 200_000,
-            checkpoint_timeout: Duration::from_secs(30),
-            allowed_lateness: DEFAULT_ALLOWED_LATENESS,
-            session_timeout: Duration::from_secs(10),
+            checkpoint_interval: Self::DEFAULT_CHECKPOINT_INTERVAL,
+            checkpoint_max_events: Self::DEFAULT_CHECKPOINT_MAX_EVENTS,
+            checkpoint_timeout: Self::DEFAULT_CHECKPOINT_TIMEOUT,
+            allowed_lateness: Self::DEFAULT_ALLOWED_LATENESS,
+            session_timeout: Self::DEFAULT_SESSION_TIMEOUT,
             instance_id: None,
-            audit_events: true,
+            audit_events: Self::DEFAULT_AUDIT_EVENTS,
             registry: AgencyRegistry::demo(),
             policy: ValidationPolicy::default(),
             clock: Clock::Wall,
         }
     }
 }
-
-/// 45 days: a month closes, its reports go out, corrections still come in.
-pub const DEFAULT_ALLOWED_LATENESS: Duration = Duration::from_secs(45 * 86_400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AggregateError {

@@ -36,7 +36,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::TopicPartitionList;
 use tokio::sync::Mutex;
 
-pub use config::{AggregateError, AggregatorConfig, DEFAULT_ALLOWED_LATENESS};
+pub use config::{AggregateError, AggregatorConfig};
 pub use handover::AggregatorContext;
 pub use progress::caught_up;
 

@@ -51,9 +51,14 @@ pub struct IntakeConfig {
     pub body_limit_bytes: usize,
 }
 
+impl IntakeConfig {
+    /// 8 MiB (`PARPULSE_INTAKE_BODY_LIMIT`).
+    pub const DEFAULT_BODY_LIMIT_BYTES: usize = 8 * 1024 * 1024;
+}
+
 impl Default for IntakeConfig {
     fn default() -> Self {
-        Self { body_limit_bytes: 8 * 1024 * 1024 }
+        Self { body_limit_bytes: Self::DEFAULT_BODY_LIMIT_BYTES }
     }
 }
 
