@@ -98,8 +98,8 @@ def main():
     month_ago = now_micros - 30 * 86_400_000_000
     month_ago_day = (today - datetime.timedelta(days=30)).isoformat()
     params = {
-        "budget_year": [budget_year(args.url, args.database)],
-        "headcounts": [],
+        "budget_year": [budget_year(args.url, args.database), 2**63 - 1],
+        "headcounts": [2**63 - 1],
         "checkpoints_committed": [args.group, args.topic],
         "dossier_day_load_partition": [0],
         "dossier_day_read_days": [first, last],

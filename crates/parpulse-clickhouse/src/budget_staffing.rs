@@ -72,10 +72,18 @@ impl BudgetYear {
 
 /// Budget sums per unit for `fiscal_year`, each event counted once.
 pub async fn read_budget_year(store: &Store, fiscal_year: i32) -> Result<Vec<BudgetYear>> {
+    read_budget_year_before(store, fiscal_year, i64::MAX).await
+}
+
+/// Budget sums per unit for `fiscal_year` from the events that occurred before
+/// `occurred_before` (UTC micros): the year's budget as it stood then (the closed-period
+/// report, at the period's end), each event counted once.
+pub async fn read_budget_year_before(store: &Store, fiscal_year: i32, occurred_before: i64) -> Result<Vec<BudgetYear>> {
     store
         .client()
         .query(include_str!("../../../schemas/clickhouse/queries/budget_year.sql"))
         .bind(fiscal_year)
+        .bind(occurred_before)
         .fetch_all()
         .await
         .map_err(store.error("reading budget_event"))
@@ -93,9 +101,16 @@ pub struct Headcount {
 
 /// The newest snapshot per unit and position (by event time), each event counted once.
 pub async fn read_headcounts(store: &Store) -> Result<Vec<Headcount>> {
+    read_headcounts_before(store, i64::MAX).await
+}
+
+/// The newest snapshot per unit and position among those that occurred before
+/// `occurred_before` (UTC micros): staffing as it stood then, each event counted once.
+pub async fn read_headcounts_before(store: &Store, occurred_before: i64) -> Result<Vec<Headcount>> {
     store
         .client()
         .query(include_str!("../../../schemas/clickhouse/queries/headcounts.sql"))
+        .bind(occurred_before)
         .fetch_all()
         .await
         .map_err(store.error("reading staffing_event"))

@@ -292,7 +292,8 @@ async fn period_report(exporter: &Exporter, period: &str, format: Option<&str>) 
     };
     let calendar = parpulse_core::lifecycle::active_calendar();
     let now = exporter.config.clock.now_micros();
-    let report = match crate::period_report::read(&exporter.store, &exporter.registry, &period, calendar, now).await {
+    let (store, registry, catalogue) = (&exporter.store, &exporter.registry, &exporter.config.procedures);
+    let report = match crate::period_report::read(store, registry, catalogue, &period, calendar, now).await {
         Ok(report) => report,
         Err(e) => {
             tracing::warn!(error = %e, period = %period.label(), "period report failed");

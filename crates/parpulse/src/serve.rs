@@ -244,7 +244,7 @@ pub fn new_token(common: &Common, args: &TokenArgs) -> Result<()> {
 pub async fn report(common: &Common, args: &crate::config::ReportArgs) -> Result<()> {
     let store = common.store().await?;
     if let Some(period) = &args.period {
-        return period_report(&store, &common.registry()?, period, args).await;
+        return period_report(&store, &common.registry()?, &common.procedures()?, period, args).await;
     }
     let html_path = args.html.as_ref().context("--html or --period is required")?;
     let config = parpulse_export::ExporterConfig { procedures: Arc::new(common.procedures()?), ..Default::default() };
@@ -264,6 +264,7 @@ pub async fn report(common: &Common, args: &crate::config::ReportArgs) -> Result
 async fn period_report(
     store: &parpulse_clickhouse::Store,
     registry: &parpulse_core::AgencyRegistry,
+    catalogue: &parpulse_core::procedures::ProcedureCatalogue,
     period: &parpulse_core::period::Period,
     args: &crate::config::ReportArgs,
 ) -> Result<()> {
@@ -280,16 +281,16 @@ async fn period_report(
     let calendar = parpulse_core::lifecycle::active_calendar();
     let now = parpulse_core::time::now_micros();
     let report = match args.as_of {
-        Some(as_of) => {
-            period_report::read_as_of(store, registry, period, calendar, as_of, now).await.with_context(|| {
+        Some(as_of) => period_report::read_as_of(store, registry, catalogue, period, calendar, as_of, now)
+            .await
+            .with_context(|| {
                 format!(
                     "replaying the audit table for {} as of {}",
                     period.label(),
                     parpulse_core::time::format_local(as_of)
                 )
-            })?
-        }
-        None => period_report::read(store, registry, period, calendar, now)
+            })?,
+        None => period_report::read(store, registry, catalogue, period, calendar, now)
             .await
             .with_context(|| format!("reading the dossiers of {}", period.label()))?,
     };

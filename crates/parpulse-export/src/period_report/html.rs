@@ -1,9 +1,10 @@
 //! The report as one printable HTML page (A4 landscape, Vietnamese), with the
-//! leadership scorecard's look and the official form's multi-level header.
+//! leadership scorecard's look and the official form's multi-level header: a table
+//! per section (the form, the online services, budget and staffing).
 
 use parpulse_core::time::format_local;
 
-use super::{as_of_vi, header_cells, Cell, PeriodReport, COLUMNS, FORM_VI, HEADER_ROWS, TITLE_VI};
+use super::{as_of_vi, header_cells, Cell, Column, PeriodReport, Section, FORM_VI, HEADER_ROWS, SECTIONS, TITLE_VI};
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -15,6 +16,7 @@ const STYLE: &str = r#"
   @page { size: A4 landscape; margin: 10mm; }
   body { font-family: "Noto Sans", "DejaVu Sans", Arial, sans-serif; margin: 24px; color: #222; }
   h1 { font-size: 18px; margin: 0 0 4px; text-align: center; }
+  h2 { font-size: 15px; margin: 20px 0 6px; text-align: center; }
   p.period { font-size: 15px; font-weight: bold; margin: 0 0 4px; text-align: center; }
   p.meta { margin: 0 0 12px; color: #555; font-size: 13px; text-align: center; }
   p.form { margin: 0 0 8px; color: #555; font-size: 12px; }
@@ -27,8 +29,8 @@ const STYLE: &str = r#"
   @media print { body { margin: 0; } tr { page-break-inside: avoid; } thead { display: table-header-group; } }
 "#;
 
-fn header() -> String {
-    let cells = header_cells();
+fn header(columns: &[&Column]) -> String {
+    let cells = header_cells(columns);
     let mut out = String::from("<thead>\n");
     for row in 0..HEADER_ROWS {
         out.push_str("<tr>");
@@ -48,19 +50,40 @@ fn header() -> String {
     out
 }
 
-/// The report as a complete HTML document.
-pub fn to_html(report: &PeriodReport) -> String {
+fn table(report: &PeriodReport, section: &Section) -> String {
+    let columns = section.all_columns();
     let mut rows = String::new();
     for row in &report.rows {
         rows.push_str(&format!("<tr class=\"{}\" data-unit=\"{}\">", row.scope.class(), escape(&row.code)));
-        for column in COLUMNS {
+        for column in &columns {
             let cell = (column.value)(row);
             let class = if matches!(cell, Cell::Text(_)) { "" } else { " class=\"num\"" };
             rows.push_str(&format!("<td{class} data-kpi=\"{}\">{}</td>", column.key, escape(&cell.text())));
         }
         rows.push_str("</tr>\n");
     }
+    format!(
+        "<table id=\"{id}\">\n{header}<tbody>\n{rows}</tbody>\n</table>\n<p class=\"note\">{note}</p>\n",
+        id = section.id,
+        header = header(&columns),
+        note = escape(section.note_vi),
+    )
+}
+
+/// The report as a complete HTML document.
+pub fn to_html(report: &PeriodReport) -> String {
     let title_vi = report.period.title_vi();
+    let mut sections = String::new();
+    for (n, section) in SECTIONS.iter().enumerate() {
+        if n > 0 {
+            sections.push_str(&format!(
+                "<h2>{}</h2>\n<p class=\"meta\">{}</p>\n",
+                escape(section.title_vi),
+                escape(section.unit_vi)
+            ));
+        }
+        sections.push_str(&table(report, section));
+    }
     format!(
         r#"<!DOCTYPE html>
 <html lang="vi">
@@ -73,13 +96,8 @@ pub fn to_html(report: &PeriodReport) -> String {
 <p class="form">{FORM_VI}</p>
 <h1>{TITLE_VI}</h1>
 <p class="period" data-period="{label}">{period}</p>
-<p class="meta">{province}; {as_of}; lập lúc {generated}. Đơn vị tính: hồ sơ.</p>
-<table id="period-report">
-{header}<tbody>
-{rows}</tbody>
-</table>
-<p class="note">Số hồ sơ nhận giải quyết = kỳ trước chuyển qua + mới tiếp nhận; số đã giải quyết = trước hạn + đúng hạn + quá hạn, gồm cả hồ sơ công dân rút và hồ sơ dừng xử lý; hồ sơ từ chối tiếp nhận không tính vào số nhận giải quyết. Thư xin lỗi đúng hạn: gửi trước hạn giải quyết ít nhất một ngày làm việc. Điểm 766: Bộ chỉ số theo Quyết định 766/QĐ-TTg, trên các chỉ số có dữ liệu trong kỳ, thang 100.</p>
-</body>
+<p class="meta">{province}; {as_of}; lập lúc {generated}. {unit}</p>
+{sections}</body>
 </html>
 "#,
         title = TITLE_VI,
@@ -88,7 +106,7 @@ pub fn to_html(report: &PeriodReport) -> String {
         province = escape(&report.province_vi),
         as_of = escape(&as_of_vi(report)),
         generated = escape(&format_local(report.generated_at_micros)),
-        header = header(),
+        unit = escape(SECTIONS[0].unit_vi),
     )
 }
 
@@ -172,5 +190,46 @@ mod tests {
             .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(escape("<b>&\""), "&lt;b&gt;&amp;&quot;");
+    }
+
+    #[test]
+    fn online_services_and_budget_and_staffing_are_tables_of_their_own() {
+        let html = to_html(&report());
+        let table = |id: &str| {
+            let start = html.find(&format!("<table id=\"{id}\">")).unwrap_or_else(|| panic!("no table {id}"));
+            html[start..].split("</table>").next().unwrap().to_owned()
+        };
+        let (form, online, admin) =
+            (table("period-report"), table("period-report-online-services"), table("period-report-administration"));
+        assert!(!form.contains("budget_allocated") && !form.contains("procedures_online_offered"));
+        assert!(html.contains("<h2>DỊCH VỤ CÔNG TRỰC TUYẾN MỨC ĐỘ 3, 4</h2>"));
+        assert!(html.contains("<h2>NGÂN SÁCH VÀ BIÊN CHẾ</h2>"));
+        for cell in [
+            "<th colspan=\"3\">Thủ tục cung cấp trực tuyến mức độ 3, 4</th>",
+            "<th rowspan=\"3\">Hồ sơ có thủ tục ngoài danh mục</th>",
+            "<td class=\"num\" data-kpi=\"procedures_online_offered\">4</td>",
+            "<td class=\"num\" data-kpi=\"procedures_online_share\">50</td>",
+            "<td class=\"num\" data-kpi=\"online_share_level34_procedures\">33.33</td>",
+        ] {
+            assert!(online.contains(cell), "{cell} not in {online}");
+        }
+        for cell in [
+            "<th colspan=\"5\">Ngân sách (đồng)</th>",
+            "<th colspan=\"6\">Biên chế</th>",
+            "<th colspan=\"3\">Cấp phó</th>",
+            "<td class=\"num\" data-kpi=\"fiscal_year\">2019</td>",
+            "<td class=\"num\" data-kpi=\"budget_allocated\">2000000</td>",
+            "<td class=\"num\" data-kpi=\"budget_execution\">25</td>",
+            "<td class=\"num\" data-kpi=\"staff_reduction\">20</td>",
+            "<td data-kpi=\"staff_reduction_behind\"></td>",
+            "<td class=\"num\" data-kpi=\"deputies_over_limit\">1</td>",
+        ] {
+            assert!(admin.contains(cell), "{cell} not in {admin}");
+        }
+        // Every table has every row, its code and name first.
+        for table in [&form, &online, &admin] {
+            assert_eq!(table.matches("<tr class=").count(), 4);
+            assert!(table.contains("<td data-kpi=\"code\">SNV</td><td data-kpi=\"name\">Sở Nội vụ</td>"));
+        }
     }
 }

@@ -14,6 +14,7 @@ use parpulse_core::decision766::Score766;
 use parpulse_core::kpi::{DossierDayCounts, ResolvedCounts, ServiceCounts};
 use parpulse_core::lifecycle::{ApologyTiming, DossierLifecycle, EndKind, Outcome, Timeliness};
 use parpulse_core::period::Period;
+use parpulse_core::procedures::ProcedureCatalogue;
 use parpulse_core::{AgencyGroup, AgencyRegistry, Channel, Event};
 
 use super::{PeriodCounts, PeriodReport, ReportRow, RowScope};
@@ -178,15 +179,19 @@ fn row(scope: RowScope, code: &str, name_vi: &str, totals: &ScopeTotals) -> Repo
         name_vi: name_vi.to_owned(),
         counts: totals.counts,
         score_766: totals.score_766(),
+        administration: Default::default(),
     }
 }
 
 /// The report of `period` as it stood at `as_of_micros`: every dossier event admitted by
 /// then (`event_log`, the audit table) replayed into fresh lifecycles and judged as of the
 /// period's end. An audit table with no event up to then is an error, never an empty report.
+/// The level-3/4 procedures, budget and staffing are those of [`read`], as stored now
+/// (their tables keep no admission time; docs/KPIS.md).
 pub async fn read_as_of(
     store: &Store,
     registry: &AgencyRegistry,
+    catalogue: &ProcedureCatalogue,
     period: &Period,
     calendar: &WorkingCalendar,
     as_of_micros: i64,
@@ -221,6 +226,7 @@ pub async fn read_as_of(
         generated_at_micros,
     );
     report.as_of_micros = Some(as_of_micros);
+    super::administration::read_and_attach(store, &mut report, catalogue, registry).await?;
     Ok(report)
 }
 
@@ -232,16 +238,21 @@ pub enum AsOfError {
     NoAuditTrail,
 }
 
-/// Reads the facts a report of `period` needs and builds it.
+/// Reads the facts a report of `period` needs and builds it: the dossiers judged as of
+/// the period's end, then the level-3/4 procedures of its days (with `catalogue`), the
+/// budget of the fiscal year containing its end and staffing at its end.
 pub async fn read(
     store: &Store,
     registry: &AgencyRegistry,
+    catalogue: &ProcedureCatalogue,
     period: &Period,
     calendar: &WorkingCalendar,
     generated_at_micros: i64,
 ) -> Result<PeriodReport, StoreError> {
     let rows = dossier_state::read_for_period(store, period.start_micros(), period.end_micros(), period.first).await?;
-    Ok(build(&rows, registry, period, calendar, generated_at_micros))
+    let mut report = build(&rows, registry, period, calendar, generated_at_micros);
+    super::administration::read_and_attach(store, &mut report, catalogue, registry).await?;
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -1,21 +1,26 @@
 //! The report of a closed period (issue 12, items 2 and 3): per unit, group and
 //! province, dossiers carried over, received, resolved, refused and in progress,
 //! apology letters and the Decision 766 score, in the shape of the form of
-//! Circular 01/2020/TT-VPCP (Biểu số 06/VPCP/KSTT), as CSV, printable HTML and XLSX.
+//! Circular 01/2020/TT-VPCP (Biểu số 06/VPCP/KSTT), as CSV, printable HTML and XLSX;
+//! then (issue 17) the level-3/4 online-service criterion of the period and the budget
+//! and staffing at its end ([`Administration`]).
 //!
 //! Pure: the caller fills a [`PeriodReport`] (from ClickHouse); the renderers
-//! only lay it out. The three formats share one list of columns ([`COLUMNS`]),
-//! so they always carry the same headers and cells.
+//! only lay it out. The three formats share one list of sections and columns
+//! ([`SECTIONS`]), so they always carry the same headers and cells: the CSV has every
+//! section's columns on one line per row, the HTML a table and the XLSX a sheet per section.
 
+mod administration;
 mod csv;
 mod html;
 mod judge;
 mod xlsx;
 
+pub use administration::{attach, read_inputs, snapshot_of, Administration, AdministrationInputs};
 pub use csv::to_csv;
 pub use html::to_html;
 pub use judge::{build, judge, read, read_as_of, AsOfError, ScopeTotals};
-pub use xlsx::{to_xlsx, XLSX_SHEET};
+pub use xlsx::{to_xlsx, XLSX_SHEET, XLSX_SHEETS};
 
 use parpulse_core::period::Period;
 
@@ -156,6 +161,9 @@ pub struct ReportRow {
     pub counts: PeriodCounts,
     /// Decision 766 score of the period, 0 to 1; `None` when no indicator has data.
     pub score_766: Option<f64>,
+    /// Level-3/4 procedures, budget and staffing of the period (zeros until
+    /// [`attach`]ed).
+    pub administration: Administration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +233,11 @@ pub enum ReportError {
 pub(crate) enum Cell {
     Text(String),
     Count(u64),
-    /// A score out of 100, rounded to two decimals; empty when absent.
+    /// Đồng or people: whole, never negative in valid data.
+    Amount(i64),
+    /// A year, printed without a thousands separator.
+    Year(i32),
+    /// A score out of 100 or a percentage, rounded to two decimals; empty when absent.
     Points(Option<f64>),
 }
 
@@ -235,14 +247,21 @@ impl Cell {
         match self {
             Cell::Text(text) => text.clone(),
             Cell::Count(n) => n.to_string(),
+            Cell::Amount(n) => n.to_string(),
+            Cell::Year(year) => year.to_string(),
             Cell::Points(points) => points.map_or_else(String::new, |p| p.to_string()),
         }
     }
 }
 
-/// The Decision 766 score (a ratio) on the decision's scale of 100, two decimals.
-pub(crate) fn points_766(score: Option<f64>) -> Option<f64> {
-    score.map(|s| (s * 10_000.0).round() / 100.0)
+/// A ratio (a Decision 766 score, a share) on a scale of 100, two decimals.
+pub(crate) fn out_of_100(ratio: Option<f64>) -> Option<f64> {
+    ratio.map(|s| (s * 10_000.0).round() / 100.0)
+}
+
+/// Có / Không for a finding, empty when not judged.
+fn yes_no(finding: Option<bool>) -> Cell {
+    Cell::Text(finding.map_or("", |b| if b { "Có" } else { "Không" }).to_owned())
 }
 
 /// A column of the report: its header path (top level first, one to three labels),
@@ -282,13 +301,17 @@ macro_rules! count {
     };
 }
 
-/// Every column, in order, as the three formats print them.
-pub(crate) const COLUMNS: &[Column] = &[
+/// The row's code, name and kind: the first columns of every section.
+pub(crate) const KEY_COLUMNS: &[Column] = &[
     Column { header: &["Mã"], key: "code", width: 12.0, value: |row| Cell::Text(row.code.clone()) },
     Column { header: &["Đơn vị"], key: "name", width: 38.0, value: |row| Cell::Text(row.name_vi.clone()) },
     Column {
         header: &["Phạm vi"], key: "scope", width: 10.0, value: |row| Cell::Text(row.scope.name_vi().to_owned())
     },
+];
+
+/// The dossier columns of the form (Biểu số 06/VPCP/KSTT), then what parpulse adds to it.
+pub(crate) const DOSSIER_COLUMNS: &[Column] = &[
     count!(&[RECEIVED, "Tổng số"], "to_process", |c| c.to_process()),
     count!(&[RECEIVED, "Kỳ trước chuyển qua"], "carried_over", |c| c.carried_over),
     count!(&[RECEIVED, NEW, "Tổng số"], "received_new", |c| c.received_new()),
@@ -312,9 +335,131 @@ pub(crate) const COLUMNS: &[Column] = &[
         header: &["Điểm 766 (thang 100)"],
         key: "score_766",
         width: 11.0,
-        value: |row| Cell::Points(points_766(row.score_766)),
+        value: |row| Cell::Points(out_of_100(row.score_766)),
     },
 ];
+
+const OFFERED: &str = "Thủ tục cung cấp trực tuyến mức độ 3, 4";
+const OFFERED_DOSSIERS: &str = "Hồ sơ của thủ tục cung cấp trực tuyến mức độ 3, 4";
+
+macro_rules! admin {
+    ($header:expr, $key:literal, |$a:ident| $value:expr) => {
+        Column {
+            header: $header,
+            key: $key,
+            width: 13.0,
+            value: |row| (|$a: &Administration| $value)(&row.administration),
+        }
+    };
+}
+
+/// The level-3/4 online-service criterion of the period (docs/KPIS.md).
+pub(crate) const ONLINE_SERVICE_COLUMNS: &[Column] = &[
+    admin!(&[OFFERED, "Số thủ tục"], "procedures_online_offered", |a| Cell::Count(a.procedures.offered_online)),
+    admin!(&[OFFERED, "Có phát sinh hồ sơ trực tuyến"], "procedures_online_with_dossier", |a| {
+        Cell::Count(a.procedures.offered_online_used)
+    }),
+    admin!(&[OFFERED, "Tỷ lệ có phát sinh hồ sơ (%)"], "procedures_online_share", |a| {
+        Cell::Points(out_of_100(a.procedures.online_services_used()))
+    }),
+    admin!(&[OFFERED_DOSSIERS, "Tiếp nhận"], "received_level34_procedures", |a| {
+        Cell::Count(a.procedures.received_offered_online)
+    }),
+    admin!(&[OFFERED_DOSSIERS, "Trực tuyến"], "received_online_level34_procedures", |a| {
+        Cell::Count(a.procedures.received_online_offered_online)
+    }),
+    admin!(&[OFFERED_DOSSIERS, "Tỷ lệ trực tuyến (%)"], "online_share_level34_procedures", |a| {
+        Cell::Points(out_of_100(a.procedures.online_share_of_offered()))
+    }),
+    admin!(&["Hồ sơ có thủ tục ngoài danh mục"], "unknown_procedure", |a| Cell::Count(
+        a.procedures.received_unknown
+    )),
+];
+
+const BUDGET: &str = "Ngân sách (đồng)";
+const BUDGET_RATIOS: &str = "So với dự toán được giao (%)";
+const STAFF: &str = "Biên chế";
+const DEPUTIES: &str = "Cấp phó";
+
+/// Budget of the fiscal year and staffing at the period's end (docs/KPIS.md).
+pub(crate) const ADMINISTRATION_COLUMNS: &[Column] = &[
+    admin!(&["Năm ngân sách"], "fiscal_year", |a| Cell::Year(a.fiscal_year)),
+    admin!(&[BUDGET, "Dự toán được giao"], "budget_allocated", |a| Cell::Amount(a.budget.allocated)),
+    admin!(&[BUDGET, "Đã cam kết chi"], "budget_committed", |a| Cell::Amount(a.budget.committed)),
+    admin!(&[BUDGET, "Đã giải ngân"], "budget_disbursed", |a| Cell::Amount(a.budget.disbursed)),
+    admin!(&[BUDGET, "Tiết kiệm chi"], "budget_saved", |a| Cell::Amount(a.budget.saved)),
+    admin!(&[BUDGET, "Đã công khai"], "budget_disclosed", |a| Cell::Amount(a.budget.disclosed)),
+    admin!(&[BUDGET_RATIOS, "Giải ngân"], "budget_execution", |a| Cell::Points(out_of_100(a.budget.execution()))),
+    admin!(&[BUDGET_RATIOS, "Tiết kiệm chi"], "budget_savings", |a| Cell::Points(out_of_100(a.budget.savings()))),
+    admin!(&[BUDGET_RATIOS, "Công khai"], "budget_disclosure", |a| Cell::Points(out_of_100(a.budget.disclosure()))),
+    admin!(&[STAFF, "Được giao"], "staff_quota", |a| Cell::Amount(a.staffing.staff_quota)),
+    admin!(&[STAFF, "Có mặt"], "staff_filled", |a| Cell::Amount(a.staffing.staff_filled)),
+    admin!(&[STAFF, "Được giao năm 2015"], "staff_baseline", |a| Cell::Amount(a.staffing.staff_baseline)),
+    admin!(&[STAFF, "Tinh giản so với 2015 (%)"], "staff_reduction", |a| {
+        Cell::Points(out_of_100(a.staffing.reduction()))
+    }),
+    admin!(&[STAFF, "Mức lộ trình (%)"], "staff_reduction_due", |a| Cell::Points(out_of_100(a.reduction_due))),
+    admin!(&[STAFF, "Chậm lộ trình"], "staff_reduction_behind", |a| yes_no(a.reduction_behind)),
+    admin!(&[DEPUTIES, "Hiện có"], "deputies_filled", |a| Cell::Amount(a.staffing.deputies_filled)),
+    admin!(&[DEPUTIES, "Theo quy định"], "deputies_limit", |a| Cell::Amount(a.staffing.deputies_limit)),
+    admin!(&[DEPUTIES, "Vượt quy định"], "deputies_over_limit", |a| Cell::Amount(a.staffing.deputies_over_limit)),
+];
+
+/// A part of the report: a table of the HTML, a sheet of the XLSX; the CSV puts every
+/// section's columns after the key columns on one line.
+pub(crate) struct Section {
+    /// The HTML table's id.
+    pub id: &'static str,
+    pub title_vi: &'static str,
+    /// What the counts are in, and the sources, under the title.
+    pub unit_vi: &'static str,
+    /// The XLSX sheet (ASCII, as some readers mangle others in sheet names).
+    pub sheet: &'static str,
+    /// The section's columns after [`KEY_COLUMNS`].
+    pub columns: &'static [Column],
+    /// How the columns are computed, under the table.
+    pub note_vi: &'static str,
+}
+
+impl Section {
+    /// The key columns, then the section's.
+    pub(crate) fn all_columns(&self) -> Vec<&'static Column> {
+        KEY_COLUMNS.iter().chain(self.columns).collect()
+    }
+}
+
+/// Every section, in order, as the three formats print them.
+pub(crate) const SECTIONS: &[Section] = &[
+    Section {
+        id: "period-report",
+        title_vi: TITLE_VI,
+        unit_vi: "Đơn vị tính: hồ sơ.",
+        sheet: "Bieu 06",
+        columns: DOSSIER_COLUMNS,
+        note_vi: "Số hồ sơ nhận giải quyết = kỳ trước chuyển qua + mới tiếp nhận; số đã giải quyết = trước hạn + đúng hạn + quá hạn, gồm cả hồ sơ công dân rút và hồ sơ dừng xử lý; hồ sơ từ chối tiếp nhận không tính vào số nhận giải quyết. Thư xin lỗi đúng hạn: gửi trước hạn giải quyết ít nhất một ngày làm việc. Điểm 766: Bộ chỉ số theo Quyết định 766/QĐ-TTg, trên các chỉ số có dữ liệu trong kỳ, thang 100.",
+    },
+    Section {
+        id: "period-report-online-services",
+        title_vi: "DỊCH VỤ CÔNG TRỰC TUYẾN MỨC ĐỘ 3, 4",
+        unit_vi: "Thủ tục theo danh mục thủ tục hành chính của đơn vị; hồ sơ tiếp nhận trong kỳ. Đơn vị tính: thủ tục, hồ sơ, %.",
+        sheet: "DVCTT muc do 3, 4",
+        columns: ONLINE_SERVICE_COLUMNS,
+        note_vi: "Tỷ lệ dịch vụ công trực tuyến mức độ 3, 4 có phát sinh hồ sơ = số thủ tục cung cấp mức độ 3, 4 có ít nhất một hồ sơ tiếp nhận trực tuyến trong kỳ / số thủ tục cung cấp mức độ 3, 4 (mỗi thủ tục của mỗi đơn vị tính một lần). Hồ sơ có thủ tục ngoài danh mục vẫn được tính ở các chỉ tiêu khác.",
+    },
+    Section {
+        id: "period-report-administration",
+        title_vi: "NGÂN SÁCH VÀ BIÊN CHẾ",
+        unit_vi: "Ngân sách năm chứa ngày cuối kỳ, đến hết kỳ; biên chế theo báo cáo mới nhất đến hết kỳ. Đơn vị tính: đồng, người, %.",
+        sheet: "Ngan sach, bien che",
+        columns: ADMINISTRATION_COLUMNS,
+        note_vi: "Ngân sách năm chứa ngày cuối kỳ, tính các nghiệp vụ phát sinh đến hết kỳ; tỷ lệ so với dự toán được giao. Biên chế, cấp phó: báo cáo mới nhất đến hết kỳ; tinh giản so với biên chế được giao năm 2015, mức lộ trình tại thời điểm cuối kỳ (Nghị quyết 39-NQ/TW, Kết luận 40-KL/TW); cấp phó vượt quy định cộng theo từng đơn vị.",
+    },
+];
+
+/// Every column once, in the CSV's order: the key columns, then each section's.
+pub(crate) fn all_columns() -> Vec<&'static Column> {
+    KEY_COLUMNS.iter().chain(SECTIONS.iter().flat_map(|s| s.columns)).collect()
+}
 
 /// A cell of the multi-level header: its label at `row`, `col`, spanning
 /// `rows` x `cols` cells (row 0 is the top level).
@@ -327,14 +472,14 @@ pub(crate) struct HeaderCell {
     pub label: &'static str,
 }
 
-/// The header as merged cells: a column's last label reaches down to the bottom
-/// row; neighbouring columns under the same upper labels share one cell.
-pub(crate) fn header_cells() -> Vec<HeaderCell> {
+/// The header of `columns` as merged cells: a column's last label reaches down to the
+/// bottom row; neighbouring columns under the same upper labels share one cell.
+pub(crate) fn header_cells(columns: &[&Column]) -> Vec<HeaderCell> {
     let mut cells = Vec::new();
     for row in 0..HEADER_ROWS {
         let mut col = 0;
-        while col < COLUMNS.len() {
-            let header = COLUMNS[col].header;
+        while col < columns.len() {
+            let header = columns[col].header;
             if row >= header.len() {
                 col += 1;
                 continue;
@@ -342,7 +487,7 @@ pub(crate) fn header_cells() -> Vec<HeaderCell> {
             let leaf = row + 1 == header.len();
             let mut cols = 1;
             if !leaf {
-                while COLUMNS
+                while columns
                     .get(col + cols)
                     .is_some_and(|next| next.header.len() > row + 1 && next.header[..=row] == header[..=row])
                 {
@@ -395,6 +540,38 @@ pub(crate) mod tests {
         }
     }
 
+    /// Budget, staffing and procedures in proportion to `seed` (10: SNV, 20: STP).
+    pub(crate) fn administration(seed: u64) -> Administration {
+        let n = seed as i64;
+        Administration {
+            procedures: crate::snapshot::ProcedureCounts {
+                offered_online: seed / 10 * 4,
+                offered_online_used: seed / 10 * 2,
+                received_offered_online: seed / 10 * 9,
+                received_online_offered_online: seed / 10 * 3,
+                received_unknown: seed / 10,
+            },
+            fiscal_year: 2019,
+            budget: parpulse_core::kpi::BudgetTotals {
+                allocated: n * 200_000,
+                committed: n * 80_000,
+                disbursed: n * 50_000,
+                saved: n * 2_000,
+                disclosed: n * 100_000,
+            },
+            staffing: parpulse_core::kpi::StaffingTotals {
+                staff_quota: n * 10,
+                staff_filled: n * 9,
+                staff_baseline: n * 25 / 2,
+                deputies_filled: n / 10 * 4,
+                deputies_limit: n / 10 * 3,
+                deputies_over_limit: n / 10,
+            },
+            reduction_due: None,
+            reduction_behind: None,
+        }
+    }
+
     /// Two units of the departments, their total, and the province.
     pub(crate) fn report() -> PeriodReport {
         let unit = |code: &str, name: &str, seed, score| ReportRow {
@@ -403,6 +580,7 @@ pub(crate) mod tests {
             name_vi: name.into(),
             counts: counts(seed),
             score_766: score,
+            administration: administration(seed),
         };
         let a = unit("SNV", "Sở Nội vụ", 10, Some(0.8525));
         let b = unit("STP", "Sở Tư pháp <\"A&B\">, \"số 2\"", 20, None);
@@ -414,6 +592,7 @@ pub(crate) mod tests {
             name_vi: "Khối sở, ban, ngành".into(),
             counts: total,
             score_766: Some(0.9),
+            administration: administration(30),
         };
         let province = ReportRow {
             scope: RowScope::Province,
@@ -421,6 +600,7 @@ pub(crate) mod tests {
             name_vi: "Tỉnh Hưng Yên".into(),
             counts: total,
             score_766: Some(1.0),
+            administration: administration(30),
         };
         PeriodReport {
             period: Period::parse("2019-11").unwrap(),
@@ -474,7 +654,8 @@ pub(crate) mod tests {
 
     #[test]
     fn the_header_merges_upper_levels_and_extends_leaves_down() {
-        let cells = header_cells();
+        let columns = SECTIONS[0].all_columns();
+        let cells = header_cells(&columns);
         let find = |label: &str, row: usize| cells.iter().find(|c| c.label == label && c.row == row).unwrap().clone();
         assert_eq!(find("Mã", 0), HeaderCell { row: 0, col: 0, rows: 3, cols: 1, label: "Mã" });
         assert_eq!(find(RECEIVED, 0), HeaderCell { row: 0, col: 3, rows: 1, cols: 6, label: RECEIVED });
@@ -487,26 +668,74 @@ pub(crate) mod tests {
         assert_eq!(find(RESOLVED, 0).cols, 4);
         assert_eq!(find(IN_PROGRESS, 0).cols, 3);
         assert_eq!(find(APOLOGIES, 0).cols, 2);
-        // Every column is covered exactly once in every header row.
-        for row in 0..HEADER_ROWS {
-            let mut covered = vec![0; COLUMNS.len()];
-            for cell in cells.iter().filter(|c| c.row <= row && row < c.row + c.rows) {
-                for n in &mut covered[cell.col..cell.col + cell.cols] {
-                    *n += 1;
+        // In every section, every column is covered exactly once in every header row.
+        for section in SECTIONS {
+            let columns = section.all_columns();
+            let cells = header_cells(&columns);
+            for row in 0..HEADER_ROWS {
+                let mut covered = vec![0; columns.len()];
+                for cell in cells.iter().filter(|c| c.row <= row && row < c.row + c.rows) {
+                    for n in &mut covered[cell.col..cell.col + cell.cols] {
+                        *n += 1;
+                    }
                 }
+                assert!(covered.iter().all(|&n| n == 1), "{} row {row}: {covered:?}", section.id);
             }
-            assert!(covered.iter().all(|&n| n == 1), "row {row}: {covered:?}");
         }
-        let keys: std::collections::HashSet<_> = COLUMNS.iter().map(|c| c.key).collect();
-        assert_eq!(keys.len(), COLUMNS.len(), "keys are unique");
+        let online = SECTIONS[1].all_columns();
+        let cells = header_cells(&online);
+        assert!(cells.contains(&HeaderCell { row: 0, col: 3, rows: 1, cols: 3, label: OFFERED }), "{cells:?}");
+        assert!(cells.contains(&HeaderCell { row: 1, col: 3, rows: 2, cols: 1, label: "Số thủ tục" }), "{cells:?}");
+        let budget = SECTIONS[2].all_columns();
+        let cells = header_cells(&budget);
+        assert!(cells.contains(&HeaderCell { row: 0, col: 4, rows: 1, cols: 5, label: BUDGET }), "{cells:?}");
+        assert!(cells.contains(&HeaderCell { row: 0, col: 12, rows: 1, cols: 6, label: STAFF }), "{cells:?}");
+        // Keys (HTML data-kpi) and one-line headers (CSV) are unique over the whole report.
+        let all = all_columns();
+        assert_eq!(all.len(), 3 + DOSSIER_COLUMNS.len() + ONLINE_SERVICE_COLUMNS.len() + ADMINISTRATION_COLUMNS.len());
+        let keys: std::collections::HashSet<_> = all.iter().map(|c| c.key).collect();
+        assert_eq!(keys.len(), all.len(), "keys are unique");
+        let headers: std::collections::HashSet<_> = all.iter().map(|c| c.flat_header()).collect();
+        assert_eq!(headers.len(), all.len(), "headers are unique");
+        let sheets: std::collections::HashSet<_> = SECTIONS.iter().map(|s| s.sheet).collect();
+        assert!(sheets.len() == SECTIONS.len() && sheets.iter().all(|s| s.is_ascii() && s.len() <= 31));
     }
 
     #[test]
-    fn the_766_score_is_printed_out_of_100() {
-        assert_eq!(points_766(Some(0.8525)), Some(85.25));
-        assert_eq!(points_766(Some(1.0)), Some(100.0));
-        assert_eq!(points_766(Some(0.123456)), Some(12.35));
-        assert_eq!(Cell::Points(points_766(Some(0.9))).text(), "90");
+    fn the_766_score_and_shares_are_printed_out_of_100() {
+        assert_eq!(out_of_100(Some(0.8525)), Some(85.25));
+        assert_eq!(out_of_100(Some(1.0)), Some(100.0));
+        assert_eq!(out_of_100(Some(0.123456)), Some(12.35));
+        assert_eq!(Cell::Points(out_of_100(Some(0.9))).text(), "90");
+        assert_eq!(Cell::Points(out_of_100(Some(1.0 / 3.0))).text(), "33.33");
         assert_eq!(Cell::Points(None).text(), "");
+        assert_eq!((Cell::Amount(1_250_000_000).text(), Cell::Year(2019).text()), ("1250000000".into(), "2019".into()));
+        assert_eq!(
+            (yes_no(Some(true)), yes_no(Some(false)), yes_no(None)),
+            (Cell::Text("Có".into()), Cell::Text("Không".into()), Cell::Text(String::new()))
+        );
+    }
+
+    #[test]
+    fn the_new_sections_read_the_rows_administration() {
+        let report = report();
+        let snv = &report.rows[0];
+        let cell = |columns: &[Column], key: &str| {
+            (columns.iter().find(|c| c.key == key).unwrap_or_else(|| panic!("no column {key}")).value)(snv)
+        };
+        // SNV: 2 of 4 level-3/4 procedures with an online dossier; 3 of 9 receptions online.
+        assert_eq!(cell(ONLINE_SERVICE_COLUMNS, "procedures_online_offered"), Cell::Count(4));
+        assert_eq!(cell(ONLINE_SERVICE_COLUMNS, "procedures_online_share"), Cell::Points(Some(50.0)));
+        assert_eq!(cell(ONLINE_SERVICE_COLUMNS, "online_share_level34_procedures"), Cell::Points(Some(33.33)));
+        assert_eq!(cell(ONLINE_SERVICE_COLUMNS, "unknown_procedure"), Cell::Count(1));
+        // Budget 2,000,000 allocated, 500,000 disbursed: 25%; 100 staff of 2015's 125: 20%.
+        assert_eq!(cell(ADMINISTRATION_COLUMNS, "fiscal_year"), Cell::Year(2019));
+        assert_eq!(cell(ADMINISTRATION_COLUMNS, "budget_allocated"), Cell::Amount(2_000_000));
+        assert_eq!(cell(ADMINISTRATION_COLUMNS, "budget_execution"), Cell::Points(Some(25.0)));
+        assert_eq!(cell(ADMINISTRATION_COLUMNS, "budget_disclosure"), Cell::Points(Some(50.0)));
+        assert_eq!(cell(ADMINISTRATION_COLUMNS, "staff_reduction"), Cell::Points(Some(20.0)));
+        assert_eq!(cell(ADMINISTRATION_COLUMNS, "staff_reduction_due"), Cell::Points(None));
+        assert_eq!(cell(ADMINISTRATION_COLUMNS, "staff_reduction_behind"), Cell::Text(String::new()));
+        assert_eq!(cell(ADMINISTRATION_COLUMNS, "deputies_over_limit"), Cell::Amount(1));
     }
 }

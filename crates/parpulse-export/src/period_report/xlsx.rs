@@ -1,61 +1,73 @@
-//! The report as an Excel workbook (rust_xlsxwriter): one sheet with the title,
-//! the form's merged three-level header (frozen, repeated on every printed page)
-//! and the same cells as the CSV, counts and scores as numbers.
+//! The report as an Excel workbook (rust_xlsxwriter): a sheet per section (the form,
+//! the online services, budget and staffing), each with the title, its merged
+//! three-level header (frozen, repeated on every printed page) and the same cells as
+//! the CSV, counts, amounts and percentages as numbers.
 
 use rust_xlsxwriter::{Color, Format, FormatAlign, FormatBorder, Workbook, Worksheet};
 
 use super::{
-    as_of_vi, header_cells, Cell, PeriodReport, ReportError, RowScope, COLUMNS, FORM_VI, HEADER_ROWS, TITLE_VI,
+    as_of_vi, header_cells, Cell, PeriodReport, ReportError, RowScope, Section, FORM_VI, HEADER_ROWS, SECTIONS,
 };
 use parpulse_core::time::format_local;
 
-/// The sheet's name (ASCII, as some readers mangle others in sheet names).
-pub const XLSX_SHEET: &str = "Bieu 06";
+/// The form's sheet, the first.
+pub const XLSX_SHEET: &str = SECTIONS[0].sheet;
+/// Every sheet, in order.
+pub const XLSX_SHEETS: [&str; 3] = [SECTIONS[0].sheet, SECTIONS[1].sheet, SECTIONS[2].sheet];
 
 /// Rows above the header: the form, the title, the period, the province and time.
 const TITLE_ROWS: u32 = 4;
 /// A4 in Excel's paper sizes.
 const PAPER_A4: u8 = 9;
 
-fn cell_format(bold: bool, number: bool) -> Format {
-    let mut format = Format::new().set_border(FormatBorder::Thin).set_border_color(Color::RGB(0xCCCCCC));
-    if number {
-        format = format.set_num_format("#,##0.##").set_align(FormatAlign::Right);
-    }
-    if bold {
-        format = format.set_bold().set_background_color(Color::RGB(0xFAFAFA));
-    }
-    format
+/// The cell formats of a row: text and numbers, plain (units) or bold (totals).
+struct RowFormats {
+    text: Format,
+    number: Format,
+    year: Format,
 }
 
-fn write_cell(sheet: &mut Worksheet, row: u32, col: u16, cell: &Cell, format: &Format) -> Result<(), ReportError> {
+impl RowFormats {
+    fn new(bold: bool) -> RowFormats {
+        let mut base = Format::new().set_border(FormatBorder::Thin).set_border_color(Color::RGB(0xCCCCCC));
+        if bold {
+            base = base.set_bold().set_background_color(Color::RGB(0xFAFAFA));
+        }
+        let number = |format: &str| base.clone().set_num_format(format).set_align(FormatAlign::Right);
+        RowFormats { number: number("#,##0.##"), year: number("0"), text: base }
+    }
+}
+
+fn write_cell(sheet: &mut Worksheet, row: u32, col: u16, cell: &Cell, formats: &RowFormats) -> Result<(), ReportError> {
     match cell {
-        Cell::Text(text) => sheet.write_string_with_format(row, col, text, format)?,
-        // Counts of dossiers stay far below 2^53: exact as an f64.
-        Cell::Count(n) => sheet.write_number_with_format(row, col, *n as f64, format)?,
-        Cell::Points(Some(points)) => sheet.write_number_with_format(row, col, *points, format)?,
-        Cell::Points(None) => sheet.write_blank(row, col, format)?,
+        Cell::Text(text) => sheet.write_string_with_format(row, col, text, &formats.text)?,
+        // Counts of dossiers and amounts in đồng stay far below 2^53: exact as an f64.
+        Cell::Count(n) => sheet.write_number_with_format(row, col, *n as f64, &formats.number)?,
+        Cell::Amount(n) => sheet.write_number_with_format(row, col, *n as f64, &formats.number)?,
+        Cell::Year(year) => sheet.write_number_with_format(row, col, f64::from(*year), &formats.year)?,
+        Cell::Points(Some(points)) => sheet.write_number_with_format(row, col, *points, &formats.number)?,
+        Cell::Points(None) => sheet.write_blank(row, col, &formats.number)?,
     };
     Ok(())
 }
 
-/// The report as the bytes of an .xlsx file.
-pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
-    let mut workbook = Workbook::new();
-    let sheet = workbook.add_worksheet();
-    sheet.set_name(XLSX_SHEET)?;
-    let last_col = u16::try_from(COLUMNS.len() - 1).expect("a few columns");
+/// One section's sheet.
+fn write_sheet(sheet: &mut Worksheet, report: &PeriodReport, section: &Section) -> Result<(), ReportError> {
+    sheet.set_name(section.sheet)?;
+    let columns = section.all_columns();
+    let last_col = u16::try_from(columns.len() - 1).expect("a few columns");
 
     let title = Format::new().set_bold().set_font_size(14).set_align(FormatAlign::Center);
     let centred = Format::new().set_align(FormatAlign::Center);
     sheet.write_string(0, 0, FORM_VI)?;
-    sheet.merge_range(1, 0, 1, last_col, TITLE_VI, &title)?;
+    sheet.merge_range(1, 0, 1, last_col, section.title_vi, &title)?;
     sheet.merge_range(2, 0, 2, last_col, &report.period.title_vi(), &title)?;
     let meta = format!(
-        "{}; {}; lập lúc {}. Đơn vị tính: hồ sơ.",
+        "{}; {}; lập lúc {}. {}",
         report.province_vi,
         as_of_vi(report),
-        format_local(report.generated_at_micros)
+        format_local(report.generated_at_micros),
+        section.unit_vi
     );
     sheet.merge_range(3, 0, 3, last_col, &meta, &centred)?;
 
@@ -66,7 +78,7 @@ pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
         .set_align(FormatAlign::VerticalCenter)
         .set_border(FormatBorder::Thin)
         .set_background_color(Color::RGB(0xF3F3F3));
-    for cell in header_cells() {
+    for cell in header_cells(&columns) {
         let (row, col) = (TITLE_ROWS + cell.row as u32, cell.col as u16);
         let (last_row, last) = (row + cell.rows as u32 - 1, col + cell.cols as u16 - 1);
         if (last_row, last) == (row, col) {
@@ -80,24 +92,31 @@ pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
         sheet.set_row_height(row, 30)?;
     }
 
-    let formats = [false, true].map(|bold| (cell_format(bold, false), cell_format(bold, true)));
+    let formats = [RowFormats::new(false), RowFormats::new(true)];
     for (n, row) in report.rows.iter().enumerate() {
         let at = first_data_row + u32::try_from(n).map_err(|_| rust_xlsxwriter::XlsxError::RowColumnLimitError)?;
-        let (text, number) = &formats[usize::from(row.scope != RowScope::Unit)];
-        for (col, column) in COLUMNS.iter().enumerate() {
-            let cell = (column.value)(row);
-            let format = if matches!(cell, Cell::Text(_)) { text } else { number };
-            write_cell(sheet, at, col as u16, &cell, format)?;
+        let formats = &formats[usize::from(row.scope != RowScope::Unit)];
+        for (col, column) in columns.iter().enumerate() {
+            write_cell(sheet, at, col as u16, &(column.value)(row), formats)?;
         }
     }
 
-    for (col, column) in COLUMNS.iter().enumerate() {
+    for (col, column) in columns.iter().enumerate() {
         sheet.set_column_width(col as u16, column.width)?;
     }
     // The header and the code and name columns stay in view.
     sheet.set_freeze_panes(first_data_row, 2)?;
     sheet.set_repeat_rows(TITLE_ROWS, first_data_row - 1)?;
     sheet.set_landscape().set_paper_size(PAPER_A4).set_print_fit_to_pages(1, 0);
+    Ok(())
+}
+
+/// The report as the bytes of an .xlsx file.
+pub fn to_xlsx(report: &PeriodReport) -> Result<Vec<u8>, ReportError> {
+    let mut workbook = Workbook::new();
+    for section in SECTIONS {
+        write_sheet(workbook.add_worksheet(), report, section)?;
+    }
     Ok(workbook.save_to_buffer()?)
 }
 
