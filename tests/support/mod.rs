@@ -9,7 +9,7 @@
 pub mod aggregators;
 pub mod broker;
 pub mod kafka_read;
-pub use parpulse_export::prom_text;
+pub use parpulse_prom_text as prom_text;
 pub mod process;
 pub mod prometheus;
 pub mod recount;

@@ -52,9 +52,9 @@ fn marker(i: usize) -> Event {
 
 async fn markers_seen(client: &reqwest::Client, url: &str) -> Option<usize> {
     let text = client.get(url).send().await.ok()?.text().await.ok()?;
-    let samples = parpulse_export::prom_text::parse(&text);
+    let samples = parpulse_prom_text::parse(&text);
     let want = [("scope", "unit"), ("unit", MARKER_UNIT), ("window", "day")];
-    parpulse_export::prom_text::find(&samples, "parpulse_dossiers_received", &want).map(|v| v as usize)
+    parpulse_prom_text::find(&samples, "parpulse_dossiers_received", &want).map(|v| v as usize)
 }
 
 pub async fn run(deployment: &Deployment, rate: u64, seconds: u64) -> Result<Freshness> {

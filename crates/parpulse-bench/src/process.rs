@@ -122,7 +122,7 @@ impl Drop for Running {
 /// One unlabelled sample (or the sum over its label sets) from a /metrics page.
 pub async fn scrape(client: &reqwest::Client, url: &str, name: &str) -> Option<f64> {
     let text = client.get(url).send().await.ok()?.text().await.ok()?;
-    let samples = parpulse_export::prom_text::parse(&text);
+    let samples = parpulse_prom_text::parse(&text);
     let mut values = samples.iter().filter(|s| s.name == name).map(|s| s.value).peekable();
     values.peek()?;
     Some(values.sum())

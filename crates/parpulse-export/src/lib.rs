@@ -10,7 +10,6 @@ pub mod exporter;
 pub mod exposition;
 pub mod par_index;
 pub mod period_report;
-pub mod prom_text;
 pub mod scorecard;
 pub mod snapshot;
 

@@ -9,9 +9,9 @@ use parpulse_clickhouse::dossier_day::UnitDay;
 use parpulse_core::time::Clock;
 use parpulse_core::{AgencyGroup, AgencyRegistry, LocalDay};
 use parpulse_export::exposition::render_prometheus;
-use parpulse_export::prom_text::{find, parse};
 use parpulse_export::snapshot::AdministrationRows;
 use parpulse_export::{Scope, Snapshot, Window};
+use parpulse_prom_text::{find, parse};
 
 fn clock(rfc3339: &str) -> Clock {
     Clock::fixed_at(rfc3339).expect("a valid instant")

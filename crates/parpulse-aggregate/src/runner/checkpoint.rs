@@ -33,7 +33,7 @@ pub(super) enum CheckpointError {
 }
 
 /// Everything one checkpoint writes, taken from the state at one instant.
-pub(super) struct Snapshot {
+pub(super) struct CheckpointBatch {
     pub(super) dead_letters: Vec<DeadLetter>,
     pub(super) dossiers: Vec<parpulse_clickhouse::dossier_state::DossierStateRow>,
     pub(super) days: Vec<parpulse_clickhouse::dossier_day::DossierDayRow>,
@@ -44,8 +44,8 @@ pub(super) struct Snapshot {
     pub(super) checkpoints: Vec<CheckpointRow>,
 }
 
-impl Snapshot {
-    /// The offsets to commit to Kafka (lag monitoring) once the snapshot is stored.
+impl CheckpointBatch {
+    /// The offsets to commit to Kafka (lag monitoring) once the batch is stored.
     pub(super) fn commit_list(&self) -> TopicPartitionList {
         let mut commit = TopicPartitionList::new();
         for c in &self.checkpoints {
@@ -55,9 +55,9 @@ impl Snapshot {
     }
 }
 
-/// Takes what changed since the last snapshot out of the state (None: nothing did),
+/// Takes what changed since the last batch out of the state (None: nothing did),
 /// its dossiers judged as of `judged_at` (UTC micros, the aggregator's clock).
-pub(super) fn snapshot(work: &mut Work, consumer_group: &str, judged_at: i64) -> Option<Snapshot> {
+pub(super) fn take_batch(work: &mut Work, consumer_group: &str, judged_at: i64) -> Option<CheckpointBatch> {
     let progressed: Vec<Key> = work.states.iter().filter(|(_, s)| s.has_progress()).map(|(k, _)| k.clone()).collect();
     if progressed.is_empty() {
         return None;
@@ -68,7 +68,7 @@ pub(super) fn snapshot(work: &mut Work, consumer_group: &str, judged_at: i64) ->
         .iter()
         .map(|key| work.states[key].pending_sizes())
         .fold((0, 0), |total, sizes| (total.0 + sizes.0, total.1 + sizes.1));
-    let mut snapshot = Snapshot {
+    let mut batch = CheckpointBatch {
         dead_letters: std::mem::take(&mut work.dead_letters),
         dossiers: Vec::with_capacity(dossier_rows),
         days: Vec::new(),
@@ -80,14 +80,14 @@ pub(super) fn snapshot(work: &mut Work, consumer_group: &str, judged_at: i64) ->
     };
     for key in progressed {
         let state = work.states.get_mut(&key).expect("progressed partition");
-        snapshot.dossiers.extend(state.pending_dossier_rows(judged_at));
-        snapshot.days.extend(state.pending_rows());
-        snapshot.procedures.extend(state.pending_procedure_rows());
-        snapshot.event_log.append(&mut state.take_event_log());
+        batch.dossiers.extend(state.pending_dossier_rows(judged_at));
+        batch.days.extend(state.pending_rows());
+        batch.procedures.extend(state.pending_procedure_rows());
+        batch.event_log.append(&mut state.take_event_log());
         let (mut budget, mut staffing) = state.take_event_rows();
-        snapshot.budget.append(&mut budget);
-        snapshot.staffing.append(&mut staffing);
-        snapshot.checkpoints.push(CheckpointRow {
+        batch.budget.append(&mut budget);
+        batch.staffing.append(&mut staffing);
+        batch.checkpoints.push(CheckpointRow {
             consumer_group: consumer_group.to_owned(),
             topic: key.0.clone(),
             kafka_partition: key.1,
@@ -97,7 +97,7 @@ pub(super) fn snapshot(work: &mut Work, consumer_group: &str, judged_at: i64) ->
         });
         state.checkpoint_written(state.next_offset());
     }
-    Some(snapshot)
+    Some(batch)
 }
 
 /// Kafka offset commits are for lag monitoring only: ClickHouse holds the offsets that count.
@@ -128,12 +128,12 @@ impl Shared {
     /// Returns the offsets of the previous checkpoint, to commit.
     pub(super) async fn start_checkpoint(self: &Arc<Self>, work: &mut Work) -> Option<TopicPartitionList> {
         let done = self.finish_in_flight(work).await;
-        let snapshot = snapshot(work, &self.config.consumer_group, self.config.clock.now_micros());
+        let batch = take_batch(work, &self.config.consumer_group, self.config.clock.now_micros());
         let in_memory: usize = work.states.values().map(|state| state.dossier_counts().0).sum();
         self.metrics.dossiers_in_memory.set(in_memory as i64);
-        if let Some(snapshot) = snapshot {
+        if let Some(batch) = batch {
             let shared = self.clone();
-            work.in_flight = Some(tokio::spawn(async move { Some(shared.write_with_retry(snapshot).await) }));
+            work.in_flight = Some(tokio::spawn(async move { Some(shared.write_with_retry(batch).await) }));
         }
         done
     }
@@ -141,21 +141,21 @@ impl Shared {
     /// Writes a checkpoint now (shutdown), after the one in flight.
     pub(super) async fn checkpoint_now(&self, work: &mut Work) -> Vec<TopicPartitionList> {
         let mut commits: Vec<_> = self.finish_in_flight(work).await.into_iter().collect();
-        if let Some(snapshot) = snapshot(work, &self.config.consumer_group, self.config.clock.now_micros()) {
-            commits.push(self.write_with_retry(snapshot).await);
+        if let Some(batch) = take_batch(work, &self.config.consumer_group, self.config.clock.now_micros()) {
+            commits.push(self.write_with_retry(batch).await);
         }
         commits
     }
 
     /// Writes a checkpoint, retrying with backoff until ClickHouse takes it.
-    async fn write_with_retry(&self, snapshot: Snapshot) -> TopicPartitionList {
-        self.until_clickhouse_answers("checkpoint failed; consumption paused", || self.write_once(&snapshot)).await;
-        snapshot.commit_list()
+    async fn write_with_retry(&self, batch: CheckpointBatch) -> TopicPartitionList {
+        self.until_clickhouse_answers("checkpoint failed; consumption paused", || self.write_once(&batch)).await;
+        batch.commit_list()
     }
 
-    pub(super) async fn write_once(&self, snapshot: &Snapshot) -> Result<(), CheckpointError> {
+    pub(super) async fn write_once(&self, batch: &CheckpointBatch) -> Result<(), CheckpointError> {
         let timeout = self.config.checkpoint_timeout;
-        match tokio::time::timeout(timeout, self.write(snapshot)).await {
+        match tokio::time::timeout(timeout, self.write(batch)).await {
             Ok(result) => result,
             Err(_) => Err(CheckpointError::Timeout(timeout)),
         }
@@ -164,19 +164,19 @@ impl Shared {
     /// Dead letters (acknowledged), then rows, then the checkpoint rows. Any order of
     /// the row inserts is safe: each row carries its own version (state.rs), and budget
     /// and staffing rows are the events themselves, deduplicated by id when read.
-    async fn write(&self, snapshot: &Snapshot) -> Result<(), CheckpointError> {
+    async fn write(&self, batch: &CheckpointBatch) -> Result<(), CheckpointError> {
         let started = Instant::now();
-        self.deliver_dead_letters(&snapshot.dead_letters).await?;
-        self.timed("dossier_state", dossier_state::write(&self.store, &snapshot.dossiers)).await?;
-        self.timed("dossier_day", dossier_day::write(&self.store, &snapshot.days)).await?;
-        self.timed("procedure_day", procedure_day::write(&self.store, &snapshot.procedures)).await?;
-        self.timed("event_log", parpulse_clickhouse::event_log::write(&self.store, &snapshot.event_log)).await?;
-        self.timed("budget_event", budget_staffing::write_budget(&self.store, &snapshot.budget)).await?;
-        self.timed("staffing_event", budget_staffing::write_staffing(&self.store, &snapshot.staffing)).await?;
-        self.timed("checkpoints", checkpoint::write(&self.store, &snapshot.checkpoints)).await?;
+        self.deliver_dead_letters(&batch.dead_letters).await?;
+        self.timed("dossier_state", dossier_state::write(&self.store, &batch.dossiers)).await?;
+        self.timed("dossier_day", dossier_day::write(&self.store, &batch.days)).await?;
+        self.timed("procedure_day", procedure_day::write(&self.store, &batch.procedures)).await?;
+        self.timed("event_log", parpulse_clickhouse::event_log::write(&self.store, &batch.event_log)).await?;
+        self.timed("budget_event", budget_staffing::write_budget(&self.store, &batch.budget)).await?;
+        self.timed("staffing_event", budget_staffing::write_staffing(&self.store, &batch.staffing)).await?;
+        self.timed("checkpoints", checkpoint::write(&self.store, &batch.checkpoints)).await?;
         self.metrics.checkpoints.inc();
         self.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
-        tracing::debug!(rows = snapshot.days.len(), partitions = snapshot.checkpoints.len(), "checkpoint written");
+        tracing::debug!(rows = batch.days.len(), partitions = batch.checkpoints.len(), "checkpoint written");
         Ok(())
     }
 
@@ -225,7 +225,7 @@ mod tests {
     const T0: i64 = 1_574_900_000_000_000;
 
     #[test]
-    fn a_snapshot_takes_what_changed_with_one_checkpoint_row_per_progressed_partition() {
+    fn a_batch_takes_what_changed_with_one_checkpoint_row_per_progressed_partition() {
         let mut work = Work::default();
         let mut busy = PartitionState::load(2, 10, &[], &[]);
         busy.apply_event(10, &reception("D1", T0));
@@ -240,7 +240,7 @@ mod tests {
             from: SourcePosition { topic: "par.dossier.v1".into(), partition: 2, offset: 9 },
         });
 
-        let taken = snapshot(&mut work, "group", T0 + 2).expect("partition 2 progressed");
+        let taken = take_batch(&mut work, "group", T0 + 2).expect("partition 2 progressed");
         assert_eq!(taken.checkpoints.len(), 1, "the idle partition writes no checkpoint row");
         let row = &taken.checkpoints[0];
         assert_eq!((row.consumer_group.as_str(), row.kafka_partition, row.next_offset), ("group", 2, 12));
@@ -252,18 +252,18 @@ mod tests {
         let element = commit.find_partition("par.dossier.v1", 2).expect("offset to commit");
         assert_eq!(element.offset(), Offset::Offset(12));
 
-        assert!(snapshot(&mut work, "group", T0 + 2).is_none(), "nothing changed since");
+        assert!(take_batch(&mut work, "group", T0 + 2).is_none(), "nothing changed since");
     }
 
     #[test]
-    fn a_snapshot_judges_each_dossier_with_every_fact_applied_whatever_the_instant_given() {
+    fn a_batch_judges_each_dossier_with_every_fact_applied_whatever_the_instant_given() {
         let deadlines = |judged_at: i64| {
             let mut work = Work::default();
             let mut state = PartitionState::load(2, 10, &[], &[]);
             state.apply_event(10, &reception("D1", T0));
             state.apply_event(11, &reception("D2", T0 + 1));
             work.states.insert(("par.dossier.v1".into(), 2), state);
-            let taken = snapshot(&mut work, "group", judged_at).expect("progressed");
+            let taken = take_batch(&mut work, "group", judged_at).expect("progressed");
             let mut rows: Vec<_> = taken.dossiers.iter().map(|r| (r.dossier_id.clone(), r.deadline_at)).collect();
             rows.sort();
             rows

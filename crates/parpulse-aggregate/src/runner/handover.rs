@@ -15,7 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::checkpoint::{commit_for_lag, snapshot};
+use super::checkpoint::{commit_for_lag, take_batch};
 use super::{AggregatorConfig, Key, Shared};
 use crate::state::PartitionState;
 
@@ -123,11 +123,11 @@ impl Shared {
         {
             let mut work = self.work.lock().await;
             let in_flight = self.finish_in_flight(&mut work).await;
-            if let Some(snapshot) = snapshot(&mut work, &self.config.consumer_group, self.config.clock.now_micros()) {
+            if let Some(batch) = take_batch(&mut work, &self.config.consumer_group, self.config.clock.now_micros()) {
                 for attempt in 1..=REVOKE_ATTEMPTS {
-                    match self.write_once(&snapshot).await {
+                    match self.write_once(&batch).await {
                         Ok(()) => {
-                            commits = Some(snapshot.commit_list());
+                            commits = Some(batch.commit_list());
                             break;
                         }
                         Err(error) => {

@@ -1,7 +1,11 @@
 //! A minimal reader of the Prometheus text format, enough to look up samples by
 //! name and labels: the tests and the benchmark harness read parpulse's /metrics over
-//! HTTP as Prometheus would. It reads what [`crate::exposition`] writes and panics on
-//! anything else (a malformed line is a bug in the exposition, not input to recover from).
+//! HTTP as Prometheus would. Test support, not a library API (`publish = false`): it
+//! reads what parpulse-export's exposition and the `prometheus` crate write and panics
+//! on anything else (a malformed line is a bug in the exposition, not input to recover
+//! from). No maintained crate fits: prometheus-parse merges a histogram's series into
+//! one sample (the tests look `_bucket` and `_count` series up by name) and splits label
+//! values at `=`; openmetrics-parser groups samples into families too.
 
 use std::collections::BTreeMap;
 
