@@ -6,14 +6,13 @@
 //! fiscal year of the budget and the overdue dossiers are checked against values
 //! worked out by hand below; none depends on the day the test runs.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use parpulse_core::time::Clock;
 use parpulse_core::{AgencyRegistry, Event};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::KafkaSink;
-use parpulse_tests::process::{listening_port, Reaped};
+use parpulse_tests::process::Reaped;
 use parpulse_tests::prom_text::{find, parse, Sample};
 use parpulse_tests::TestEnv;
 use serde_json::{json, Value};
@@ -71,23 +70,9 @@ fn history() -> Vec<Event> {
     events.into_iter().map(|e| serde_json::from_value(e).expect("a valid event")).collect()
 }
 
-/// `parpulse export` with a fixed now, on a port it binds itself; its /metrics once ready.
+/// `parpulse export` with a fixed now; its /metrics once ready, parsed.
 async fn metrics_as_of(env: &TestEnv, now: &str) -> (Reaped, Vec<Sample>) {
-    let mut exporter = Reaped(
-        parpulse_tests::parpulse_command(env, &["export", "--listen", "127.0.0.1:0", "--refresh-ms", "200"])
-            .env("PARPULSE_FAKE_NOW", now)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting parpulse export"),
-    );
-    let port = listening_port(&mut exporter.0, Duration::from_secs(60)).await;
-    parpulse_tests::process::wait_http_ok(&format!("http://127.0.0.1:{port}/readyz"), Duration::from_secs(60)).await;
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("the body");
+    let (exporter, text) = parpulse_tests::metrics_as_of(env, now).await;
     (exporter, parse(&text))
 }
 

@@ -5,7 +5,8 @@
 //! the real HTTP intake; an aggregator applies it; `parpulse report --period` writes
 //! the periods 2019-10, 2019-11 and 2019-12 as CSV, and the unit's row is compared,
 //! column by column (looked up by header name), with numbers computed by hand from
-//! the rules. Nothing here calls parpulse's rule code (lifecycle, kpi, calendar): the
+//! the rules; then the quarter and its last month on /metrics (`last_quarter`,
+//! `last_month`) from an exporter with a fixed clock. Nothing here calls parpulse's rule code (lifecycle, kpi, calendar): the
 //! expectations are written out with their arithmetic, so a change in the code that
 //! breaks a rule shows up here, and a disagreement is for a person to settle.
 //!
@@ -17,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use parpulse_tests::prom_text::{find, parse, Sample};
 use parpulse_tests::{parpulse_command, start_intake, TestEnv, PROVINCE_TOKEN};
 use serde_json::{json, Value};
 
@@ -509,6 +511,57 @@ fn disagreements(period: &str, rows: &BTreeMap<String, BTreeMap<String, String>>
     wrong
 }
 
+/// The rolling window `window` of /metrics against the hand-computed months it covers, for
+/// the unit and the province (only the unit has events). Flow counts are the months' sums:
+/// receptions by reception day, endings by end day (the aggregator judges as of its own
+/// clock, later than the quarter; no dossier of the scenario changes after 2019). The two
+/// figures the form has no column for are given: late dossiers with a timely letter, and
+/// received dossiers whose result is registered for post, by reception day.
+fn metrics_disagreements(
+    samples: &[Sample],
+    window: &str,
+    months: &[BTreeMap<&'static str, u64>],
+    late_with_apology: u64,
+    result_postal: u64,
+) -> Vec<String> {
+    let sum = |header: &str| months.iter().map(|m| m[header]).sum::<u64>();
+    let want = [
+        ("parpulse_dossiers_received", sum(NEW)),
+        // Every online dossier of the scenario is at level 3 or 4.
+        ("parpulse_dossiers_received_online", sum(ONLINE)),
+        ("parpulse_dossiers_received_postal", sum(POSTAL)),
+        ("parpulse_dossiers_resolved", sum(RESOLVED)),
+        ("parpulse_dossiers_resolved_early", sum(EARLY)),
+        // "On time" on /metrics is "not late": early and on time.
+        ("parpulse_dossiers_resolved_on_time", sum(EARLY) + sum(ON_TIME)),
+        ("parpulse_dossiers_resolved_late", sum(LATE)),
+        ("parpulse_dossiers_withdrawn", sum(WITHDRAWN)),
+        ("parpulse_dossiers_stopped", sum(STOPPED)),
+        ("parpulse_dossiers_refused", sum(REFUSED)),
+        ("parpulse_dossiers_late_with_apology", late_with_apology),
+        ("parpulse_dossiers_result_postal", result_postal),
+    ];
+    let mut wrong = Vec::new();
+    for (scope, unit) in [("unit", UNIT), ("province", "HY")] {
+        let labels = [("scope", scope), ("unit", unit), ("window", window)];
+        for (name, want) in want {
+            let got = find(samples, name, &labels);
+            if got != Some(want as f64) {
+                wrong
+                    .push(format!("/metrics {name}{{{scope} {unit}, {window}}}: hand computation {want}, got {got:?}"));
+            }
+        }
+        let ratio = find(samples, "parpulse_on_time_ratio", &labels);
+        let hand = (sum(EARLY) + sum(ON_TIME)) as f64 / sum(RESOLVED) as f64;
+        if ratio.is_none_or(|r| (r - hand).abs() > 1e-9) {
+            wrong.push(format!(
+                "/metrics parpulse_on_time_ratio{{{scope} {unit}, {window}}}: hand {hand}, got {ratio:?}"
+            ));
+        }
+    }
+    wrong
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_period_report_follows_the_official_rules_on_a_hand_computed_quarter() {
     let env = TestEnv::new("official_rules");
@@ -560,5 +613,17 @@ async fn the_period_report_follows_the_official_rules_on_a_hand_computed_quarter
         wrong.extend(disagreements(period, &report(&env, period)));
     }
     assert!(wrong.is_empty(), "the report disagrees with the hand computation:\n{}", wrong.join("\n"));
+
+    // The same quarter and its last month on /metrics, from an exporter whose clock says
+    // Wednesday 15 January 2020, 10:00: last_quarter is 2019-Q4, last_month December.
+    let (exporter, text) = parpulse_tests::metrics_as_of(&env, "2020-01-15T10:00:00+07:00").await;
+    let samples = parse(&text);
+    let quarter = [expected_2019_10(), expected_2019_11(), expected_2019_12()];
+    // Late with a timely letter: D04 only (D05's and D17's letters were late). Result for
+    // post, by reception day: D13 and D14, both received in November.
+    wrong.extend(metrics_disagreements(&samples, "last_quarter", &quarter, 1, 2));
+    wrong.extend(metrics_disagreements(&samples, "last_month", &[expected_2019_12()], 0, 0));
+    drop(exporter);
+    assert!(wrong.is_empty(), "/metrics disagrees with the hand computation:\n{}", wrong.join("\n"));
     env.cleanup().await;
 }

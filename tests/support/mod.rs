@@ -252,6 +252,28 @@ pub fn parpulse_command(env: &TestEnv, args: &[&str]) -> std::process::Command {
     command
 }
 
+/// `parpulse export` with a fixed now (`PARPULSE_FAKE_NOW`, test-only) on a port it binds
+/// itself, and its /metrics text once `/readyz` answers. The exporter is killed when the
+/// returned guard drops.
+pub async fn metrics_as_of(env: &TestEnv, now: &str) -> (process::Reaped, String) {
+    let mut exporter = process::Reaped(
+        parpulse_command(env, &["export", "--listen", "127.0.0.1:0", "--refresh-ms", "200"])
+            .env("PARPULSE_FAKE_NOW", now)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting parpulse export"),
+    );
+    let port = process::listening_port(&mut exporter.0, Duration::from_secs(60)).await;
+    process::wait_http_ok(&format!("http://127.0.0.1:{port}/readyz"), Duration::from_secs(60)).await;
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the body of /metrics");
+    (exporter, text)
+}
+
 /// The parpulse binary `make test` builds (`cargo build --workspace` first);
 /// `PARPULSE_BIN` overrides.
 pub fn parpulse_bin() -> std::path::PathBuf {
