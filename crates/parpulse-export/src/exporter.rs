@@ -215,10 +215,11 @@ impl Exporter {
         Ok(snapshot)
     }
 
-    /// Refreshes every `refresh_interval` until `shutdown` completes.
-    /// The dossier facts refresh in a task of their own, so a long scan never delays
-    /// the day buckets.
+    /// Refreshes every `refresh_interval` until `shutdown` completes, then returns once
+    /// the reads under way are done. The dossier facts refresh in a task of their own, so
+    /// a long scan never delays the day buckets; it stops with this one and is awaited.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let (stop_facts, mut facts_stopped) = tokio::sync::watch::channel(false);
         let facts = tokio::spawn({
             let exporter = self.clone();
             let every = self.config.lateness_refresh_interval.max(self.config.refresh_interval);
@@ -227,10 +228,13 @@ impl Exporter {
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let clickhouse = exporter.health.dependencies.get("clickhouse");
                 loop {
-                    ticker.tick().await;
-                    match exporter.refresh_facts().await {
-                        Ok(()) => clickhouse.succeeded(),
-                        Err(error) => clickhouse.failed(&format_args!("dossier facts refresh: {error}")),
+                    tokio::select! {
+                        // The watch's guard is not Send: dropped before the arm runs.
+                        _ = async { facts_stopped.wait_for(|&stop| stop).await.map(|_| ()) } => break,
+                        _ = ticker.tick() => match exporter.refresh_facts().await {
+                            Ok(()) => clickhouse.succeeded(),
+                            Err(error) => clickhouse.failed(&format_args!("dossier facts refresh: {error}")),
+                        },
                     }
                 }
             }
@@ -252,7 +256,10 @@ impl Exporter {
                 }
             }
         }
-        facts.abort();
+        stop_facts.send_replace(true);
+        if let Err(error) = facts.await {
+            tracing::error!(%error, "the dossier facts refresh task failed");
+        }
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
