@@ -63,11 +63,34 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     let (_, aggregator_http) = serve::spawn_http(args.aggregator_listen, Arc::new(source), &shutdown).await?;
     let aggregator = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics, shutdown.wait()));
 
+    // From here every return, with an error too, stops the tasks and waits for them
+    // (the aggregator writes its final checkpoint, the servers answer what is in flight).
+    let mut tasks = vec![aggregator_http];
+    let shown = report_and_serve(common, args, &store, &shutdown, &aggregator, &mut tasks, started).await;
+    shutdown.trigger();
+    let aggregated = aggregator.await.context("aggregator task").and_then(|r| r.context("the aggregator stopped"));
+    serve::join(tasks).await;
+    // The aggregator's own error explains a demo that could not catch up.
+    aggregated?;
+    shown
+}
+
+/// Waits until the aggregator caught up, starts the exporter (its tasks join `tasks`),
+/// prints the KPI table and serves until Ctrl-C (or not, with --exit-after-report).
+async fn report_and_serve(
+    common: &Common,
+    args: &DemoArgs,
+    store: &parpulse_clickhouse::Store,
+    shutdown: &Shutdown,
+    aggregator: &tokio::task::JoinHandle<Result<(), parpulse_aggregate::runner::AggregateError>>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    started: Instant,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let topics = common.topics();
     let topic = topics.dossier.clone();
     while !parpulse_aggregate::caught_up(
-        &store,
+        store,
         &common.kafka_connection(),
         &common.consumer_group,
         &topics.event_topics(),
@@ -75,7 +98,6 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     .await?
     {
         if aggregator.is_finished() {
-            aggregator.await.context("aggregator task")?.context("the aggregator stopped")?;
             bail!("the aggregator stopped before catching up with {topic}");
         }
         if Instant::now() > deadline {
@@ -85,8 +107,9 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
     }
     println!("aggregated into ClickHouse in {:.1} s", started.elapsed().as_secs_f64());
 
-    let serve::RunningExporter { exporter, bound, tasks } =
-        serve::start_exporter(common, &args.export, &shutdown).await?;
+    let serve::RunningExporter { exporter, bound, tasks: exporter_tasks } =
+        serve::start_exporter(common, &args.export, shutdown).await?;
+    tasks.extend(exporter_tasks);
     let snapshot = exporter.refresh().await.context("reading KPIs from ClickHouse")?;
     println!();
     println!("{}", render_table(&snapshot, exporter.registry(), Window::Days30));
@@ -100,9 +123,5 @@ pub async fn run(common: &Common, args: &DemoArgs) -> Result<()> {
         println!("Serving until Ctrl-C.");
         shutdown.wait().await;
     }
-    shutdown.trigger();
-    aggregator.await.context("aggregator task")??;
-    serve::join(tasks).await;
-    serve::join(vec![aggregator_http]).await;
     Ok(())
 }

@@ -117,11 +117,14 @@ pub async fn join(tasks: Vec<JoinHandle<()>>) {
 pub async fn aggregate(common: &Common, args: &AggregateArgs) -> Result<()> {
     let shutdown = Shutdown::on_signals();
     let store = common.store().await?;
+    // Everything that may fail before the tasks start: past this point, every return
+    // first stops and awaits them.
+    let config = args.config(common)?;
     let metrics = AggregatorMetrics::new();
     let source = HealthSource { registry: metrics.registry.clone(), health: metrics.health.clone() };
     let (bound, server) = spawn_http(args.listen, Arc::new(source), &shutdown).await?;
     tracing::info!(%bound, "aggregator metrics on http://{bound}/metrics");
-    let result = parpulse_aggregate::run(args.config(common)?, store, metrics, shutdown.wait()).await;
+    let result = parpulse_aggregate::run(config, store, metrics, shutdown.wait()).await;
     shutdown.trigger();
     join(vec![server]).await;
     Ok(result?)
@@ -178,9 +181,9 @@ pub async fn intake(common: &Common, args: &IntakeArgs) -> Result<()> {
     }
     let sink = common.sink(&args.delivery)?;
     let intake = Arc::new(Intake::new(sink, tokens, IntakeConfig { body_limit_bytes: args.body_limit }));
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let shutdown = Shutdown::on_signals();
     let watch = tokio::spawn(intake.clone().watch_kafka(std::time::Duration::from_secs(5), shutdown.wait()));
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, "HTTP intake serving POST /v1/events");
     // Graceful: requests in flight are answered (after Kafka's acknowledgement) before it returns.
     let served = parpulse_http::serve_router(listener, intake.router(), shutdown.wait()).await;
