@@ -91,10 +91,10 @@ struct DossierTimes {
     supplied: Vec<i64>,
     processed: Vec<i64>,
     returned: Vec<i64>,
-    stopped_or_withdrawn: Vec<i64>,
+    stopped: Vec<i64>,
+    withdrawn: Vec<i64>,
     refused: Vec<i64>,
     legal_max_days: Option<i64>,
-    result_postal: bool,
     apologies: Vec<i64>,
 }
 
@@ -139,116 +139,214 @@ impl WorkingDays {
     }
 }
 
-/// Recounts, from the NDJSON, (agency, end day) -> lateness counts, with the rules
-/// written out again here (docs/KPIS.md): refused dossiers and dossiers never received
-/// are not resolved; end = the first of processed-or-else-returned, stopped, withdrawn;
-/// a dossier still waiting for a supplement ends on the request date; supplement waits
-/// extend the appointment date of the first reception; two requests or more = late;
-/// late with apology = the first apology sent by the last working day before the
-/// deadline's day. Also returns open dossiers per agency.
-pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>, BTreeMap<String, u64>) {
+/// What the rules make of one dossier, recounted from its events (docs/KPIS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgment {
+    /// No `received` event and no refusal (e.g. only submitted).
+    NotReceived,
+    /// Refused at reception (rule c), on this local day: neither received nor resolved.
+    Refused { day: i64 },
+    /// Ended on local day `day`, by `kind` (rules a, g, i); `timely_apology` only for late
+    /// ones (rule e).
+    Resolved { day: i64, kind: EndKind, early: bool, late: bool, timely_apology: bool, returned: bool },
+    /// Received and not ended; its deadline (UTC microseconds: appointment plus completed
+    /// supplement waits) when it has one.
+    Open { deadline: Option<i64> },
+}
+
+/// What ended a resolved dossier (rule g; a refusal after the reception ends it like a stop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndKind {
+    Processed,
+    Returned,
+    Stopped,
+    Withdrawn,
+    /// Still waiting for a supplement: ended on the request date (rule a).
+    SupplementPending,
+}
+
+/// One dossier, recounted: its reception facts and its judgment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DossierRecount {
+    pub agency: String,
+    /// The procedure code of its first reception (empty without one).
+    pub procedure: String,
+    /// Local day of its first reception (None: never received).
+    pub received_day: Option<i64>,
+    /// Channel of its first reception.
+    pub received_channel: String,
+    /// Received online at service level 3 or 4.
+    pub received_online: bool,
+    /// A result registered for return by post, on any event (rule h).
+    pub result_postal: bool,
+    pub fee_bearing: bool,
+    pub paid_online: bool,
+    pub digitized: bool,
+    pub judgment: Judgment,
+}
+
+/// Recounts every dossier of the NDJSON, with the rules written out again here
+/// (docs/KPIS.md): refused dossiers and dossiers never received are not resolved; end =
+/// the first of processed-or-else-returned, stopped, withdrawn; a dossier still waiting
+/// for a supplement ends on the request date; supplement waits extend the appointment
+/// date of the first reception (or, without one, the end of the legal_max_days-th working
+/// day); two requests or more = late; early = ended on a local day before the deadline's
+/// day; a late dossier's apology is timely when its first letter was sent by the last
+/// working day before the deadline's day (the deadline as it stood then).
+pub fn recount_dossiers(text: &str) -> Vec<DossierRecount> {
     let calendar = WorkingDays::shipped();
-    let mut dossiers: BTreeMap<(String, String), DossierTimes> = BTreeMap::new();
+    let mut dossiers: BTreeMap<(String, String), (DossierTimes, DossierRecount)> = BTreeMap::new();
     for e in events_of_type(text, "dossier") {
-        let d = dossiers.entry(dossier_key(&e)).or_default();
+        let key = dossier_key(&e);
+        let (d, facts) = dossiers.entry(key.clone()).or_insert_with(|| {
+            let facts = DossierRecount {
+                agency: key.0.clone(),
+                procedure: String::new(),
+                received_day: None,
+                received_channel: String::new(),
+                received_online: false,
+                result_postal: false,
+                fee_bearing: false,
+                paid_online: false,
+                digitized: false,
+                judgment: Judgment::NotReceived,
+            };
+            (DossierTimes::default(), facts)
+        });
         let at = e["occurred_at"].as_i64().unwrap();
-        d.result_postal |= e["result_channel"] == "postal";
+        facts.result_postal |= e["result_channel"] == "postal";
+        facts.fee_bearing |= e["fee_bearing"] == true;
+        facts.digitized |= e["digitized"] == true;
         if let Some(days) = e["legal_max_days"].as_i64() {
             d.legal_max_days = Some(d.legal_max_days.map_or(days, |kept| kept.min(days)));
         }
         match e["kind"].as_str().unwrap() {
-            "received" => d.received.push((at, e["due_at"].as_i64())),
+            "received" => {
+                let due = e["due_at"].as_i64();
+                // The first reception (the earliest; at one instant the earliest appointment).
+                if d.received.iter().all(|&(t, u)| (at, due.unwrap_or(i64::MAX)) < (t, u.unwrap_or(i64::MAX))) {
+                    facts.procedure = e["procedure_code"].as_str().unwrap_or_default().to_owned();
+                    facts.received_channel = e["channel"].as_str().unwrap_or_default().to_owned();
+                    let level = e["online_level"].as_i64().unwrap_or_default();
+                    facts.received_online = facts.received_channel == "online" && (level == 3 || level == 4);
+                    facts.received_day = Some(local_day(at));
+                }
+                d.received.push((at, due));
+            }
             "supplement_requested" => d.requested.push(at),
             "supplement_received" => d.supplied.push(at),
             "processed" => d.processed.push(at),
             "result_returned" => d.returned.push(at),
-            "stopped" | "withdrawn" => d.stopped_or_withdrawn.push(at),
+            "stopped" => d.stopped.push(at),
+            "withdrawn" => d.withdrawn.push(at),
             "refused" => d.refused.push(at),
             "apology_issued" => d.apologies.push(at),
+            "paid_online" => facts.paid_online = true,
             _ => {}
         }
     }
-    let mut resolved: BTreeMap<(String, i64), ResolvedRecount> = BTreeMap::new();
-    let mut open: BTreeMap<String, u64> = BTreeMap::new();
-    for ((agency, _), mut d) in dossiers {
-        d.received.sort_unstable_by_key(|&(at, due)| (at, due.unwrap_or(i64::MAX)));
-        if let Some(&refused) = d.refused.iter().min() {
-            // Refused at (or without) reception: counted apart. Refused after a reception:
-            // the dossier was received, so the refusal ends it like a stop.
-            if d.received.first().is_none_or(|&(received, _)| refused <= received) {
-                resolved.entry((agency, local_day(refused))).or_default().refused += 1;
-                continue;
+    dossiers
+        .into_values()
+        .map(|(d, mut facts)| {
+            facts.judgment = judge(d, &calendar);
+            facts
+        })
+        .collect()
+}
+
+/// The judgment of one dossier's times (see [`recount_dossiers`]).
+fn judge(mut d: DossierTimes, calendar: &WorkingDays) -> Judgment {
+    d.received.sort_unstable_by_key(|&(at, due)| (at, due.unwrap_or(i64::MAX)));
+    if let Some(&refused) = d.refused.iter().min() {
+        // Refused at (or without) reception: counted apart. Refused after a reception:
+        // the dossier was received, so the refusal ends it like a stop.
+        if d.received.first().is_none_or(|&(received, _)| refused <= received) {
+            return Judgment::Refused { day: local_day(refused) };
+        }
+        d.stopped.push(refused);
+    }
+    let Some(&(received_at, appointment)) = d.received.first() else { return Judgment::NotReceived };
+    // The appointment date of the first reception; without one, the end of the
+    // legal_max_days-th working day after the reception's local day.
+    let due = appointment.or_else(|| {
+        d.legal_max_days.map(|days| {
+            let mut day = local_day(received_at);
+            let mut left = days;
+            while left > 0 {
+                day += 1;
+                left -= i64::from(calendar.is_working(day));
             }
-            d.stopped_or_withdrawn.push(refused);
-        }
-        if d.received.is_empty() {
-            continue;
-        }
-        let received_at = d.received[0].0;
-        // The appointment date of the first reception; without one, the end of the
-        // legal_max_days-th working day after the reception's local day.
-        let due = d.received[0].1.or_else(|| {
-            d.legal_max_days.map(|days| {
-                let mut day = local_day(received_at);
-                let mut left = days;
-                while left > 0 {
-                    day += 1;
-                    left -= i64::from(calendar.is_working(day));
-                }
-                (day + 1) * 86_400_000_000 - 7 * 3_600_000_000 - 1
-            })
-        });
-        d.requested.sort_unstable();
-        d.requested.dedup();
-        d.supplied.sort_unstable();
-        d.supplied.dedup();
-        // Waits completed by `until`, and whether a request is still waiting then: each
-        // request takes the first completion at or after it that no earlier request took.
-        let waits = |until: i64| {
-            let mut waited = 0;
-            let mut next = 0;
-            for request in d.requested.iter().filter(|r| **r <= until) {
-                while d.supplied.get(next).is_some_and(|done| done < request) {
+            (day + 1) * 86_400_000_000 - 7 * 3_600_000_000 - 1
+        })
+    });
+    d.requested.sort_unstable();
+    d.requested.dedup();
+    d.supplied.sort_unstable();
+    d.supplied.dedup();
+    // Waits completed by `until`, and whether a request is still waiting then: each
+    // request takes the first completion at or after it that no earlier request took.
+    let waits = |until: i64| {
+        let mut waited = 0;
+        let mut next = 0;
+        for request in d.requested.iter().filter(|r| **r <= until) {
+            while d.supplied.get(next).is_some_and(|done| done < request) {
+                next += 1;
+            }
+            match d.supplied.get(next) {
+                Some(done) if *done <= until => {
+                    waited += done - request;
                     next += 1;
                 }
-                match d.supplied.get(next) {
-                    Some(done) if *done <= until => {
-                        waited += done - request;
-                        next += 1;
-                    }
-                    _ => return (waited, Some(*request)),
-                }
+                _ => return (waited, Some(*request)),
             }
-            (waited, None)
-        };
-        let first_end = d.processed.iter().min().or(d.returned.iter().min()).copied();
-        let end = first_end.into_iter().chain(d.stopped_or_withdrawn.iter().copied()).min();
-        let (waited, pending) = waits(end.unwrap_or(i64::MAX));
-        let Some(end) = end.or(pending) else {
-            *open.entry(agency).or_default() += 1;
-            continue;
-        };
-        let requests = d.requested.iter().filter(|r| **r <= end).count();
-        let late = requests > 1 || due.is_some_and(|due| end > due + waited);
-        let c = resolved.entry((agency, local_day(end))).or_default();
-        c.resolved += 1;
-        if late {
-            c.late += 1;
-            let timely = d.apologies.iter().min().is_some_and(|&sent| {
-                let Some(due) = due else { return true };
-                let deadline_day = local_day(due + waits(sent).0);
-                let mut last_working = deadline_day - 1;
-                while !calendar.is_working(last_working) {
-                    last_working -= 1;
-                }
-                local_day(sent) <= last_working
-            });
-            c.late_with_apology += u64::from(timely);
-        } else {
-            c.on_time += 1;
         }
-        c.returned += u64::from(!d.returned.is_empty());
-        c.returned_postal += u64::from(!d.returned.is_empty() && d.result_postal);
+        (waited, None)
+    };
+    // The first of processed (else returned), stopped, withdrawn; on a tie, in that order.
+    let first = |times: &[i64], kind| times.iter().min().map(|at| (*at, kind));
+    let first_end = first(&d.processed, EndKind::Processed).or(first(&d.returned, EndKind::Returned));
+    let ends = [first_end, first(&d.stopped, EndKind::Stopped), first(&d.withdrawn, EndKind::Withdrawn)];
+    let end = ends.into_iter().flatten().min_by_key(|(at, _)| *at);
+    let (waited, pending) = waits(end.map_or(i64::MAX, |(at, _)| at));
+    let Some((end, kind)) = end.or(pending.map(|at| (at, EndKind::SupplementPending))) else {
+        return Judgment::Open { deadline: due.map(|due| due + waited) };
+    };
+    let requests = d.requested.iter().filter(|r| **r <= end).count();
+    let late = requests > 1 || due.is_some_and(|due| end > due + waited);
+    let early = !late && due.is_some_and(|due| local_day(end) < local_day(due + waited));
+    let timely_apology = late
+        && d.apologies.iter().min().is_some_and(|&sent| {
+            let Some(due) = due else { return true };
+            let deadline_day = local_day(due + waits(sent).0);
+            let mut last_working = deadline_day - 1;
+            while !calendar.is_working(last_working) {
+                last_working -= 1;
+            }
+            local_day(sent) <= last_working
+        });
+    Judgment::Resolved { day: local_day(end), kind, early, late, timely_apology, returned: !d.returned.is_empty() }
+}
+
+/// Recounts, from the NDJSON, (agency, end day) -> lateness counts ([`recount_dossiers`]),
+/// and open dossiers per agency.
+pub fn recount_resolved(text: &str) -> (BTreeMap<(String, i64), ResolvedRecount>, BTreeMap<String, u64>) {
+    let mut resolved: BTreeMap<(String, i64), ResolvedRecount> = BTreeMap::new();
+    let mut open: BTreeMap<String, u64> = BTreeMap::new();
+    for d in recount_dossiers(text) {
+        match d.judgment {
+            Judgment::NotReceived => {}
+            Judgment::Refused { day } => resolved.entry((d.agency, day)).or_default().refused += 1,
+            Judgment::Open { .. } => *open.entry(d.agency).or_default() += 1,
+            Judgment::Resolved { day, late, timely_apology, returned, .. } => {
+                let c = resolved.entry((d.agency, day)).or_default();
+                c.resolved += 1;
+                c.late += u64::from(late);
+                c.on_time += u64::from(!late);
+                c.late_with_apology += u64::from(timely_apology);
+                c.returned += u64::from(returned);
+                c.returned_postal += u64::from(returned && d.result_postal);
+            }
+        }
     }
     (resolved, open)
 }
@@ -300,35 +398,42 @@ pub fn recount_headcounts(text: &str) -> BTreeMap<(String, String), Headcount> {
 /// Per (agency, reception day): (received, fee-bearing, paid online, digitized), for
 /// dossiers with a `received` event, dated by their first reception.
 pub fn recount_service(text: &str) -> BTreeMap<(String, i64), [u64; 4]> {
-    #[derive(Default)]
-    struct Facts {
-        first_received: Option<i64>,
-        fee_bearing: bool,
-        paid_online: bool,
-        digitized: bool,
-    }
-    let mut dossiers: BTreeMap<(String, String), Facts> = BTreeMap::new();
-    for e in events_of_type(text, "dossier") {
-        let d = dossiers.entry(dossier_key(&e)).or_default();
-        d.fee_bearing |= e["fee_bearing"] == true;
-        d.digitized |= e["digitized"] == true;
-        match e["kind"].as_str().unwrap() {
-            "paid_online" => d.paid_online = true,
-            "received" => {
-                let at = e["occurred_at"].as_i64().unwrap();
-                d.first_received = Some(d.first_received.map_or(at, |t| t.min(at)));
-            }
-            _ => {}
-        }
-    }
     let mut out: BTreeMap<(String, i64), [u64; 4]> = BTreeMap::new();
-    for ((agency, _), d) in dossiers {
-        let Some(at) = d.first_received else { continue };
-        let c = out.entry((agency, local_day(at))).or_default();
+    for d in recount_dossiers(text) {
+        let Some(day) = d.received_day else { continue };
+        let c = out.entry((d.agency, day)).or_default();
         c[0] += 1;
         c[1] += u64::from(d.fee_bearing);
         c[2] += u64::from(d.fee_bearing && d.paid_online);
         c[3] += u64::from(d.digitized);
     }
     out
+}
+
+/// The shipped procedure catalogue (deploy/procedures.toml), read by a scan of its lines
+/// (not with parpulse's parser): (unit, procedure code) -> the online level the unit
+/// offers it at (2, 3 or 4).
+pub fn procedure_levels() -> BTreeMap<(String, String), i64> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/procedures.toml")).unwrap();
+    let mut levels = BTreeMap::new();
+    let (mut code, mut level, mut units) = (String::new(), 0, Vec::<String>::new());
+    let mut flush = |code: &str, level: i64, units: &mut Vec<String>| {
+        for unit in units.drain(..) {
+            assert!(levels.insert((unit, code.to_owned()), level).is_none(), "{code} listed twice for a unit");
+        }
+    };
+    for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        let quoted = || line.split('"').skip(1).step_by(2).map(str::to_owned);
+        if line == "[[procedure]]" {
+            flush(&code, level, &mut units);
+        } else if let Some(value) = line.strip_prefix("code =") {
+            code = value.trim().trim_matches('"').to_owned();
+        } else if let Some(value) = line.strip_prefix("level =") {
+            level = value.trim().parse().expect("a numeric level");
+        } else if line.starts_with("units =") {
+            units = quoted().collect();
+        }
+    }
+    flush(&code, level, &mut units);
+    levels
 }
