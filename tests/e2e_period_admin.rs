@@ -14,10 +14,8 @@
 //! Times are local (Asia/Ho_Chi_Minh, UTC+7).
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
-use parpulse_tests::process::{listening_port, Reaped};
 use parpulse_tests::prom_text::{find, parse};
 use parpulse_tests::{parpulse_command, start_intake, TestEnv, PROVINCE_TOKEN};
 use serde_json::{json, Value};
@@ -328,21 +326,12 @@ fn report_rows(env: &TestEnv, catalogue: &std::path::Path, period: &str) -> BTre
         .collect()
 }
 
-/// `parpulse export` with now fixed at `now`; its /metrics once ready.
+/// `parpulse export` with now fixed at `now` and the test's catalogue; its /metrics once ready.
 async fn metrics_at(env: &TestEnv, catalogue: &std::path::Path, now: &str) -> Vec<parpulse_tests::prom_text::Sample> {
-    let mut exporter = Reaped(
-        parpulse_command(env, &["export", "--listen", "127.0.0.1:0", "--refresh-ms", "200"])
-            .env("PARPULSE_FAKE_NOW", now)
-            .env("PARPULSE_PROCEDURES", catalogue)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting parpulse export"),
-    );
-    let port = listening_port(&mut exporter.0, Duration::from_secs(60)).await;
-    parpulse_tests::process::wait_http_ok(&format!("http://127.0.0.1:{port}/readyz"), Duration::from_secs(60)).await;
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.expect("GET /metrics").text().await;
+    let (exporter, text) =
+        parpulse_tests::metrics_as_of_with(env, now, &[("PARPULSE_PROCEDURES", catalogue.as_os_str())]).await;
     drop(exporter);
-    parse(&text.expect("the body"))
+    parse(&text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

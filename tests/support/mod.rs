@@ -256,9 +256,19 @@ pub fn parpulse_command(env: &TestEnv, args: &[&str]) -> std::process::Command {
 /// itself, and its /metrics text once `/readyz` answers. The exporter is killed when the
 /// returned guard drops.
 pub async fn metrics_as_of(env: &TestEnv, now: &str) -> (process::Reaped, String) {
+    metrics_as_of_with(env, now, &[]).await
+}
+
+/// [`metrics_as_of`] with more environment for the exporter (`PARPULSE_PROCEDURES`, ...).
+pub async fn metrics_as_of_with(
+    env: &TestEnv,
+    now: &str,
+    vars: &[(&str, &std::ffi::OsStr)],
+) -> (process::Reaped, String) {
     let mut exporter = process::Reaped(
         parpulse_command(env, &["export", "--listen", "127.0.0.1:0", "--refresh-ms", "200"])
             .env("PARPULSE_FAKE_NOW", now)
+            .envs(vars.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("starting parpulse export"),
