@@ -362,6 +362,36 @@ mod budget_staffing_tests {
     use super::*;
 
     #[test]
+    fn procedure_counts_add_field_by_field_and_form_their_ratios() {
+        let mut p = ProcedureCounts {
+            offered_online: 2,
+            offered_online_used: 3,
+            received_offered_online: 5,
+            received_online_offered_online: 7,
+            received_unknown: 11,
+        };
+        p.add(&ProcedureCounts {
+            offered_online: 13,
+            offered_online_used: 17,
+            received_offered_online: 19,
+            received_online_offered_online: 23,
+            received_unknown: 29,
+        });
+        let want = ProcedureCounts {
+            offered_online: 15,
+            offered_online_used: 20,
+            received_offered_online: 24,
+            received_online_offered_online: 30,
+            received_unknown: 40,
+        };
+        assert_eq!(p, want);
+        assert_eq!(p.online_services_used(), Some(20.0 / 15.0));
+        assert_eq!(p.online_share_of_offered(), Some(30.0 / 24.0));
+        assert_eq!(ProcedureCounts::default().online_services_used(), None);
+        assert_eq!(ProcedureCounts::default().online_share_of_offered(), None);
+    }
+
+    #[test]
     fn budget_ratios_divide_by_the_allocation() {
         let b = BudgetTotals { allocated: 1_000, committed: 600, disbursed: 500, saved: 30, disclosed: 1_000 };
         assert_eq!((b.execution(), b.savings(), b.disclosure()), (Some(0.5), Some(0.03), Some(1.0)));
