@@ -642,8 +642,13 @@ async fn every_kpi_gauge_on_metrics_equals_the_recount_of_the_events() {
         province(thursday, "parpulse_dossiers_late_with_apology", "ytd") < ytd_late,
         "some late without a timely letter"
     );
-    // On 1 December: nothing yet this month, November is last month.
+    // On 1 December: nothing yet this month (counts 0, ratios absent: the comparison above
+    // required that of every empty window), November is last month.
     assert_eq!(province(first_of_month, "parpulse_dossiers_received", "mtd"), 0.0);
+    let mtd = [("scope", "province"), ("unit", "HY"), ("window", "mtd")];
+    for ratio in ["parpulse_online_share_ratio", "parpulse_on_time_ratio", "parpulse_766_score_ratio"] {
+        assert_eq!(parpulse_tests::prom_text::find(first_of_month, ratio, &mtd), None, "{ratio} without data");
+    }
     assert_eq!(
         province(first_of_month, "parpulse_dossiers_received", "last_month"),
         province(thursday, "parpulse_dossiers_received", "mtd")
