@@ -520,4 +520,34 @@ mod tests {
         assert_eq!(value("parpulse_procedures_online_offered"), None, "no catalogue applied: no procedure series");
         assert_eq!(get("parpulse_online_share_ratio").unwrap().target.unwrap().value, 0.30);
     }
+
+    #[test]
+    fn now_and_fiscal_year_values_read_their_totals_with_their_labels() {
+        let now = NowFigures {
+            open: OpenCounts { open: 4, overdue: 1 },
+            staffing: StaffingTotals {
+                staff_quota: 90,
+                staff_baseline: 100,
+                deputies_over_limit: 2,
+                ..Default::default()
+            },
+        };
+        let budget = BudgetTotals { allocated: 1_000, disbursed: 250, saved: 50, disclosed: 1_000, committed: 0 };
+        let value = |metric: &str| match get(metric).expect(metric).measure {
+            Measure::Now(v) => v(&now),
+            Measure::FiscalYear(v) => v(&budget),
+            Measure::Window(_) => panic!("{metric} is windowed"),
+        };
+        assert_eq!(value("parpulse_dossiers_open_overdue"), Some(1.0));
+        assert_eq!(value("parpulse_open_overdue_ratio"), Some(0.25));
+        assert_eq!(value("parpulse_deputies_over_limit"), Some(2.0));
+        assert_eq!(value("parpulse_staff_reduction_ratio"), Some(0.1));
+        assert_eq!(value("parpulse_budget_execution_ratio"), Some(0.25));
+        assert_eq!(value("parpulse_budget_savings_ratio"), Some(0.05));
+        let labels = |metric: &str| get(metric).expect(metric).measure.labels();
+        assert_eq!(labels("parpulse_dossiers_received"), ["scope", "unit", "group", "window"]);
+        assert_eq!(labels("parpulse_dossiers_open"), ["scope", "unit", "group"]);
+        assert_eq!(labels("parpulse_budget_disclosure_ratio"), ["scope", "unit", "group", "fiscal_year"]);
+        assert!(get("parpulse_no_such_kpi").is_none());
+    }
 }
