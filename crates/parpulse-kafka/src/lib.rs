@@ -310,6 +310,7 @@ pub mod health {
     use parpulse_http::health::Dependency;
     use rdkafka::config::RDKafkaLogLevel;
     use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
     use rdkafka::{ClientContext, Statistics};
 
     /// Marks Kafka up while any broker connection is up (needs `statistics.interval.ms`).
@@ -321,8 +322,16 @@ pub mod health {
         }
     }
 
-    /// librdkafka's global errors (all brokers down, transport failures).
+    /// librdkafka's global errors. All brokers down, authentication, TLS, name resolution
+    /// and the like mark Kafka down. One broker's connection failing does not: on a
+    /// cluster the others serve on (a broker restart is routine there), so the statistics,
+    /// which see every broker's state each second, decide; with a single broker,
+    /// librdkafka reports all brokers down as well, and the statistics see none up.
     pub fn observe_error(kafka: &Dependency, error: &KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::BrokerTransportFailure) {
+            tracing::debug!(target: "librdkafka", "{error}: {reason}");
+            return;
+        }
         kafka.failed(&format_args!("{error}: {reason}"));
     }
 
@@ -359,6 +368,29 @@ pub mod health {
 
         fn error(&self, error: KafkaError, reason: &str) {
             observe_error(&self.kafka, &error, reason);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use parpulse_http::health::Health;
+        use prometheus::Registry;
+
+        #[test]
+        fn one_broker_failing_leaves_kafka_up_and_all_brokers_down_does_not() {
+            let health = Health::new(&Registry::new(), &["kafka"]);
+            let kafka = health.get("kafka");
+            kafka.succeeded();
+            let one_broker = KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure);
+            observe_error(&kafka, &one_broker, "127.0.0.1:29093/2: Connect failed");
+            assert!(kafka.is_up(), "one broker of a cluster restarting is not Kafka down");
+            let all = KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
+            observe_error(&kafka, &all, "3/3 brokers are down");
+            assert!(!kafka.is_up());
+            kafka.succeeded();
+            observe_error(&kafka, &KafkaError::Global(RDKafkaErrorCode::Authentication), "SASL failed");
+            assert!(!kafka.is_up(), "a wrong password is Kafka down for this process");
         }
     }
 }
