@@ -201,8 +201,9 @@ fn add_working_days(calendar: &WorkingCalendar, start: LocalDay, n: u32) -> Loca
 fn previous_working_day(calendar: &WorkingCalendar, day: LocalDay) -> LocalDay {
     calendar.previous_working_day(day).unwrap_or_else(|_| {
         beyond_calendar();
+        // Day 0 (1970-01-01) is a Thursday, so the walk back stops there at the latest.
         let mut previous = LocalDay(day.0.saturating_sub(1));
-        while !is_weekday(previous) && previous.0 > 0 {
+        while !is_weekday(previous) {
             previous = LocalDay(previous.0 - 1);
         }
         previous
@@ -569,6 +570,13 @@ mod tests {
         assert_eq!(sent_on((12, 2)), ApologyTiming::Timely);
         assert_eq!(sent_on((11, 29)), ApologyTiming::Timely);
         assert_eq!(sent_on((12, 3)), ApologyTiming::Late);
+        // The first letter is judged, whatever the arrival order: 2/12 (timely) before 3/12.
+        let (timely, late) = (LocalDay::from_ymd(2019, 12, 2).unwrap(), LocalDay::from_ymd(2019, 12, 3).unwrap());
+        let (timely, late) = (timely.start_micros() + 10 * HOUR, late.start_micros() + 10 * HOUR);
+        for letters in [[timely, late], [late, timely]] {
+            let d = lifecycle(&[(Received, T0), (ApologyIssued, letters[0]), (ApologyIssued, letters[1])]);
+            assert_eq!(d.apology(LATER, calendar()), ApologyTiming::Timely, "letters arriving as {letters:?}");
+        }
         assert_eq!(lifecycle(&[(Received, T0)]).apology(LATER, calendar()), ApologyTiming::None);
         // Sent after the judging instant: not yet sent.
         assert_eq!(
