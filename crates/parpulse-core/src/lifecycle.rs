@@ -849,6 +849,12 @@ mod tests {
             "{:?}",
             d.outcome(LATER, calendar())
         );
+        // Between the request and the processing, nothing is pending: the dossier is open.
+        assert!(
+            matches!(d.outcome(T0 + 2 * DAY, calendar()), Outcome::Open { .. }),
+            "{:?}",
+            d.outcome(T0 + 2 * DAY, calendar())
+        );
     }
 
     #[test]
