@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use parpulse_core::LocalDay;
 
+use crate::cpu::Services;
 use crate::peer::DayCounts;
 use crate::process::{free_port, scrape, Deployment};
+use crate::profile::Profile;
 
 pub struct AggregatorRun {
     /// Events per second from the first event applied to the final checkpoint.
@@ -14,20 +16,34 @@ pub struct AggregatorRun {
     /// Events per second from the process start (group join, state load) to the final checkpoint.
     pub events_per_sec_from_start: f64,
     pub peak_rss_mib: f64,
+    /// The aggregator process's CPU from its start to the final checkpoint, by thread.
+    pub cpu: crate::cpu::ProcessCpu,
+    /// The ClickHouse server's and the broker's CPU over the same window.
+    pub services: crate::cpu::ServicesCpu,
 }
 
 /// Starts `parpulse aggregate` on a migrated deployment whose dossier topic holds
 /// `n` events and measures it until its checkpoints reach the end; `audit`: whether it
 /// also writes every event whole to the `event_log` audit table (the default).
-pub async fn run(deployment: &Deployment, n: u64, audit: bool) -> Result<AggregatorRun> {
+/// With `profile`, `perf record` samples the aggregator and the ClickHouse server from
+/// the first event applied (see profile.rs).
+pub async fn run(
+    deployment: &Deployment,
+    n: u64,
+    audit: bool,
+    services: &Services,
+    profile: Option<&Profile>,
+) -> Result<AggregatorRun> {
     let store = deployment.store().await?;
     let port = free_port();
     let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let services_start = services.mark();
     let started = Instant::now();
     let listen = format!("127.0.0.1:{port}");
     let mut command = deployment.command(&["aggregate", "--listen", &listen]);
     command.env("PARPULSE_AUDIT_EVENTS", audit.to_string());
     let mut child = crate::process::Running(command.spawn()?);
+    let window = crate::cpu::Window::open(child.0.id())?;
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     let first = loop {
@@ -39,14 +55,33 @@ pub async fn run(deployment: &Deployment, n: u64, audit: bool) -> Result<Aggrega
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
+    let recording = match profile {
+        Some(profile) => {
+            let label = if audit { "audit" } else { "no-audit" };
+            let (aggregator, clickhouse) = (format!("aggregator-{label}"), format!("clickhouse-{label}"));
+            let mut targets = vec![(aggregator.as_str(), child.0.id())];
+            targets.extend(services.clickhouse.map(|pid| (clickhouse.as_str(), pid)));
+            Some(profile.start(&targets)?)
+        }
+        None => None,
+    };
     deployment.wait_caught_up(&store, Duration::from_secs(1800)).await?;
     let done = Instant::now();
+    let services = services.since(&services_start);
+    let cpu = window.close()?;
     let peak_rss_mib = child.peak_rss_mib()?;
     drop(child);
+    if let Some(recording) = recording {
+        for file in recording.finish()? {
+            println!("profile written to {}", file.display());
+        }
+    }
     Ok(AggregatorRun {
         events_per_sec: n as f64 / (done - first).as_secs_f64(),
         events_per_sec_from_start: n as f64 / (done - started).as_secs_f64(),
         peak_rss_mib,
+        cpu,
+        services,
     })
 }
 
@@ -88,7 +123,7 @@ pub async fn stored_counts(deployment: &Deployment) -> Result<DayCounts> {
 /// Peak RSS of an aggregator that consumed `count` dossier events of a province
 /// running at a fixed pace (100 dossiers per unit and working day), so that more
 /// events mean a longer period, not a busier day.
-pub async fn memory(deployment: &Deployment, count: usize) -> Result<f64> {
+pub async fn memory(deployment: &Deployment, count: usize, services: &Services) -> Result<f64> {
     deployment.migrate()?;
     let units = parpulse_core::AgencyRegistry::demo().iter().count();
     let per_day = units * 100 * 3 * 5 / 7;
@@ -109,7 +144,7 @@ pub async fn memory(deployment: &Deployment, count: usize) -> Result<f64> {
     if produced != count {
         bail!("the simulator gave {produced} dossier events over {days} days, not {count}");
     }
-    let result = run(deployment, count as u64, true).await?;
+    let result = run(deployment, count as u64, true, services, None).await?;
     deployment.drop_database().await?;
     Ok(result.peak_rss_mib)
 }

@@ -76,10 +76,21 @@ pub async fn parpulse_produce(config: KafkaConfig, events: &[parpulse_core::Even
     Ok(events.len() as f64 / started.elapsed().as_secs_f64())
 }
 
+/// What the bare consumer did.
+pub struct BareConsume {
+    /// Messages per second from the first message to the last.
+    pub rate: f64,
+    pub seen: u64,
+    /// This process's CPU from creating the consumer to its last message, the consumer
+    /// still open: the polling thread and librdkafka's threads (the harness does
+    /// nothing else meanwhile).
+    pub cpu: crate::cpu::ProcessCpu,
+}
+
 /// A consumer that reads `topic` from the beginning to its current end and does
-/// nothing with the messages: the limit. Returns messages/s from the first message to
-/// the last, and the count.
-pub fn bare_consume(kafka: &KafkaConnection, topic: &str) -> Result<(f64, u64)> {
+/// nothing with the messages: the limit.
+pub fn bare_consume(kafka: &KafkaConnection, topic: &str) -> Result<BareConsume> {
+    let window = crate::cpu::Window::open(std::process::id())?;
     let consumer: BaseConsumer = kafka
         .client_config()
         .set("group.id", format!("bench-bare-{}", uuid::Uuid::new_v4()))
@@ -113,5 +124,7 @@ pub fn bare_consume(kafka: &KafkaConnection, topic: &str) -> Result<(f64, u64)> 
         }
     }
     let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
-    Ok((seen as f64 / elapsed.as_secs_f64(), seen as u64))
+    let cpu = window.close()?;
+    drop(consumer);
+    Ok(BareConsume { rate: seen as f64 / elapsed.as_secs_f64(), seen: seen as u64, cpu })
 }

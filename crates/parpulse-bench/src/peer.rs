@@ -39,6 +39,9 @@ pub struct PeerRun {
     /// Rows per second from creating the materialized view to the last row counted.
     pub rows_per_sec: f64,
     pub counts: DayCounts,
+    /// The ClickHouse server's and the broker's CPU over the same window (the broker
+    /// also takes the harness's produce).
+    pub services: crate::cpu::ServicesCpu,
 }
 
 /// Runs the peer on the empty `topic` into database `db`: once the engine consumes
@@ -56,6 +59,8 @@ pub async fn run(
     db: &str,
     topic: &str,
     records: &[Record],
+    services: &crate::cpu::Services,
+    profile: Option<&crate::profile::Profile>,
 ) -> Result<PeerRun> {
     let (db, topic) = (checked(db)?, checked(topic)?);
     if kafka.security.protocol() != parpulse_kafka::security::SecurityProtocol::Plaintext {
@@ -115,7 +120,12 @@ pub async fn run(
         }
     }
     let n = records.len() as u64 + counted().await?;
+    let services_start = services.mark();
     let started = Instant::now();
+    let recording = match (profile, services.clickhouse) {
+        (Some(profile), Some(pid)) => Some(profile.start(&[("clickhouse-peer", pid)])?),
+        _ => None,
+    };
     crate::kafka::bare_produce(kafka, topic, records).await?;
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut last_progress = (0, Instant::now());
@@ -134,6 +144,12 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let services = services.since(&services_start);
+    if let Some(recording) = recording {
+        for file in recording.finish()? {
+            println!("profile written to {}", file.display());
+        }
+    }
     // Stop consuming before reading (and before the database is dropped).
     ddl("DROP TABLE peer_mv".to_owned()).await?;
     let days: Vec<PeerDay> = store
@@ -151,5 +167,5 @@ pub async fn run(
         .map(|d| ((d.agency_code, d.day_number), [d.received_total, d.online_total, d.postal_total]))
         .collect();
     Store::drop_database(&config).await?;
-    Ok(PeerRun { rows_per_sec: records.len() as f64 / seconds, counts })
+    Ok(PeerRun { rows_per_sec: records.len() as f64 / seconds, counts, services })
 }
