@@ -356,6 +356,7 @@ pub fn render_table(snapshot: &Snapshot, registry: &AgencyRegistry, window: Wind
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parpulse_clickhouse::dossier_day::UnitDay;
 
     /// docs/METRICS.md carries the catalogue's table between its markers, as generated.
     #[test]
@@ -385,7 +386,6 @@ mod tests {
             assert!(catalogue::get(criterion.kpi).is_some(), "{} judges {}", criterion.code, criterion.kpi);
         }
     }
-    use parpulse_clickhouse::dossier_day::UnitDay;
 
     fn snapshot() -> Snapshot {
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
@@ -460,5 +460,105 @@ mod tests {
         let table = render_table(&snapshot(), &AgencyRegistry::demo(), Window::Day);
         let snv = table.lines().find(|l| l.starts_with("SNV ")).unwrap();
         assert!(snv.contains("25.0%") && snv.contains("BELOW 30%"), "{snv}");
+    }
+
+    #[test]
+    fn a_unit_exactly_at_the_target_is_not_below_it_and_one_without_data_says_so() {
+        let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
+        let rows =
+            [UnitDay { agency_code: "SNV".into(), day: today.0, received: 10, received_online: 3, received_postal: 0 }];
+        let snapshot = Snapshot::build(&rows, &AgencyRegistry::demo(), today);
+        let table = render_table(&snapshot, &AgencyRegistry::demo(), Window::Day);
+        let line = |code: &str| table.lines().find(|l| l.starts_with(&format!("{code} "))).unwrap().to_owned();
+        assert!(line("SNV").contains("30.0%") && line("SNV").ends_with(" ok"), "{}", line("SNV"));
+        assert!(line("STP").ends_with(" no data"), "{}", line("STP"));
+    }
+
+    #[test]
+    fn decision_766_points_and_score_are_exposed_per_indicator() {
+        // 10 received, 3 online: the online-dossier indicator (11 points, target 0.5) earns
+        // 0.3 x 11 / 0.5 = 6.6; on-time rate 1 of 2 resolved (20 points, target 1) earns 10;
+        // satisfaction, 1 - late rate = 0.5 (18 points, target 0.9), earns 0.5 x 18 / 0.9 = 10.
+        use parpulse_clickhouse::dossier_state::ResolvedDay;
+        let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
+        let rows =
+            [UnitDay { agency_code: "SNV".into(), day: today.0, received: 10, received_online: 3, received_postal: 0 }];
+        let resolved = [ResolvedDay {
+            agency_code: "SNV".into(),
+            day: today.0,
+            resolved: 2,
+            on_time: 1,
+            early: 0,
+            late: 1,
+            late_with_apology: 0,
+            refused: 0,
+            returned: 0,
+            returned_postal: 0,
+            withdrawn: 0,
+            stopped: 0,
+        }];
+        let snapshot = Snapshot::build_all(&rows, &resolved, &[], &AgencyRegistry::demo(), today);
+        let text = render_prometheus(&snapshot, &AgencyRegistry::demo());
+        let unit = r#"group="department",indicator="#;
+        for line in [
+            format!(r#"parpulse_766_points{{{unit}"online_dossier",scope="unit",unit="SNV",window="day"}} 6.6"#),
+            format!(r#"parpulse_766_points{{{unit}"on_time",scope="unit",unit="SNV",window="day"}} 10"#),
+            format!(r#"parpulse_766_points{{{unit}"satisfaction",scope="unit",unit="SNV",window="day"}} 10"#),
+        ] {
+            assert!(text.contains(&line), "{line} missing:\n{text}");
+        }
+        // Earned / available points of the indicators with data (payment and digitization
+        // have none): (6.6 + 10 + 10) / (11 + 20 + 18).
+        let score = text
+            .lines()
+            .find(|l| {
+                l.starts_with(r#"parpulse_766_score_ratio{group="department",scope="unit",unit="SNV",window="day"}"#)
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("the unit's score");
+        assert!((score - 26.6 / 49.0).abs() < 1e-9, "{score}");
+    }
+
+    #[test]
+    fn positions_are_exposed_by_position_and_measure() {
+        use parpulse_clickhouse::budget_staffing::Headcount;
+        let registry = AgencyRegistry::demo();
+        let today = LocalDay::from_ymd(2026, 11, 30).unwrap();
+        let rows = crate::snapshot::AdministrationRows {
+            budget: vec![],
+            headcounts: vec![
+                Headcount {
+                    agency_code: "SNV".into(),
+                    position: "staff".into(),
+                    quota: 95,
+                    filled: 90,
+                    baseline_quota: 100,
+                },
+                Headcount {
+                    agency_code: "SNV".into(),
+                    position: "deputy".into(),
+                    quota: 3,
+                    filled: 4,
+                    baseline_quota: 4,
+                },
+            ],
+        };
+        let text =
+            render_prometheus(&Snapshot::build(&[], &registry, today).with_administration(&rows, &registry), &registry);
+        let series = |position: &str, measure: &str, value: u32| {
+            format!(
+                r#"parpulse_staff_positions{{group="department",measure="{measure}",position="{position}",scope="unit",unit="SNV"}} {value}"#
+            )
+        };
+        for line in [
+            series("staff", "quota", 95),
+            series("staff", "filled", 90),
+            series("staff", "baseline", 100),
+            series("deputy", "limit", 3),
+            series("deputy", "filled", 4),
+        ] {
+            assert!(text.contains(&line), "{line} missing:\n{text}");
+        }
     }
 }

@@ -126,4 +126,68 @@ mod tests {
         let components: std::collections::BTreeSet<_> = CRITERIA.iter().map(|c| c.component).collect();
         assert_eq!(components.len(), 4, "every component but the civil service has a criterion");
     }
+
+    #[test]
+    fn exactly_at_the_line_is_not_below_and_overdue_is_judged_only_with_open_dossiers() {
+        use parpulse_clickhouse::dossier_state::OpenDossiers;
+        let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
+        let registry = AgencyRegistry::demo();
+        // 3 online of 10: exactly the 30% line.
+        let rows =
+            [UnitDay { agency_code: "SNV".into(), day: today.0, received: 10, received_online: 3, received_postal: 0 }];
+        let open = |code: &str, open, overdue| OpenDossiers { agency_code: code.into(), open, overdue };
+        let snapshot = Snapshot::build_all(&rows, &[], &[open("SNV", 4, 1), open("STP", 4, 0)], &registry, today);
+        let judged = |code: &str, criterion: &str| {
+            judge(&snapshot, &Scope::Unit { code: code.into(), group: AgencyGroup::Department })
+                .into_iter()
+                .find(|(c, _)| c.code == criterion)
+                .unwrap()
+                .1
+        };
+        assert_eq!(judged("SNV", "online_share"), Some(false), "30% is the line, not below it");
+        assert_eq!(judged("SNV", "open_overdue"), Some(true));
+        assert_eq!(judged("STP", "open_overdue"), Some(false));
+        assert_eq!(judged("STC", "open_overdue"), None, "no open dossier: not judged");
+    }
+
+    #[test]
+    fn deputies_and_the_staff_roadmap_are_judged_against_their_lines() {
+        use crate::snapshot::AdministrationRows;
+        use parpulse_clickhouse::budget_staffing::Headcount;
+        // 2023: the roadmap line in force is 2021's, a 10% reduction from the 2015 baseline.
+        let today = LocalDay::from_ymd(2023, 3, 1).unwrap();
+        let registry = AgencyRegistry::demo();
+        let headcount = |code: &str, position: &str, quota, filled, baseline_quota| Headcount {
+            agency_code: code.into(),
+            position: position.into(),
+            quota,
+            filled,
+            baseline_quota,
+        };
+        let rows = AdministrationRows {
+            budget: vec![],
+            headcounts: vec![
+                headcount("SNV", "deputy", 3, 4, 0),
+                headcount("STP", "deputy", 3, 3, 0),
+                headcount("SNV", "staff", 95, 90, 100), // 5% reduction: behind
+                headcount("STP", "staff", 90, 90, 100), // exactly 10%: on the line
+                headcount("STC", "staff", 80, 80, 100), // 20%: ahead
+            ],
+        };
+        let snapshot = Snapshot::build(&[], &registry, today).with_administration(&rows, &registry);
+        let judged = |code: &str, criterion: &str| {
+            judge(&snapshot, &Scope::Unit { code: code.into(), group: AgencyGroup::Department })
+                .into_iter()
+                .find(|(c, _)| c.code == criterion)
+                .unwrap()
+                .1
+        };
+        assert_eq!(judged("SNV", "deputies"), Some(true));
+        assert_eq!(judged("STP", "deputies"), Some(false), "at the limit is not over it");
+        assert_eq!(judged("STC", "deputies"), None, "no deputy limit known: not judged");
+        assert_eq!(judged("SNV", "staff_reduction"), Some(true));
+        assert_eq!(judged("STP", "staff_reduction"), Some(false));
+        assert_eq!(judged("STC", "staff_reduction"), Some(false));
+        assert_eq!(judged("SKHDT", "staff_reduction"), None, "no baseline: not judged");
+    }
 }

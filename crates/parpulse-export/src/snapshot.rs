@@ -494,6 +494,75 @@ mod tests {
     }
 
     #[test]
+    fn staff_positions_add_up_field_by_field() {
+        let today = LocalDay::from_ymd(2026, 11, 30).unwrap();
+        let staff = |code: &str, quota, filled, baseline_quota| Headcount {
+            agency_code: code.into(),
+            position: "staff".into(),
+            quota,
+            filled,
+            baseline_quota,
+        };
+        let rows = AdministrationRows {
+            budget: vec![],
+            headcounts: vec![staff("SNV", 90, 85, 100), staff("STP", 45, 44, 50)],
+        };
+        let registry = AgencyRegistry::demo();
+        let snapshot = Snapshot::build(&[], &registry, today).with_administration(&rows, &registry);
+        let province = snapshot.staffing[&Scope::Province];
+        assert_eq!((province.staff_quota, province.staff_filled, province.staff_baseline), (135, 129, 150));
+    }
+
+    #[test]
+    fn service_facts_and_resolved_counts_are_summed_per_scope_and_window() {
+        let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
+        let registry = AgencyRegistry::demo();
+        let facts = |code: &str, day: LocalDay, received, digitized| ReceivedFacts {
+            agency_code: code.into(),
+            day: day.0,
+            received,
+            fee_bearing: 2,
+            paid_online: 1,
+            digitized,
+            result_postal: 1,
+            postal_users: 1,
+        };
+        let resolved = |code: &str, day: LocalDay, resolved, late| ResolvedDay {
+            agency_code: code.into(),
+            day: day.0,
+            resolved,
+            on_time: resolved - late,
+            early: 0,
+            late,
+            late_with_apology: 0,
+            refused: 0,
+            returned: 0,
+            returned_postal: 0,
+            withdrawn: 0,
+            stopped: 1,
+        };
+        let ten_days_ago = LocalDay(today.0 - 10);
+        let snapshot = Snapshot::build_all(
+            &[],
+            &[resolved("SNV", today, 4, 1), resolved("STP", ten_days_ago, 6, 2)],
+            &[],
+            &registry,
+            today,
+        )
+        .with_service(&[facts("SNV", today, 5, 4), facts("STP", ten_days_ago, 3, 3)], &registry);
+        let unit = Scope::Unit { code: "SNV".into(), group: AgencyGroup::Department };
+        let day = snapshot.service[&(unit.clone(), Window::Day)];
+        assert_eq!((day.received, day.digitized, day.fee_bearing), (5, 4, 2));
+        let province = snapshot.service[&(Scope::Province, Window::Days30)];
+        assert_eq!((province.received, province.digitized, province.paid_online, province.postal_users), (8, 7, 2, 2));
+        assert_eq!(snapshot.service[&(Scope::Province, Window::Day)].received, 5);
+        let resolved_day = snapshot.get_resolved(&unit, Window::Day).expect("pre-filled");
+        assert_eq!((resolved_day.resolved, resolved_day.late, resolved_day.stopped), (4, 1, 1));
+        let resolved_month = snapshot.get_resolved(&Scope::Province, Window::Days30).expect("pre-filled");
+        assert_eq!((resolved_month.resolved, resolved_month.late, resolved_month.stopped), (10, 3, 2));
+    }
+
+    #[test]
     fn units_without_rows_are_present_with_zero_counts() {
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
         let snapshot = Snapshot::build(&[], &AgencyRegistry::demo(), today);
