@@ -26,7 +26,6 @@ use serde_json::{json, Value};
 const UNIT: &str = "STP";
 
 // CSV headers (crates/parpulse-export/src/period_report/mod.rs, levels joined by " - ").
-const CODE: &str = "Mã";
 const TO_PROCESS: &str = "Số hồ sơ nhận giải quyết - Tổng số";
 const CARRIED: &str = "Số hồ sơ nhận giải quyết - Kỳ trước chuyển qua";
 const NEW: &str = "Số hồ sơ nhận giải quyết - Mới tiếp nhận - Tổng số";
@@ -457,16 +456,7 @@ fn report(env: &TestEnv, period: &str) -> BTreeMap<String, BTreeMap<String, Stri
     );
     let text = std::fs::read_to_string(&path).expect("the report file");
     std::fs::remove_file(&path).ok();
-    let mut reader = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
-    let headers = reader.headers().expect("a header line").clone();
-    let mut rows = BTreeMap::new();
-    for record in reader.records() {
-        let record = record.expect("a CSV row");
-        let row: BTreeMap<String, String> =
-            headers.iter().zip(record.iter()).map(|(h, v)| (h.to_owned(), v.to_owned())).collect();
-        rows.insert(row[CODE].clone(), row);
-    }
-    rows
+    parpulse_tests::report_rows_by_code(&text)
 }
 
 fn count(row: &BTreeMap<String, String>, header: &str) -> u64 {

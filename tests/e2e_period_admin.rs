@@ -310,20 +310,7 @@ fn report_rows(env: &TestEnv, catalogue: &std::path::Path, period: &str) -> BTre
         .expect("running parpulse report");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "parpulse report --period {period} failed ({}): {stderr}", output.status);
-    let text = String::from_utf8(output.stdout).expect("UTF-8");
-    let mut reader = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
-    let headers = reader.headers().expect("a header line").clone();
-    reader
-        .records()
-        .map(|record| {
-            let row: BTreeMap<String, String> = headers
-                .iter()
-                .zip(record.expect("a CSV row").iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect();
-            (row["Mã"].clone(), row)
-        })
-        .collect()
+    parpulse_tests::report_rows_by_code(&String::from_utf8(output.stdout).expect("UTF-8"))
 }
 
 /// `parpulse export` with now fixed at `now` and the test's catalogue; its /metrics once ready.

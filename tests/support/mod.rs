@@ -284,6 +284,26 @@ pub async fn metrics_as_of_with(
     (exporter, text)
 }
 
+/// The rows of a period report in CSV (`parpulse report --format csv`), by their code
+/// (column "Mã"), each a header -> cell map; the byte-order mark Excel needs is skipped.
+pub fn report_rows_by_code(
+    csv_text: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(csv_text.trim_start_matches('\u{feff}').as_bytes());
+    let headers = reader.headers().expect("a header line").clone();
+    reader
+        .records()
+        .map(|record| {
+            let row: std::collections::BTreeMap<String, String> = headers
+                .iter()
+                .zip(record.expect("a CSV row").iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect();
+            (row.get("Mã").expect("a code column (Mã)").clone(), row)
+        })
+        .collect()
+}
+
 /// The parpulse binary `make test` builds (`cargo build --workspace` first);
 /// `PARPULSE_BIN` overrides.
 pub fn parpulse_bin() -> std::path::PathBuf {
