@@ -31,15 +31,35 @@ fn aggregator_command(env: &TestEnv, listen: &str) -> Command {
     command
 }
 
-/// A small deterministic generator for the kill moments (the test prints them).
-fn kill_delays(seed: u64, count: usize) -> Vec<Duration> {
+/// When to kill each life: once the checkpoints have gone `events` further than where
+/// the life started, then after `extra` more (a deterministic generator; the test prints
+/// the schedule). Kills keyed on progress, not on time from the start, land mid-run on a
+/// slow machine as on a fast one.
+#[derive(Debug)]
+struct Kill {
+    events: i64,
+    extra: Duration,
+}
+
+fn kill_schedule(seed: u64, count: usize) -> Vec<Kill> {
     let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state >> 33
+    };
     (0..count)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            Duration::from_millis(400 + (state >> 33) % 1100)
-        })
+        .map(|_| Kill { events: 2_000 + (next() % 13_000) as i64, extra: Duration::from_millis(next() % 100) })
         .collect()
+}
+
+/// The dossier topic's offsets checkpointed so far, summed over partitions.
+async fn checkpointed(env: &TestEnv, store: &parpulse_clickhouse::Store) -> i64 {
+    parpulse_clickhouse::checkpoint::committed(store, &env.consumer_group, &env.topics.dossier)
+        .await
+        .expect("checkpoints")
+        .iter()
+        .map(|c| c.next_offset)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,37 +77,36 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
     }
 
     let seed = std::env::var("PARPULSE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_u64);
-    let delays = kill_delays(seed, 5);
-    println!("kill -9 after {delays:?} (seed {seed})");
-    let mut kills = 0;
-    let mut progress = Vec::new();
-    for delay in &delays {
+    let schedule = kill_schedule(seed, 5);
+    println!("kill -9 after each life's checkpoints advance by, then after: {schedule:?} (seed {seed})");
+    let mut progress = vec![checkpointed(&env, &store).await];
+    for (kill, life) in schedule.iter().zip(1..) {
         let mut child = Reaped(start_aggregator(&env));
-        tokio::time::sleep(*delay).await;
-        if child.0.try_wait().expect("child status").is_some() {
-            panic!("the aggregator exited by itself before being killed");
+        let target = progress.last().copied().unwrap_or(0) + kill.events;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while checkpointed(&env, &store).await < target {
+            assert!(
+                child.0.try_wait().expect("child status").is_none(),
+                "the aggregator exited by itself in life {life}"
+            );
+            assert!(Instant::now() < deadline, "life {life}: checkpoints did not reach {target} within 120 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        tokio::time::sleep(kill.extra).await;
+        assert!(child.0.try_wait().expect("child status").is_none(), "the aggregator exited by itself in life {life}");
         child.0.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
         child.0.wait().expect("reaped");
-        kills += 1;
         let done =
             parpulse_aggregate::caught_up(&store, &env.connection(), &env.consumer_group, &env.topics.event_topics())
                 .await
                 .expect("progress");
-        assert!(!done, "the run finished before kill {kills}: lower the delays so every kill lands mid-run");
-        let committed: i64 =
-            parpulse_clickhouse::checkpoint::committed(&store, &env.consumer_group, &env.topics.dossier)
-                .await
-                .expect("checkpoints")
-                .iter()
-                .map(|c| c.next_offset)
-                .sum();
-        progress.push(committed);
+        assert!(
+            !done,
+            "the run finished before kill {life}: lower the schedule's event counts so every kill lands mid-run"
+        );
+        progress.push(checkpointed(&env, &store).await);
     }
-    assert_eq!(kills, 5);
-    println!("checkpointed offsets after each kill: {progress:?}");
-    let advancing = progress.windows(2).filter(|w| w[1] > w[0]).count() + usize::from(progress[0] > 0);
-    assert!(advancing >= 3, "most kills must land while the aggregator is working, not while it starts: {progress:?}");
+    println!("checkpointed offsets before the first life and after each kill: {progress:?}");
 
     let mut child = Reaped(start_aggregator(&env));
     let deadline = Instant::now() + Duration::from_secs(300);
