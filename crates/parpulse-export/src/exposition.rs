@@ -423,22 +423,29 @@ mod tests {
 
     #[test]
     fn staffing_and_the_roadmap_in_force_are_exposed() {
-        use parpulse_clickhouse::budget_staffing::Headcount;
+        use crate::snapshot::headcount;
         let registry = AgencyRegistry::demo();
         let today = LocalDay::from_ymd(2026, 11, 30).unwrap();
-        let headcount = |position: &str, quota, filled, baseline_quota| Headcount {
-            agency_code: "SNV".into(),
-            position: position.into(),
-            quota,
-            filled,
-            baseline_quota,
-        };
         let rows = crate::snapshot::AdministrationRows {
             budget: vec![],
-            headcounts: vec![headcount("staff", 95, 90, 100), headcount("deputy", 3, 4, 4)],
+            headcounts: vec![headcount("SNV", "staff", 95, 90, 100), headcount("SNV", "deputy", 3, 4, 4)],
         };
         let snapshot = Snapshot::build(&[], &registry, today).with_administration(&rows, &registry);
         let text = render_prometheus(&snapshot, &registry);
+        let position = |position: &str, measure: &str, value: u32| {
+            format!(
+                r#"parpulse_staff_positions{{group="department",measure="{measure}",position="{position}",scope="unit",unit="SNV"}} {value}"#
+            )
+        };
+        for line in [
+            position("staff", "quota", 95),
+            position("staff", "filled", 90),
+            position("staff", "baseline", 100),
+            position("deputy", "limit", 3),
+            position("deputy", "filled", 4),
+        ] {
+            assert!(text.contains(&line), "{line} missing:\n{text}");
+        }
         for line in [
             r#"parpulse_deputies_over_limit{group="department",scope="unit",unit="SNV"} 1"#,
             r#"parpulse_staff_reduction_ratio{group="department",scope="unit",unit="SNV"} 0.05"#,
@@ -518,47 +525,5 @@ mod tests {
             .and_then(|v| v.parse::<f64>().ok())
             .expect("the unit's score");
         assert!((score - 26.6 / 49.0).abs() < 1e-9, "{score}");
-    }
-
-    #[test]
-    fn positions_are_exposed_by_position_and_measure() {
-        use parpulse_clickhouse::budget_staffing::Headcount;
-        let registry = AgencyRegistry::demo();
-        let today = LocalDay::from_ymd(2026, 11, 30).unwrap();
-        let rows = crate::snapshot::AdministrationRows {
-            budget: vec![],
-            headcounts: vec![
-                Headcount {
-                    agency_code: "SNV".into(),
-                    position: "staff".into(),
-                    quota: 95,
-                    filled: 90,
-                    baseline_quota: 100,
-                },
-                Headcount {
-                    agency_code: "SNV".into(),
-                    position: "deputy".into(),
-                    quota: 3,
-                    filled: 4,
-                    baseline_quota: 4,
-                },
-            ],
-        };
-        let text =
-            render_prometheus(&Snapshot::build(&[], &registry, today).with_administration(&rows, &registry), &registry);
-        let series = |position: &str, measure: &str, value: u32| {
-            format!(
-                r#"parpulse_staff_positions{{group="department",measure="{measure}",position="{position}",scope="unit",unit="SNV"}} {value}"#
-            )
-        };
-        for line in [
-            series("staff", "quota", 95),
-            series("staff", "filled", 90),
-            series("staff", "baseline", 100),
-            series("deputy", "limit", 3),
-            series("deputy", "filled", 4),
-        ] {
-            assert!(text.contains(&line), "{line} missing:\n{text}");
-        }
     }
 }

@@ -152,18 +152,11 @@ mod tests {
 
     #[test]
     fn deputies_and_the_staff_roadmap_are_judged_against_their_lines() {
+        use crate::snapshot::headcount;
         use crate::snapshot::AdministrationRows;
-        use parpulse_clickhouse::budget_staffing::Headcount;
         // 2023: the roadmap line in force is 2021's, a 10% reduction from the 2015 baseline.
         let today = LocalDay::from_ymd(2023, 3, 1).unwrap();
         let registry = AgencyRegistry::demo();
-        let headcount = |code: &str, position: &str, quota, filled, baseline_quota| Headcount {
-            agency_code: code.into(),
-            position: position.into(),
-            quota,
-            filled,
-            baseline_quota,
-        };
         let rows = AdministrationRows {
             budget: vec![],
             headcounts: vec![

@@ -353,8 +353,9 @@ mod tests {
 
     #[test]
     fn budget_and_staffing_are_shown_per_unit_with_their_findings() {
+        use crate::snapshot::headcount;
         use crate::snapshot::AdministrationRows;
-        use parpulse_clickhouse::budget_staffing::{BudgetYear, Headcount};
+        use parpulse_clickhouse::budget_staffing::BudgetYear;
         let registry = AgencyRegistry::demo();
         let today = LocalDay::from_ymd(2026, 11, 30).unwrap();
         let budget = |code: &str, disclosed| BudgetYear {
@@ -365,13 +366,6 @@ mod tests {
             disbursed: 9_000_000_000,
             saved: 600_000_000,
             disclosed,
-        };
-        let headcount = |code: &str, position: &str, quota, filled, baseline_quota| Headcount {
-            agency_code: code.into(),
-            position: position.into(),
-            quota,
-            filled,
-            baseline_quota,
         };
         let rows = AdministrationRows {
             // SNV disclosed half, is 5% below its 2015 quota and has one deputy too many; STP is fine.

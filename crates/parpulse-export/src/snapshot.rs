@@ -359,6 +359,12 @@ impl Snapshot {
     }
 }
 
+/// A headcount row, for the crate's tests.
+#[cfg(test)]
+pub(crate) fn headcount(unit: &str, position: &str, quota: i32, filled: i32, baseline_quota: i32) -> Headcount {
+    Headcount { agency_code: unit.into(), position: position.into(), quota, filled, baseline_quota }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,16 +433,9 @@ mod tests {
     #[test]
     fn deputies_over_the_limit_are_counted_unit_by_unit() {
         let today = LocalDay::from_ymd(2026, 11, 30).unwrap();
-        let headcount = |code: &str, position: &str, quota, filled| Headcount {
-            agency_code: code.into(),
-            position: position.into(),
-            quota,
-            filled,
-            baseline_quota: 0,
-        };
         let rows = AdministrationRows {
             budget: vec![],
-            headcounts: vec![headcount("SNV", "deputy", 3, 5), headcount("STP", "deputy", 3, 1)],
+            headcounts: vec![headcount("SNV", "deputy", 3, 5, 0), headcount("STP", "deputy", 3, 1, 0)],
         };
         let registry = AgencyRegistry::demo();
         let snapshot = Snapshot::build(&[], &registry, today).with_administration(&rows, &registry);
@@ -496,16 +495,9 @@ mod tests {
     #[test]
     fn staff_positions_add_up_field_by_field() {
         let today = LocalDay::from_ymd(2026, 11, 30).unwrap();
-        let staff = |code: &str, quota, filled, baseline_quota| Headcount {
-            agency_code: code.into(),
-            position: "staff".into(),
-            quota,
-            filled,
-            baseline_quota,
-        };
         let rows = AdministrationRows {
             budget: vec![],
-            headcounts: vec![staff("SNV", 90, 85, 100), staff("STP", 45, 44, 50)],
+            headcounts: vec![headcount("SNV", "staff", 90, 85, 100), headcount("STP", "staff", 45, 44, 50)],
         };
         let registry = AgencyRegistry::demo();
         let snapshot = Snapshot::build(&[], &registry, today).with_administration(&rows, &registry);

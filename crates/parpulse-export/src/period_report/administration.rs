@@ -137,7 +137,8 @@ pub async fn read_and_attach(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parpulse_clickhouse::budget_staffing::{BudgetYear, Headcount};
+    use crate::snapshot::headcount;
+    use parpulse_clickhouse::budget_staffing::BudgetYear;
 
     /// A: level 4 at SNV and STP; B: level 3 at SNV; C: level 2 at SNV and PHUCU; D: level 3 at PHUCU.
     const CATALOGUE: [(&str, u8, &str); 4] = [
@@ -172,10 +173,6 @@ mod tests {
             received,
             received_online: online,
         }
-    }
-
-    fn headcount(unit: &str, position: &str, quota: i32, filled: i32, baseline: i32) -> Headcount {
-        Headcount { agency_code: unit.into(), position: position.into(), quota, filled, baseline_quota: baseline }
     }
 
     fn budget(unit: &str, allocated: i64, committed: i64, disbursed: i64, saved: i64, disclosed: i64) -> BudgetYear {
