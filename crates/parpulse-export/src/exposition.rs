@@ -38,36 +38,38 @@ impl CatalogueGauges {
         )
     }
 
-    /// Sets every KPI of the snapshot, for each scope and window (or now, or the fiscal year).
+    /// Sets every KPI of the snapshot, for each scope and window (or now, or the fiscal
+    /// year); each scope's figures are gathered once for all the KPIs that read them.
     fn set(&self, snapshot: &Snapshot, province: &str) {
         let year = snapshot.fiscal_year.to_string();
-        for (kpi, gauge) in &self.0 {
-            let set = |labels: &[&str], value: Option<f64>| {
-                if let Some(value) = value {
-                    gauge.with_label_values(labels).set(value);
+        let set = |gauge: &GaugeVec, labels: &[&str], value: Option<f64>| {
+            if let Some(value) = value {
+                gauge.with_label_values(labels).set(value);
+            }
+        };
+        for (scope, window) in snapshot.counts.keys() {
+            let (scope_label, unit, group) = scope_labels(scope, province);
+            let figures = snapshot.window_figures(scope, *window);
+            for (kpi, gauge) in &self.0 {
+                if let Measure::Window(value) = kpi.measure {
+                    set(gauge, &[scope_label, unit, group, window.label()], value(&figures));
                 }
-            };
-            match kpi.measure {
-                Measure::Window(value) => {
-                    for (scope, window) in snapshot.counts.keys() {
-                        let (scope_label, unit, group) = scope_labels(scope, province);
-                        set(
-                            &[scope_label, unit, group, window.label()],
-                            value(&snapshot.window_figures(scope, *window)),
-                        );
-                    }
+            }
+        }
+        for scope in snapshot.open.keys() {
+            let (scope_label, unit, group) = scope_labels(scope, province);
+            let figures = snapshot.now_figures(scope);
+            for (kpi, gauge) in &self.0 {
+                if let Measure::Now(value) = kpi.measure {
+                    set(gauge, &[scope_label, unit, group], value(&figures));
                 }
-                Measure::Now(value) => {
-                    for scope in snapshot.open.keys() {
-                        let (scope_label, unit, group) = scope_labels(scope, province);
-                        set(&[scope_label, unit, group], value(&snapshot.now_figures(scope)));
-                    }
-                }
-                Measure::FiscalYear(value) => {
-                    for (scope, budget) in &snapshot.budget {
-                        let (scope_label, unit, group) = scope_labels(scope, province);
-                        set(&[scope_label, unit, group, &year], value(budget));
-                    }
+            }
+        }
+        for (scope, budget) in &snapshot.budget {
+            let (scope_label, unit, group) = scope_labels(scope, province);
+            for (kpi, gauge) in &self.0 {
+                if let Measure::FiscalYear(value) = kpi.measure {
+                    set(gauge, &[scope_label, unit, group, &year], value(budget));
                 }
             }
         }

@@ -4,6 +4,7 @@
 //! over the last 30 days ([`JUDGED_WINDOW`]); open dossiers now; budget over the fiscal
 //! year; staffing on the newest headcounts. A criterion without data is not judged.
 
+use parpulse_core::catalogue::NowFigures;
 use parpulse_core::kpi::{APOLOGY_COVERAGE_TARGET, ONLINE_SHARE_TARGET, ON_TIME_TARGET};
 
 use crate::snapshot::{staff_checkpoint_due, Scope, Snapshot, Window};
@@ -65,24 +66,19 @@ pub const CRITERIA: [Criterion; 10] = [
 
 /// Whether `scope` is below the line of each criterion (None: no data, not judged).
 pub fn judge(snapshot: &Snapshot, scope: &Scope) -> [(Criterion, Option<bool>); 10] {
-    let key = (scope.clone(), JUDGED_WINDOW);
     let below = |value: Option<f64>, line: f64| value.map(|v| v < line);
-    let counts = snapshot.counts.get(&key).copied().unwrap_or_default();
-    let resolved = snapshot.resolved.get(&key).copied().unwrap_or_default();
-    let service = snapshot.service.get(&key).copied().unwrap_or_default();
-    let procedures = snapshot.procedures.get(&key).copied().unwrap_or_default();
-    let open = snapshot.open.get(scope).copied().unwrap_or_default();
+    let flow = snapshot.window_figures(scope, JUDGED_WINDOW);
+    let NowFigures { open, staffing } = snapshot.now_figures(scope);
     let budget = snapshot.budget.get(scope).copied().unwrap_or_default();
-    let staffing = snapshot.staffing.get(scope).copied().unwrap_or_default();
     let due = snapshot.today.and_then(staff_checkpoint_due).map(|c| c.target);
     let results = [
-        below(resolved.on_time_rate(), ON_TIME_TARGET),
-        below(resolved.apology_coverage(), APOLOGY_COVERAGE_TARGET),
+        below(flow.resolved.on_time_rate(), ON_TIME_TARGET),
+        below(flow.resolved.apology_coverage(), APOLOGY_COVERAGE_TARGET),
         (open.open > 0).then_some(open.overdue > 0),
-        below(counts.online_share(), ONLINE_SHARE_TARGET),
-        below(procedures.online_services_used(), ONLINE_SERVICES_USED_TARGET),
-        below(service.online_payment_rate(), 0.5),
-        below(service.digitization_rate(), 0.8),
+        below(flow.received.online_share(), ONLINE_SHARE_TARGET),
+        below(flow.procedures.and_then(|p| p.online_services_used()), ONLINE_SERVICES_USED_TARGET),
+        below(flow.service.online_payment_rate(), 0.5),
+        below(flow.service.digitization_rate(), 0.8),
         (staffing.deputies_limit > 0).then_some(staffing.deputies_over_limit > 0),
         staffing.reduction().zip(due).map(|(reduction, due)| reduction < due),
         below(budget.disclosure(), 1.0),
