@@ -45,7 +45,7 @@ async fn migrations_and_kpi_queries_give_the_same_results_on_chdb_as_on_the_serv
     println!("{report}");
     assert!(output.status.success(), "chDB and the server disagree:\n{report}");
     assert!(report.contains("chDB comparison: all queries identical"), "{report}");
-    assert!(report.contains("resolved_days:") && report.contains("budget_year:"), "{report}");
+    assert!(report.contains("day_count_read_days:") && report.contains("budget_year:"), "{report}");
     env.cleanup().await;
 }
 

@@ -377,7 +377,7 @@ async fn a_province_through_the_cluster_survives_a_broker_kill_and_a_replica_res
         waits.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     println!("figure await_replicas with the replicas in sync: {waits:.0?} ms");
-    for table in ["dossier_day", "dossier_state", "checkpoints", "event_log"] {
+    for table in ["day_count", "dossier_state", "checkpoints", "event_log"] {
         let mut shards = Vec::new();
         for (first, second) in [(CLICKHOUSE[0], CLICKHOUSE[1]), (CLICKHOUSE[2], CLICKHOUSE[3])] {
             let rows = local_rows(first.1, &env.database, table).await;

@@ -154,7 +154,7 @@ fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
 /// Sums over one scope and window, from the recounted dossiers.
 #[derive(Debug, Default, Clone, Copy)]
 struct Flow {
-    // Receptions (dossier_day: each `received` event, by its day).
+    // Receptions (day_count: each `received` event, by its day).
     received: u64,
     online: u64,
     postal: u64,

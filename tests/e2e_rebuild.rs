@@ -1,9 +1,10 @@
 //! `parpulse rebuild`: the derived tables recomputed from the event_log audit table
-//! and swapped in while an aggregator keeps consuming. A wrong rule is simulated by
-//! rewriting the stored judgement of every on-time dossier to late (what a wrong
-//! lateness rule would have written); the rebuild, with this build's rules, brings
-//! every KPI back to the independent recount, including the events that arrived
-//! during the rebuild; `--units` and `--from`/`--to` narrow it; a failed rebuild leaves
+//! and swapped in. A wrong rule is simulated by rewriting the stored judgement of every
+//! on-time dossier to late in the dossier rows, and the on-time counts of the day buckets
+//! to 0 (what a wrong lateness rule would have written); the rebuild, with this build's rules and the
+//! aggregators stopped (docs/OPERATIONS.md), brings every KPI back to the independent
+//! recount. A rebuild while an aggregator consumes (same rules) keeps the events that
+//! arrived during it; `--units` and `--from`/`--to` narrow it; a failed rebuild leaves
 //! the tables serving as they were; a second run changes nothing.
 
 use std::time::{Duration, Instant};
@@ -66,9 +67,11 @@ async fn on_time_inside_and_outside(store: &Store, from: u16, to: u16) -> (u64, 
     (inside, outside)
 }
 
-/// What a wrong lateness rule would have stored: every on-time dossier judged late.
+/// What a wrong lateness rule would have stored: every on-time dossier (not early) judged
+/// late in its row, and no dossier on time in the day buckets.
 async fn judge_on_time_dossiers_late(store: &Store) {
     mutate(store, "ALTER TABLE dossier_state UPDATE outcome = 2 WHERE outcome = 1").await;
+    mutate(store, "ALTER TABLE day_count UPDATE value = 0 WHERE counter = 'on_time'").await;
 }
 
 /// Resolved counts of one unit: stored, and recounted from the file.
@@ -82,7 +85,7 @@ async fn resolved_of(store: &Store, text: &str, unit: &str) -> (Vec<String>, Vec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rebuild_corrects_stored_judgements_while_the_aggregator_consumes() {
+async fn a_rebuild_corrects_stored_judgements_and_keeps_what_arrives_meanwhile() {
     let env = TestEnv::new("rebuild");
     let store = env.connect().await;
     env.migrate(&store).await;
@@ -106,7 +109,11 @@ async fn a_rebuild_corrects_stored_judgements_while_the_aggregator_consumes() {
     let (want, _) = parpulse_tests::recount::recount_resolved(first_part);
     assert_ne!(stored, want, "the wrong rule shows in the stored lateness");
 
-    // The rebuild runs while an aggregator consumes the rest of the province.
+    // The correction, with the aggregators stopped.
+    rebuild(&env, &[]);
+    parpulse_tests::assert_all_kpis_equal_recount(&store, first_part).await;
+
+    // A rebuild while an aggregator consumes the rest of the province.
     let metrics = parpulse_aggregate::AggregatorMetrics::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let live = tokio::spawn(parpulse_aggregate::run(env.aggregator_config(), store.clone(), metrics, async {

@@ -19,7 +19,7 @@ import urllib.request
 from chdb import session as chdb_session
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TABLES = ["dossier_day", "checkpoints", "dossier_state", "budget_event", "staffing_event", "procedure_day"]
+TABLES = ["dossier_day", "day_count", "checkpoints", "dossier_state", "budget_event", "staffing_event", "procedure_day"]
 
 
 def statements(sql):
@@ -101,14 +101,12 @@ def main():
         "budget_year": [budget_year(args.url, args.database), 2**63 - 1],
         "headcounts": [2**63 - 1],
         "checkpoints_committed": [args.group, args.topic],
-        "dossier_day_load_partition": [0],
-        "dossier_day_read_days": [first, last],
+        "day_count_load_partition": [0],
+        "day_count_read_days": [first, last],
         "procedure_day_load_partition": [0, first],
         "procedure_day_read_days": [first, last],
         "dossier_state_load_partition": [0, 0],
         "dossier_state_load_one": one_dossier(args.url, args.database),
-        "resolved_days": [first, last],
-        "received_facts": [first, last],
         "open_dossiers": [now_micros],
         "dossier_state_for_period": [now_micros, month_ago, now_micros, month_ago, now_micros, month_ago_day, month_ago, now_micros],
     }

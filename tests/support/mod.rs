@@ -226,12 +226,15 @@ pub async fn start_intake(
 /// Every stored (unit, day) bucket of the last 400 days, in the recount's shape.
 pub async fn stored_day_counts(store: &Store) -> recount::DayCounts {
     let today = parpulse_core::LocalDay::of_micros(parpulse_core::time::now_micros());
-    let rows = parpulse_clickhouse::dossier_day::read_days(store, parpulse_core::LocalDay(today.0 - 400), today)
+    let rows = parpulse_clickhouse::day_count::read_days(store, parpulse_core::LocalDay(today.0 - 400), today)
         .await
-        .expect("reading dossier_day");
+        .expect("reading day_count");
+    // Days with receptions (a day bucket also holds the endings of its day).
     rows.iter()
+        .filter(|r| r.counts.receptions.received > 0)
         .map(|r| {
-            let c = recount::Recount { received: r.received, online: r.received_online, postal: r.received_postal };
+            let d = r.counts.receptions;
+            let c = recount::Recount { received: d.received, online: d.received_online, postal: d.received_postal };
             ((r.agency_code.clone(), i64::from(r.day)), c)
         })
         .collect()
@@ -328,13 +331,15 @@ pub async fn stored_resolved_counts(
 ) -> (std::collections::BTreeMap<(String, i64), recount::ResolvedRecount>, std::collections::BTreeMap<String, u64>) {
     let now = parpulse_core::time::now_micros();
     let today = parpulse_core::LocalDay::of_micros(now);
-    let rows =
-        parpulse_clickhouse::dossier_state::read_resolved_days(store, parpulse_core::LocalDay(today.0 - 400), today)
-            .await
-            .expect("reading resolved dossiers");
+    let rows = parpulse_clickhouse::day_count::read_days(store, parpulse_core::LocalDay(today.0 - 400), today)
+        .await
+        .expect("reading the day buckets");
     let resolved = rows
         .iter()
-        .map(|r| {
+        .map(|r| r.counts.resolved)
+        .zip(&rows)
+        .filter(|(counts, _)| *counts != parpulse_core::kpi::ResolvedCounts::default())
+        .map(|(r, row)| {
             let c = recount::ResolvedRecount {
                 resolved: r.resolved,
                 on_time: r.on_time,
@@ -344,7 +349,7 @@ pub async fn stored_resolved_counts(
                 returned: r.returned,
                 returned_postal: r.returned_postal,
             };
-            ((r.agency_code.clone(), i64::from(r.day)), c)
+            ((row.agency_code.clone(), i64::from(row.day)), c)
         })
         .collect();
     let open = parpulse_clickhouse::dossier_state::read_open(store, now)
@@ -395,13 +400,16 @@ pub async fn assert_administration_equals_recount(store: &Store, ndjson: &str) {
 /// Checks the Decision 766 service facts in ClickHouse against a recount of the NDJSON.
 pub async fn assert_service_equals_recount(store: &Store, ndjson: &str) {
     let today = parpulse_core::LocalDay::of_micros(parpulse_core::time::now_micros());
-    let rows =
-        parpulse_clickhouse::dossier_state::read_received_facts(store, parpulse_core::LocalDay(today.0 - 400), today)
-            .await
-            .expect("reading received facts");
+    let rows = parpulse_clickhouse::day_count::read_days(store, parpulse_core::LocalDay(today.0 - 400), today)
+        .await
+        .expect("reading the day buckets");
     let stored: std::collections::BTreeMap<(String, i64), [u64; 4]> = rows
         .into_iter()
-        .map(|r| ((r.agency_code, i64::from(r.day)), [r.received, r.fee_bearing, r.paid_online, r.digitized]))
+        .filter(|r| r.counts.service.received > 0)
+        .map(|r| {
+            let s = r.counts.service;
+            ((r.agency_code, i64::from(r.day)), [s.received, s.fee_bearing, s.paid_online, s.digitized])
+        })
         .collect();
     let want = recount::recount_service(ndjson);
     assert!(

@@ -8,6 +8,7 @@
 //! docs/ARCHITECTURE.md explains the checkpoint protocol.
 
 pub mod admit;
+pub mod contribution;
 pub mod metrics;
 pub mod rebuild;
 pub mod runner;

@@ -10,7 +10,7 @@
 
 use parpulse_clickhouse::checkpoint;
 use parpulse_clickhouse::rebuild::{
-    self as storage, Scope, BUDGET_EVENT, DOSSIER_DAY, DOSSIER_STATE, PROCEDURE_DAY, STAFFING_EVENT, TABLES,
+    self as storage, Scope, BUDGET_EVENT, DAY_COUNT, DOSSIER_STATE, PROCEDURE_DAY, STAFFING_EVENT, TABLES,
 };
 use parpulse_clickhouse::{Store, StoreError};
 use parpulse_core::avro::AvroCodec;
@@ -113,7 +113,7 @@ async fn replay(
     let (budget, staffing) = state.take_event_rows();
     let budget: Vec<_> = budget.into_iter().filter(|r| in_days(r.day)).collect();
     let staffing: Vec<_> = staffing.into_iter().filter(|r| in_days(r.day)).collect();
-    storage::write(store, DOSSIER_DAY, &days).await?;
+    storage::write(store, DAY_COUNT, &days).await?;
     storage::write(store, PROCEDURE_DAY, &procedures).await?;
     for chunk in dossiers.chunks(100_000) {
         storage::write(store, DOSSIER_STATE, chunk).await?;

@@ -43,16 +43,21 @@ use hashbrown::Equivalent;
 use rustc_hash::FxBuildHasher;
 
 use parpulse_clickhouse::budget_staffing::{BudgetEventRow, StaffingEventRow};
-use parpulse_clickhouse::dossier_day::DossierDayRow;
+use parpulse_clickhouse::day_count::{DayCountRow, StoredBucket};
 use parpulse_clickhouse::dossier_state::{DossierStateRow, Judged};
 use parpulse_clickhouse::event_log::EventLogRow;
 use parpulse_clickhouse::procedure_day::ProcedureDayRow;
-use parpulse_core::kpi::{counts_as_online, DossierDayCounts};
+use parpulse_core::kpi::{counts_as_online, DayCounts, DossierDayCounts, ResolvedCounts, ServiceCounts};
 use parpulse_core::lifecycle::{active_calendar, DossierLifecycle};
 use parpulse_core::{BudgetEvent, Channel, DossierEvent, DossierEventKind, Event, LocalDay, StaffingEvent};
 
+use crate::contribution::Contribution;
+
 type HashMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 type HashSet<K> = hashbrown::HashSet<K, FxBuildHasher>;
+
+/// Part of a contribution: the day it counts on, and its counts.
+type DayPart<C> = Option<(LocalDay, C)>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BucketKey {
@@ -75,11 +80,23 @@ impl Equivalent<BucketKey> for BucketKeyRef<'_> {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Bucket {
-    counts: DossierDayCounts,
+    /// Receptions (counted per reception event), the facts of the dossiers received this
+    /// day and the dossiers that ended this day (their [`Contribution`]s).
+    counts: DayCounts,
     /// Events of this partition with an offset below this are already counted.
     complete_through: i64,
     /// Changed since the last checkpoint (its key is in `dirty_buckets`).
     dirty: bool,
+}
+
+impl Bucket {
+    fn service(&mut self) -> &mut ServiceCounts {
+        &mut self.counts.service
+    }
+
+    fn resolved(&mut self) -> &mut ResolvedCounts {
+        &mut self.counts.resolved
+    }
 }
 
 /// A (unit, procedure, day) bucket of receptions (`procedure_day`).
@@ -145,6 +162,8 @@ struct Dossier {
     received_day: LocalDay,
     /// Facts for the lateness KPIs (judged when the row is written).
     lifecycle: DossierLifecycle,
+    /// What the dossier adds to the day buckets now.
+    contribution: Contribution,
     complete_through: i64,
     /// Newest event time applied (UTC micros): when the dossier may leave memory.
     last_event_at: i64,
@@ -159,6 +178,7 @@ impl Dossier {
             received_offset: None,
             received_day: LocalDay::of_micros(event.occurred_at),
             lifecycle: DossierLifecycle::default(),
+            contribution: Contribution::default(),
             complete_through: 0,
             last_event_at: event.occurred_at,
             dirty: false,
@@ -166,16 +186,25 @@ impl Dossier {
     }
 
     fn from_row(row: &DossierStateRow) -> Self {
-        let lifecycle = row.lifecycle();
-        Dossier {
+        let mut dossier = Dossier {
             received_offset: (row.received_offset >= 0).then_some(row.received_offset),
             received_day: LocalDay(row.received_day),
-            lifecycle,
+            lifecycle: row.lifecycle(),
+            contribution: Contribution::default(),
             complete_through: i64::try_from(row.version).unwrap_or(i64::MAX),
             // Rows from before migration 0006 say 0: the newest time they hold will do.
             last_event_at: row.last_event_at.max(row.received_at).max(row.processed_at).max(row.returned_at),
             dirty: false,
-        }
+        };
+        // What its stored buckets already count (they are written before the dossier rows).
+        dossier.contribution = dossier.judge();
+        dossier
+    }
+
+    /// Its contribution as the facts stand.
+    fn judge(&self) -> Contribution {
+        let counted = self.received_offset.map(|_| self.received_day);
+        Contribution::of(&self.lifecycle, counted, self.last_event_at)
     }
 
     fn to_row(&self, partition: u32, key: &DossierKey, version: u64, now_micros: i64) -> DossierStateRow {
@@ -292,7 +321,7 @@ pub struct PartitionState {
 
 impl PartitionState {
     /// State as stored: the checkpoint's next offset and the newest bucket and dossier rows.
-    pub fn load(partition: u32, next_offset: i64, rows: &[DossierDayRow], dossier_rows: &[DossierStateRow]) -> Self {
+    pub fn load(partition: u32, next_offset: i64, rows: &[StoredBucket], dossier_rows: &[DossierStateRow]) -> Self {
         Self::load_with_procedures(partition, next_offset, rows, dossier_rows, &[])
     }
 
@@ -301,7 +330,7 @@ impl PartitionState {
     pub fn load_with_procedures(
         partition: u32,
         next_offset: i64,
-        rows: &[DossierDayRow],
+        rows: &[StoredBucket],
         dossier_rows: &[DossierStateRow],
         procedure_rows: &[ProcedureDayRow],
     ) -> Self {
@@ -309,9 +338,9 @@ impl PartitionState {
         let buckets = rows
             .iter()
             .map(|row| {
-                let key = BucketKey { agency_code: intern(&mut agencies, &row.agency_code), day: LocalDay(row.day) };
+                let key = BucketKey { agency_code: intern(&mut agencies, &row.agency_code), day: row.day };
                 let complete_through = i64::try_from(row.version).unwrap_or(i64::MAX);
-                (key, Bucket { counts: row.counts(), complete_through, dirty: false })
+                (key, Bucket { counts: row.counts, complete_through, dirty: false })
             })
             .collect();
         let mut state = Self {
@@ -527,28 +556,69 @@ impl PartitionState {
                 return Verdict::Applied;
             }
         } else {
-            if dossier.lifecycle.apply(event) {
-                mark_dirty(&mut dossier.dirty, &mut self.dirty_dossiers, &key);
-            }
-            if event.kind != DossierEventKind::Received {
-                return Verdict::Applied; // day buckets count receptions; the rest is judged from the lifecycle
-            }
-            if dossier.received_offset.is_some() {
+            let mut changed = dossier.lifecycle.apply(event);
+            let counted_reception = event.kind == DossierEventKind::Received && dossier.received_offset.is_none();
+            if counted_reception {
+                dossier.received_offset = Some(offset);
+                dossier.received_day = LocalDay::of_micros(event.occurred_at);
+                changed = true;
+            } else if event.kind == DossierEventKind::Received {
                 self.duplicates += 1;
-                return Verdict::Applied;
             }
-            dossier.received_offset = Some(offset);
-            dossier.received_day = LocalDay::of_micros(event.occurred_at);
-            mark_dirty(&mut dossier.dirty, &mut self.dirty_dossiers, &key);
+            if changed {
+                mark_dirty(&mut dossier.dirty, &mut self.dirty_dossiers, &key);
+                let judged = dossier.judge();
+                let before = std::mem::replace(&mut dossier.contribution, judged);
+                if before != judged {
+                    self.shift_contribution(offset, &key.agency_code, &before, &judged);
+                }
+            }
+            if !counted_reception {
+                return Verdict::Applied; // receptions are counted once; the rest comes with the contribution
+            }
         }
         self.count_reception(offset, key.agency_code, event);
         Verdict::Applied
     }
 
-    /// Adds a counted reception to its unit's day bucket, unless the stored bucket has it.
-    fn count_reception<S: AsRef<str>>(&mut self, offset: i64, agency_code: Arc<str>, event: &DossierEvent<S>) {
-        let day = LocalDay::of_micros(event.occurred_at);
-        let bucket_ref = BucketKeyRef { agency_code: &agency_code, day };
+    /// Moves a dossier's contribution from `before` to `after` in the buckets of its
+    /// reception day and end day, in each unless the stored bucket reflects the event
+    /// at `offset` already (a bucket is written before the dossier's row, so a reloaded
+    /// dossier is never ahead of its buckets).
+    fn shift_contribution(&mut self, offset: i64, agency_code: &Arc<str>, before: &Contribution, after: &Contribution) {
+        if before.reception() != after.reception() {
+            let change = (before.reception(), after.reception());
+            self.move_counts(offset, agency_code, change, Bucket::service, ServiceCounts::sub, ServiceCounts::add);
+        }
+        if before.end() != after.end() {
+            let change = (before.end(), after.end());
+            self.move_counts(offset, agency_code, change, Bucket::resolved, ResolvedCounts::sub, ResolvedCounts::add);
+        }
+    }
+
+    /// Takes `out` out of its day's bucket and puts `into` in its day's (each day's bucket
+    /// unless it reflects the event at `offset` already).
+    fn move_counts<C>(
+        &mut self,
+        offset: i64,
+        agency_code: &Arc<str>,
+        (out, into): (DayPart<C>, DayPart<C>),
+        field: fn(&mut Bucket) -> &mut C,
+        sub: fn(&mut C, &C),
+        add: fn(&mut C, &C),
+    ) {
+        for (part, apply) in [(out, sub), (into, add)] {
+            let Some((day, counts)) = part else { continue };
+            if let Some(bucket) = self.bucket_behind(offset, agency_code, day) {
+                apply(field(bucket), &counts);
+            }
+        }
+    }
+
+    /// The (unit, day) bucket, created if new and marked changed, unless it already
+    /// reflects the event at `offset` (None).
+    fn bucket_behind(&mut self, offset: i64, agency_code: &Arc<str>, day: LocalDay) -> Option<&mut Bucket> {
+        let bucket_ref = BucketKeyRef { agency_code, day };
         let (key, bucket) = match self.buckets.entry_ref(&bucket_ref) {
             EntryRef::Occupied(entry) => (entry.key().clone(), entry.into_mut()),
             EntryRef::Vacant(entry) => {
@@ -557,11 +627,17 @@ impl PartitionState {
             }
         };
         if offset < bucket.complete_through {
-            return; // already counted before a restart
+            return None; // already counted before a restart
         }
-        if bucket.counts.apply(event) {
-            mark_dirty(&mut bucket.dirty, &mut self.dirty_buckets, &key);
-        }
+        mark_dirty(&mut bucket.dirty, &mut self.dirty_buckets, &key);
+        Some(bucket)
+    }
+
+    /// Adds a counted reception to its unit's day bucket, unless the stored bucket has it.
+    fn count_reception<S: AsRef<str>>(&mut self, offset: i64, agency_code: Arc<str>, event: &DossierEvent<S>) {
+        let day = LocalDay::of_micros(event.occurred_at);
+        let Some(bucket) = self.bucket_behind(offset, &agency_code, day) else { return };
+        bucket.counts.receptions.apply(event);
         self.count_procedure_reception(offset, agency_code, day, event);
     }
 
@@ -645,25 +721,16 @@ impl PartitionState {
         self.next_offset = self.next_offset.max(offset + 1);
     }
 
-    /// Rows for the changed buckets, versioned with the current next offset.
+    /// Rows for the changed buckets (a row per count), versioned with the current next offset.
     /// Call [`PartitionState::checkpoint_written`] once they and the checkpoint are stored.
-    pub fn pending_rows(&self) -> Vec<DossierDayRow> {
+    pub fn pending_rows(&self) -> Vec<DayCountRow> {
         let version = u64::try_from(self.next_offset).unwrap_or(0);
-        self.dirty_buckets
-            .iter()
-            .map(|key| {
-                let counts = self.buckets[key].counts;
-                DossierDayRow {
-                    kafka_partition: self.partition,
-                    agency_code: key.agency_code.to_string(),
-                    day: key.day.0,
-                    received: counts.received,
-                    received_online: counts.received_online,
-                    received_postal: counts.received_postal,
-                    version,
-                }
-            })
-            .collect()
+        let mut rows = Vec::with_capacity(self.dirty_buckets.len() * DayCounts::default().named().count());
+        for key in &self.dirty_buckets {
+            let counts = &self.buckets[key].counts;
+            rows.extend(DayCountRow::of_bucket(self.partition, &key.agency_code, key.day, counts, version));
+        }
+        rows
     }
 
     /// Marks everything up to `next_offset` as stored (or being stored: the caller writes
@@ -729,17 +796,23 @@ impl PartitionState {
     }
 
     pub fn counts(&self, agency_code: &str, day: LocalDay) -> Option<DossierDayCounts> {
-        self.buckets.get(&BucketKeyRef { agency_code, day }).map(|b| b.counts)
+        self.buckets.get(&BucketKeyRef { agency_code, day }).map(|b| b.counts.receptions)
     }
 
     pub fn bucket_count(&self) -> usize {
         self.buckets.len()
+    }
+
+    /// The facts of the dossiers received on `day`, and the dossiers that ended on it.
+    pub fn day_facts(&self, agency_code: &str, day: LocalDay) -> Option<(ServiceCounts, ResolvedCounts)> {
+        self.buckets.get(&BucketKeyRef { agency_code, day }).map(|b| (b.counts.service, b.counts.resolved))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parpulse_clickhouse::day_count::buckets_of;
     use parpulse_core::{Channel, DossierEventKind};
 
     const DAY: LocalDay = LocalDay(18228);
@@ -783,9 +856,10 @@ mod tests {
     fn pending_rows_carry_the_next_offset_as_version_and_clear_after_checkpoint() {
         let mut state = PartitionState::load(3, 0, &[], &[]);
         state.apply(0, &received("SNV", Channel::Online));
-        let rows = state.pending_rows();
+        let rows = buckets_of(state.pending_rows());
         assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].kafka_partition, rows[0].version, rows[0].received), (3, 1, 1));
+        assert_eq!((rows[0].version, rows[0].counts.receptions.received), (1, 1));
+        assert!(state.pending_rows().iter().all(|row| row.kafka_partition == 3));
         state.checkpoint_written(1);
         assert!(state.pending_rows().is_empty());
         assert!(!state.has_progress());
@@ -802,7 +876,7 @@ mod tests {
         let rows = before.pending_rows();
         let dossiers: Vec<_> = before.pending_dossier_rows(0).collect();
         // After the restart, replay from the checkpoint at offset 2.
-        let mut after = PartitionState::load(0, 2, &rows, &dossiers);
+        let mut after = PartitionState::load(0, 2, &buckets_of(rows), &dossiers);
         for offset in 2..6 {
             after.apply(offset, &reception("SNV", &format!("D{offset}"), Channel::Online));
         }
@@ -824,7 +898,7 @@ mod tests {
         let mut before = PartitionState::load(0, 0, &[], &[]);
         before.apply(0, &reception("SNV", "D1", Channel::Online));
         let buckets = before.pending_rows(); // version 1, holds D1
-        let mut after = PartitionState::load(0, 0, &buckets, &[]);
+        let mut after = PartitionState::load(0, 0, &buckets_of(buckets), &[]);
         after.apply(0, &reception("SNV", "D1", Channel::Online));
         after.apply(1, &reception("SNV", "D1", Channel::Online)); // a duplicate delivery
         assert_eq!(after.counts("SNV", DAY).unwrap().received, 1);
@@ -943,6 +1017,99 @@ mod tests {
         state.checkpoint_written(2);
         assert_eq!(state.dossier_counts().0, 2);
         assert_eq!(state.apply_event(2, &event("C", DossierEventKind::Processed, 0)), Verdict::Applied);
+    }
+
+    const DAYS: i64 = 24 * HOUR;
+
+    /// D1's life: received on DAY (appointment 10 days later), processed 12 days later
+    /// (late), then the supplement wait it had (3 days) arrives and makes it early, then
+    /// its result is returned.
+    fn late_then_early() -> Vec<Event> {
+        let t0 = DAY.start_micros() + HOUR;
+        vec![
+            event("D1", DossierEventKind::Received, t0),
+            event("D1", DossierEventKind::Processed, t0 + 12 * DAYS),
+            event("D1", DossierEventKind::SupplementRequested, t0 + DAYS),
+            event("D1", DossierEventKind::SupplementReceived, t0 + 4 * DAYS),
+            event("D1", DossierEventKind::ResultReturned, t0 + 20 * DAYS),
+        ]
+    }
+
+    fn ended_on(state: &PartitionState, day: LocalDay) -> ResolvedCounts {
+        state.day_facts("SNV", day).map(|(_, resolved)| resolved).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_ending_is_counted_on_its_end_day_and_moves_with_the_facts() {
+        let events = late_then_early();
+        let end_day = LocalDay(DAY.0 + 12);
+        let mut state = PartitionState::load(0, 0, &[], &[]);
+        state.apply_event(0, &events[0]);
+        let (received, ended) = state.day_facts("SNV", DAY).unwrap();
+        assert_eq!((received.received, ended), (1, ResolvedCounts::default()), "received, open");
+        state.apply_event(1, &events[1]);
+        assert_eq!(ended_on(&state, end_day), ResolvedCounts { resolved: 1, late: 1, ..Default::default() });
+        state.apply_event(2, &events[2]);
+        assert_eq!(ended_on(&state, end_day).late, 1, "the wait is not over: no pause yet");
+        state.apply_event(3, &events[3]);
+        let early = ResolvedCounts { resolved: 1, on_time: 1, early: 1, ..Default::default() };
+        assert_eq!(ended_on(&state, end_day), early, "3 days' pause: the deadline moves past the end");
+        state.apply_event(4, &events[4]);
+        assert_eq!(ended_on(&state, end_day), ResolvedCounts { returned: 1, ..early });
+        assert_eq!(ended_on(&state, LocalDay(DAY.0 + 20)), ResolvedCounts::default(), "ended when processed");
+        // The stored row says the same as the buckets.
+        let row = state.pending_dossier_rows(0).next().unwrap();
+        assert_eq!((row.outcome, row.end_day), (parpulse_clickhouse::dossier_state::OUTCOME_EARLY, end_day.0));
+    }
+
+    /// A crash after the day buckets were stored and before the dossier rows were: the
+    /// replay finds the buckets ahead and moves nothing twice; a later change moves the
+    /// reloaded dossier's contribution out of the right bucket.
+    #[test]
+    fn replay_moves_a_contribution_once_when_buckets_were_stored_ahead_of_dossiers() {
+        let events = late_then_early();
+        let mut straight = PartitionState::load(0, 0, &[], &[]);
+        for (offset, e) in events.iter().enumerate() {
+            straight.apply_event(offset as i64, e);
+        }
+
+        let mut before = PartitionState::load(0, 0, &[], &[]);
+        before.apply_event(0, &events[0]);
+        let mut buckets = before.pending_rows();
+        let dossiers: Vec<_> = before.pending_dossier_rows(0).collect(); // version 1
+        before.checkpoint_written(1);
+        for offset in 1..3 {
+            before.apply_event(offset, &events[offset as usize]);
+        }
+        buckets.extend(before.pending_rows()); // version 3: stored; its dossier rows are not
+        let mut after = PartitionState::load(0, 1, &buckets_of(buckets), &dossiers);
+        for offset in 1..5 {
+            after.apply_event(offset, &events[offset as usize]);
+        }
+        for day in [DAY, LocalDay(DAY.0 + 12), LocalDay(DAY.0 + 20)] {
+            assert_eq!(after.day_facts("SNV", day), straight.day_facts("SNV", day), "day {day}");
+        }
+        assert_eq!(ended_on(&after, LocalDay(DAY.0 + 12)).resolved, 1);
+    }
+
+    #[test]
+    fn a_reloaded_dossier_takes_its_stored_contribution_out_when_it_changes() {
+        let events = late_then_early();
+        let mut before = PartitionState::load(0, 0, &[], &[]);
+        for offset in 0..2 {
+            before.apply_event(offset, &events[offset as usize]);
+        }
+        let (buckets, dossiers) = (before.pending_rows(), before.pending_dossier_rows(0).collect::<Vec<_>>());
+        let mut after = PartitionState::load(0, 2, &buckets_of(buckets), &dossiers);
+        for offset in 2..4 {
+            after.apply_event(offset, &events[offset as usize]);
+        }
+        let ended = ended_on(&after, LocalDay(DAY.0 + 12));
+        assert_eq!((ended.resolved, ended.late, ended.early), (1, 0, 1), "late taken out, early put in");
+        let row =
+            buckets_of(after.pending_rows()).into_iter().find(|b| b.day.0 == DAY.0 + 12).expect("its bucket changed");
+        let ended = row.counts.resolved;
+        assert_eq!((ended.resolved, ended.late, ended.early, row.version), (1, 0, 1, 4));
     }
 
     fn of_procedure(dossier: &str, procedure: &str, channel: Channel) -> DossierEvent {

@@ -112,11 +112,14 @@ pub async fn audit_bytes_per_event(deployment: &Deployment) -> Result<(f64, f64)
 /// parpulse's stored day counts (received, online, postal) per unit and day, 2000 to 2099.
 pub async fn stored_counts(deployment: &Deployment) -> Result<DayCounts> {
     let store = deployment.store().await?;
-    let rows = parpulse_clickhouse::dossier_day::read_days(&store, LocalDay(10_957), LocalDay(47_482)).await?;
+    let rows = parpulse_clickhouse::day_count::read_days(&store, LocalDay(10_957), LocalDay(47_482)).await?;
     Ok(rows
         .into_iter()
-        .filter(|r| r.received > 0)
-        .map(|r| ((r.agency_code, r.day), [r.received, r.received_online, r.received_postal]))
+        .filter(|r| r.counts.receptions.received > 0)
+        .map(|r| {
+            let d = r.counts.receptions;
+            ((r.agency_code, r.day), [d.received, d.received_online, d.received_postal])
+        })
         .collect())
 }
 

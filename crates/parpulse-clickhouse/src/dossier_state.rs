@@ -1,12 +1,12 @@
 //! The `dossier_state` table: what the aggregator must remember per dossier
-//! across restarts (versioned by Kafka offset, like `dossier_day`), and the
+//! across restarts (versioned by Kafka offset, like `day_count`), and the
 //! lateness KPIs summed from it when read.
 
 use std::sync::Arc;
 
 use clickhouse::Row;
 use parpulse_core::calendar::WorkingCalendar;
-use parpulse_core::kpi::{OpenCounts, ResolvedCounts, ServiceCounts};
+use parpulse_core::kpi::OpenCounts;
 use parpulse_core::lifecycle::{ApologyTiming, DossierLifecycle, Outcome, Timeliness};
 use parpulse_core::Channel;
 use parpulse_core::LocalDay;
@@ -175,52 +175,6 @@ pub async fn load_one(
         .map_err(store.error("loading one dossier's state"))
 }
 
-/// Resolved dossiers of one unit on one local day (the day each ended).
-#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
-pub struct ResolvedDay {
-    pub agency_code: String,
-    pub day: u16,
-    pub resolved: u64,
-    pub on_time: u64,
-    pub early: u64,
-    pub late: u64,
-    pub late_with_apology: u64,
-    pub refused: u64,
-    pub returned: u64,
-    pub returned_postal: u64,
-    pub withdrawn: u64,
-    pub stopped: u64,
-}
-
-impl ResolvedDay {
-    pub fn counts(&self) -> ResolvedCounts {
-        ResolvedCounts {
-            resolved: self.resolved,
-            on_time: self.on_time,
-            early: self.early,
-            late: self.late,
-            late_with_apology: self.late_with_apology,
-            refused: self.refused,
-            returned: self.returned,
-            returned_postal: self.returned_postal,
-            withdrawn: self.withdrawn,
-            stopped: self.stopped,
-        }
-    }
-}
-
-/// Lateness counts per unit and end day for days in `[from, to]`, from the newest row of each dossier.
-pub async fn read_resolved_days(store: &Store, from: LocalDay, to: LocalDay) -> Result<Vec<ResolvedDay>> {
-    store
-        .client()
-        .query(include_str!("../../../schemas/clickhouse/queries/resolved_days.sql"))
-        .bind(from.to_string())
-        .bind(to.to_string())
-        .fetch_all()
-        .await
-        .map_err(store.error("reading resolved dossiers"))
-}
-
 /// Open dossiers of one unit now, and how many of them are past their deadline.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct OpenDossiers {
@@ -244,45 +198,6 @@ pub async fn read_open(store: &Store, now_micros: i64) -> Result<Vec<OpenDossier
         .fetch_all()
         .await
         .map_err(store.error("reading open dossiers"))
-}
-
-/// Received dossiers of one unit on one reception day, with the facts of the
-/// Decision 766 service indicators.
-#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
-pub struct ReceivedFacts {
-    pub agency_code: String,
-    pub day: u16,
-    pub received: u64,
-    pub fee_bearing: u64,
-    pub paid_online: u64,
-    pub digitized: u64,
-    pub result_postal: u64,
-    pub postal_users: u64,
-}
-
-impl ReceivedFacts {
-    pub fn counts(&self) -> ServiceCounts {
-        ServiceCounts {
-            received: self.received,
-            fee_bearing: self.fee_bearing,
-            paid_online: self.paid_online,
-            digitized: self.digitized,
-            result_postal: self.result_postal,
-            postal_users: self.postal_users,
-        }
-    }
-}
-
-/// Fee-bearing, paid-online and digitized dossiers per unit and reception day in `[from, to]`.
-pub async fn read_received_facts(store: &Store, from: LocalDay, to: LocalDay) -> Result<Vec<ReceivedFacts>> {
-    store
-        .client()
-        .query(include_str!("../../../schemas/clickhouse/queries/received_facts.sql"))
-        .bind(from.to_string())
-        .bind(to.to_string())
-        .fetch_all()
-        .await
-        .map_err(store.error("reading received dossier facts"))
 }
 
 /// The newest state of every dossier a report for `[start, end)` (UTC micros; local

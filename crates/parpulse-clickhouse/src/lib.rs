@@ -1,7 +1,7 @@
 //! parpulse-clickhouse: everything parpulse stores in ClickHouse, in one place.
 //!
 //! [`connect`] opens a client suited to the server's version, [`migrate`] applies
-//! the versioned DDL of `schemas/clickhouse/`, and [`dossier_day`] / [`checkpoint`]
+//! the versioned DDL of `schemas/clickhouse/`, and [`day_count`] / [`checkpoint`]
 //! hold the row types and the queries the aggregator writes with and the exporter
 //! reads with. All SQL takes values through bound parameters, never by pasting input.
 
@@ -10,7 +10,7 @@ pub mod budget_staffing;
 pub mod checkpoint;
 pub mod cluster;
 pub mod connect;
-pub mod dossier_day;
+pub mod day_count;
 pub mod dossier_state;
 pub mod event_log;
 pub mod migrate;

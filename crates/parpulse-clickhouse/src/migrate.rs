@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_event_log.sql", include_str!("../../../schemas/clickhouse/0008_event_log.sql")),
     ("0009_official_rules.sql", include_str!("../../../schemas/clickhouse/0009_official_rules.sql")),
     ("0010_procedure_day.sql", include_str!("../../../schemas/clickhouse/0010_procedure_day.sql")),
+    ("0011_day_count.sql", include_str!("../../../schemas/clickhouse/0011_day_count.sql")),
 ];
 
 #[derive(Debug, Row, Serialize, Deserialize)]

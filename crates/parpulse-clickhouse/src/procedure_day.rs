@@ -1,7 +1,7 @@
 //! The `procedure_day` table: receptions per unit, administrative procedure (mã TTHC)
 //! and local day, for the procedure catalogue's KPIs (parpulse_core::procedures).
 //!
-//! Versioned like `dossier_day` (docs/ARCHITECTURE.md): each row carries the Kafka
+//! Versioned like `day_count` (docs/ARCHITECTURE.md): each row carries the Kafka
 //! offset its partition's events are counted up to; readers take the highest version
 //! of each (unit, procedure, day, partition), then sum partitions.
 

@@ -33,7 +33,7 @@ const fn rebuilt(name: &'static str, rebuild: &'static str, progress: Progress, 
     Rebuilt { name, rebuild, progress, kind }
 }
 
-pub const DOSSIER_DAY: Rebuilt = rebuilt("dossier_day", "dossier_day_rebuild", Progress::Version, EventKind::Dossier);
+pub const DAY_COUNT: Rebuilt = rebuilt("day_count", "day_count_rebuild", Progress::Version, EventKind::Dossier);
 pub const DOSSIER_STATE: Rebuilt =
     rebuilt("dossier_state", "dossier_state_rebuild", Progress::Version, EventKind::Dossier);
 pub const BUDGET_EVENT: Rebuilt = rebuilt("budget_event", "budget_event_rebuild", Progress::Offset, EventKind::Budget);
@@ -44,7 +44,7 @@ pub const PROCEDURE_DAY: Rebuilt =
     rebuilt("procedure_day", "procedure_day_rebuild", Progress::Version, EventKind::Dossier);
 
 /// Every table a rebuild recomputes.
-pub const TABLES: [Rebuilt; 5] = [DOSSIER_DAY, DOSSIER_STATE, BUDGET_EVENT, STAFFING_EVENT, PROCEDURE_DAY];
+pub const TABLES: [Rebuilt; 5] = [DAY_COUNT, DOSSIER_STATE, BUDGET_EVENT, STAFFING_EVENT, PROCEDURE_DAY];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {

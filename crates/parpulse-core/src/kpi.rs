@@ -21,6 +21,41 @@ pub const ON_TIME_TARGET: f64 = 0.90;
 /// Every late dossier needs an apology letter (Decree 61/2018/NĐ-CP practice, docs/KPIS.md).
 pub const APOLOGY_COVERAGE_TARGET: f64 = 1.0;
 
+/// `add`, `sub` and the stored names of a struct of counts, from one list of its fields:
+/// a day bucket stores each count as a row named after its field (`day_count`), so a new
+/// count is a field here and its name in this list, nothing in storage.
+macro_rules! named_counts {
+    ($counts:ident { $($field:ident),+ $(,)? }) => {
+        impl $counts {
+            /// The stored names of these counts.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($field)),+];
+
+            pub fn add(&mut self, other: &$counts) {
+                $(self.$field += other.$field;)+
+            }
+
+            /// Takes `other` out (a dossier whose contribution moved), never below zero.
+            pub fn sub(&mut self, other: &$counts) {
+                $(self.$field = self.$field.saturating_sub(other.$field);)+
+            }
+
+            /// Each count with its stored name.
+            pub fn named(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                [$((stringify!($field), self.$field)),+].into_iter()
+            }
+
+            /// Sets the count stored as `name`; false when these counts have none by that name.
+            pub fn set_named(&mut self, name: &str, value: u64) -> bool {
+                match name {
+                    $(stringify!($field) => self.$field = value,)+
+                    _ => return false,
+                }
+                true
+            }
+        }
+    };
+}
+
 /// Counts of one unit on one local day. Counts only: ratios are formed when read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DossierDayCounts {
@@ -48,12 +83,6 @@ impl DossierDayCounts {
         true
     }
 
-    pub fn add(&mut self, other: &DossierDayCounts) {
-        self.received += other.received;
-        self.received_online += other.received_online;
-        self.received_postal += other.received_postal;
-    }
-
     pub fn online_share(&self) -> Option<f64> {
         ratio(self.received_online, self.received)
     }
@@ -62,6 +91,8 @@ impl DossierDayCounts {
         ratio(self.received_postal, self.received)
     }
 }
+
+named_counts!(DossierDayCounts { received, received_online, received_postal });
 
 /// A dossier counts toward the online share when it came in online at level 3 or 4.
 pub fn counts_as_online<S>(event: &DossierEvent<S>) -> bool {
@@ -158,19 +189,6 @@ pub struct ResolvedCounts {
 }
 
 impl ResolvedCounts {
-    pub fn add(&mut self, other: &ResolvedCounts) {
-        self.resolved += other.resolved;
-        self.on_time += other.on_time;
-        self.early += other.early;
-        self.late += other.late;
-        self.refused += other.refused;
-        self.late_with_apology += other.late_with_apology;
-        self.returned += other.returned;
-        self.returned_postal += other.returned_postal;
-        self.withdrawn += other.withdrawn;
-        self.stopped += other.stopped;
-    }
-
     /// On-time rate (tỷ lệ đúng hạn) = on time / resolved.
     pub fn on_time_rate(&self) -> Option<f64> {
         ratio(self.on_time, self.resolved)
@@ -181,6 +199,19 @@ impl ResolvedCounts {
         ratio(self.late_with_apology, self.late)
     }
 }
+
+named_counts!(ResolvedCounts {
+    resolved,
+    on_time,
+    early,
+    late,
+    late_with_apology,
+    refused,
+    returned,
+    returned_postal,
+    withdrawn,
+    stopped,
+});
 
 /// Postal use (bưu chính công ích) = dossiers received by post or whose result is
 /// registered for return by post / dossiers received, by reception day.
@@ -236,6 +267,97 @@ mod lateness_tests {
         let service = ServiceCounts { received: 10, result_postal: 2, postal_users: 3, ..Default::default() };
         assert_eq!(postal_use(&service), Some(0.3));
         assert_eq!(postal_use(&ServiceCounts::default()), None);
+    }
+
+    #[test]
+    fn a_day_bucket_names_each_count_once_and_reads_back_what_it_named() {
+        let mut counts = DayCounts::default();
+        counts.receptions.received = 7;
+        counts.receptions.received_postal = 2;
+        counts.service = ServiceCounts { received: 7, digitized: 3, postal_users: 4, ..Default::default() };
+        counts.resolved = ResolvedCounts { resolved: 5, late: 1, stopped: 2, ..Default::default() };
+        let named: Vec<_> = counts.named().collect();
+        let names: std::collections::BTreeSet<_> = named.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names.len(), named.len(), "no name twice: {named:?}");
+        assert_eq!(
+            named.len(),
+            DossierDayCounts::NAMES.len() + ServiceCounts::NAMES.len() - 1 + ResolvedCounts::NAMES.len()
+        );
+        let mut back = DayCounts::default();
+        for (name, value) in &named {
+            assert!(back.set_named(name, *value), "{name}");
+        }
+        assert_eq!(back, counts);
+        assert!(!back.set_named("a_count_of_a_newer_build", 1));
+        assert_eq!(back, counts);
+    }
+
+    #[test]
+    fn sub_takes_out_each_count_and_stops_at_zero() {
+        let ten = ResolvedCounts {
+            resolved: 10,
+            on_time: 11,
+            early: 12,
+            late: 13,
+            late_with_apology: 14,
+            refused: 15,
+            returned: 16,
+            returned_postal: 17,
+            withdrawn: 18,
+            stopped: 19,
+        };
+        let mut left = ten;
+        left.sub(&ResolvedCounts {
+            resolved: 1,
+            on_time: 2,
+            early: 3,
+            late: 4,
+            late_with_apology: 5,
+            refused: 6,
+            returned: 7,
+            returned_postal: 8,
+            withdrawn: 9,
+            stopped: 20,
+        });
+        let want = ResolvedCounts {
+            resolved: 9,
+            on_time: 9,
+            early: 9,
+            late: 9,
+            late_with_apology: 9,
+            refused: 9,
+            returned: 9,
+            returned_postal: 9,
+            withdrawn: 9,
+            stopped: 0,
+        };
+        assert_eq!(left, want);
+        let facts = ServiceCounts {
+            received: 10,
+            fee_bearing: 11,
+            paid_online: 12,
+            digitized: 13,
+            result_postal: 14,
+            postal_users: 15,
+        };
+        let mut left = facts;
+        left.sub(&ServiceCounts {
+            received: 1,
+            fee_bearing: 2,
+            paid_online: 3,
+            digitized: 4,
+            result_postal: 5,
+            postal_users: 16,
+        });
+        let want = ServiceCounts {
+            received: 9,
+            fee_bearing: 9,
+            paid_online: 9,
+            digitized: 9,
+            result_postal: 9,
+            postal_users: 0,
+        };
+        assert_eq!(left, want);
     }
 
     #[test]
@@ -421,16 +543,42 @@ pub struct ServiceCounts {
     pub postal_users: u64,
 }
 
-impl ServiceCounts {
-    pub fn add(&mut self, other: &ServiceCounts) {
-        self.received += other.received;
-        self.fee_bearing += other.fee_bearing;
-        self.paid_online += other.paid_online;
-        self.digitized += other.digitized;
-        self.result_postal += other.result_postal;
-        self.postal_users += other.postal_users;
+named_counts!(ServiceCounts { received, fee_bearing, paid_online, digitized, result_postal, postal_users });
+
+/// Everything a day bucket counts for one unit and local day: its receptions and the
+/// facts of the dossiers received that day (by reception day), and the dossiers that
+/// ended that day (by end day). Stored one row per count (`day_count`); `received` is
+/// one count, shared by `receptions` and `service`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCounts {
+    pub receptions: DossierDayCounts,
+    pub service: ServiceCounts,
+    pub resolved: ResolvedCounts,
+}
+
+impl DayCounts {
+    pub fn add(&mut self, other: &DayCounts) {
+        self.receptions.add(&other.receptions);
+        self.service.add(&other.service);
+        self.resolved.add(&other.resolved);
     }
 
+    /// Each count with its stored name, `received` once.
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        let service = self.service.named().filter(|(name, _)| *name != "received");
+        self.receptions.named().chain(service).chain(self.resolved.named())
+    }
+
+    /// Sets the count stored as `name`; false for a name this build does not know (a
+    /// count a newer build stores: ignored).
+    pub fn set_named(&mut self, name: &str, value: u64) -> bool {
+        let receptions = self.receptions.set_named(name, value);
+        let service = self.service.set_named(name, value);
+        receptions | service || self.resolved.set_named(name, value)
+    }
+}
+
+impl ServiceCounts {
     /// Online payment rate (766) = paid online / fee-bearing dossiers.
     pub fn online_payment_rate(&self) -> Option<f64> {
         ratio(self.paid_online, self.fee_bearing)

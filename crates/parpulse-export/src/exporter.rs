@@ -3,16 +3,17 @@
 //! ClickHouse. When ClickHouse is unreachable, the last values keep being served,
 //! `parpulse_exporter_stale` turns 1 and `/readyz` fails.
 //!
-//! Two cadences: the day buckets (receptions, online and postal shares: one small
-//! table) every `refresh_interval`, and the per-dossier facts (lateness, open
-//! dossiers, 766 service facts) with budget and staffing every
-//! `lateness_refresh_interval`, in their own loop, since they scan a row per dossier.
-//! Each refresh renders from the newest of both.
+//! Two cadences: every count of a window (receptions, endings by the lateness rules,
+//! Decision 766 facts: the day buckets, one small table, one read) every
+//! `refresh_interval`; what is not a count of a window (open and overdue dossiers now,
+//! which scan a row per dossier, budget and staffing) every `lateness_refresh_interval`,
+//! in its own loop. Each refresh renders from the newest of both; no ratio takes its
+//! numerator and denominator from different reads (docs/ARCHITECTURE.md).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use parpulse_clickhouse::{budget_staffing, dossier_day, dossier_state, procedure_day, Store, StoreError};
+use parpulse_clickhouse::{budget_staffing, day_count, dossier_state, procedure_day, Store, StoreError};
 use parpulse_core::procedures::ProcedureCatalogue;
 use parpulse_core::time::{now_micros, Clock};
 use parpulse_core::{AgencyRegistry, LocalDay};
@@ -106,11 +107,9 @@ impl Health {
     }
 }
 
-/// The reads that scan a row per dossier, plus budget and staffing (slow cadence).
+/// The read that scans a row per dossier (open dossiers now), plus budget and staffing (slow cadence).
 struct DossierFacts {
-    resolved: Vec<dossier_state::ResolvedDay>,
     open: Vec<dossier_state::OpenDossiers>,
-    service: Vec<dossier_state::ReceivedFacts>,
     administration: AdministrationRows,
 }
 
@@ -149,12 +148,9 @@ impl Exporter {
     pub async fn refresh_facts(&self) -> Result<(), StoreError> {
         let now = self.config.clock.now_micros();
         let today = LocalDay::of_micros(now);
-        let from = Window::earliest_needed(today);
         let result = async {
             Ok::<_, StoreError>(DossierFacts {
-                resolved: dossier_state::read_resolved_days(&self.store, from, today).await?,
                 open: dossier_state::read_open(&self.store, now).await?,
-                service: dossier_state::read_received_facts(&self.store, from, today).await?,
                 administration: AdministrationRows {
                     budget: budget_staffing::read_budget_year(&self.store, today.year()).await?,
                     headcounts: budget_staffing::read_headcounts(&self.store).await?,
@@ -185,7 +181,7 @@ impl Exporter {
         }
         let read = async {
             Ok::<_, StoreError>((
-                dossier_day::read_days(&self.store, from, today).await?,
+                day_count::read_days(&self.store, from, today).await?,
                 procedure_day::read_days(&self.store, from, today).await?,
             ))
         };
@@ -198,9 +194,8 @@ impl Exporter {
         };
         let facts = self.facts.read().expect("facts lock poisoned").clone().expect("read above");
         let snapshot = Arc::new(
-            Snapshot::build_all(&rows, &facts.resolved, &facts.open, &self.registry, today)
+            Snapshot::build_all(&rows, &facts.open, &self.registry, today)
                 .with_administration(&facts.administration, &self.registry)
-                .with_service(&facts.service, &self.registry)
                 .with_procedures(&procedure_rows, &self.config.procedures, &self.registry),
         );
         let text = Arc::new(render_prometheus(&snapshot, &self.registry));

@@ -358,7 +358,7 @@ pub fn render_table(snapshot: &Snapshot, registry: &AgencyRegistry, window: Wind
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parpulse_clickhouse::dossier_day::UnitDay;
+    use parpulse_clickhouse::day_count::UnitDay;
 
     /// docs/METRICS.md carries the catalogue's table between its markers, as generated.
     #[test]
@@ -391,8 +391,7 @@ mod tests {
 
     fn snapshot() -> Snapshot {
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
-        let rows =
-            [UnitDay { agency_code: "SNV".into(), day: today.0, received: 8, received_online: 2, received_postal: 1 }];
+        let rows = [UnitDay::receptions("SNV", today, 8, 2, 1)];
         Snapshot::build(&rows, &AgencyRegistry::demo(), today)
     }
 
@@ -474,8 +473,7 @@ mod tests {
     #[test]
     fn a_unit_exactly_at_the_target_is_not_below_it_and_one_without_data_says_so() {
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
-        let rows =
-            [UnitDay { agency_code: "SNV".into(), day: today.0, received: 10, received_online: 3, received_postal: 0 }];
+        let rows = [UnitDay::receptions("SNV", today, 10, 3, 0)];
         let snapshot = Snapshot::build(&rows, &AgencyRegistry::demo(), today);
         let table = render_table(&snapshot, &AgencyRegistry::demo(), Window::Day);
         let line = |code: &str| table.lines().find(|l| l.starts_with(&format!("{code} "))).unwrap().to_owned();
@@ -487,37 +485,27 @@ mod tests {
     fn decision_766_points_and_score_are_exposed_per_indicator() {
         // 10 received, 3 online: the online-dossier indicator (11 points, target 0.5) earns
         // 0.3 x 11 / 0.5 = 6.6; on-time rate 1 of 2 resolved (20 points, target 1) earns 10;
-        // satisfaction, 1 - late rate = 0.5 (18 points, target 0.9), earns 0.5 x 18 / 0.9 = 10.
-        use parpulse_clickhouse::dossier_state::ResolvedDay;
+        // satisfaction, 1 - late rate = 0.5 (18 points, target 0.9), earns 0.5 x 18 / 0.9 = 10;
+        // digitization 4 of 10 (22 points, target 0.8) earns 0.4 x 22 / 0.8 = 11.
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
-        let rows =
-            [UnitDay { agency_code: "SNV".into(), day: today.0, received: 10, received_online: 3, received_postal: 0 }];
-        let resolved = [ResolvedDay {
-            agency_code: "SNV".into(),
-            day: today.0,
-            resolved: 2,
-            on_time: 1,
-            early: 0,
-            late: 1,
-            late_with_apology: 0,
-            refused: 0,
-            returned: 0,
-            returned_postal: 0,
-            withdrawn: 0,
-            stopped: 0,
-        }];
-        let snapshot = Snapshot::build_all(&rows, &resolved, &[], &AgencyRegistry::demo(), today);
+        let mut row = UnitDay::receptions("SNV", today, 10, 3, 0);
+        row.counts.service.digitized = 4;
+        row.counts.resolved =
+            parpulse_core::kpi::ResolvedCounts { resolved: 2, on_time: 1, late: 1, ..Default::default() };
+        let rows = [row];
+        let snapshot = Snapshot::build(&rows, &AgencyRegistry::demo(), today);
         let text = render_prometheus(&snapshot, &AgencyRegistry::demo());
         let unit = r#"group="department",indicator="#;
         for line in [
             format!(r#"parpulse_766_points{{{unit}"online_dossier",scope="unit",unit="SNV",window="day"}} 6.6"#),
             format!(r#"parpulse_766_points{{{unit}"on_time",scope="unit",unit="SNV",window="day"}} 10"#),
             format!(r#"parpulse_766_points{{{unit}"satisfaction",scope="unit",unit="SNV",window="day"}} 10"#),
+            format!(r#"parpulse_766_points{{{unit}"digitization",scope="unit",unit="SNV",window="day"}} 11"#),
         ] {
             assert!(text.contains(&line), "{line} missing:\n{text}");
         }
-        // Earned / available points of the indicators with data (payment and digitization
-        // have none): (6.6 + 10 + 10) / (11 + 20 + 18).
+        // Earned / available points of the indicators with data (payment has none, no
+        // dossier bears a fee): (6.6 + 10 + 10 + 11) / (11 + 20 + 18 + 22).
         let score = text
             .lines()
             .find(|l| {
@@ -526,6 +514,6 @@ mod tests {
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse::<f64>().ok())
             .expect("the unit's score");
-        assert!((score - 26.6 / 49.0).abs() < 1e-9, "{score}");
+        assert!((score - 37.6 / 71.0).abs() < 1e-9, "{score}");
     }
 }

@@ -93,19 +93,13 @@ pub fn judge(snapshot: &Snapshot, scope: &Scope) -> [(Criterion, Option<bool>); 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parpulse_clickhouse::dossier_day::UnitDay;
+    use parpulse_clickhouse::day_count::UnitDay;
     use parpulse_core::{AgencyGroup, AgencyRegistry, LocalDay};
 
     #[test]
     fn a_unit_below_the_online_line_is_flagged_and_criteria_without_data_are_not_judged() {
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
-        let day = |code: &str, received, online| UnitDay {
-            agency_code: code.into(),
-            day: today.0,
-            received,
-            received_online: online,
-            received_postal: 0,
-        };
+        let day = |code: &str, received, online| UnitDay::receptions(code, today, received, online, 0);
         let snapshot = Snapshot::build(&[day("SNV", 10, 2), day("STP", 10, 5)], &AgencyRegistry::demo(), today);
         let judged = |code: &str, group| {
             judge(&snapshot, &Scope::Unit { code: code.into(), group })
@@ -117,8 +111,12 @@ mod tests {
         assert_eq!(judged("SNV", AgencyGroup::Department), Some(true));
         assert_eq!(judged("STP", AgencyGroup::Department), Some(false));
         assert_eq!(judged("KHOAICHAU", AgencyGroup::District), None);
+        // Receptions alone judge the criteria over received dossiers (nothing digitised:
+        // below the line); nothing else has data.
         let snv = judge(&snapshot, &Scope::Unit { code: "SNV".into(), group: AgencyGroup::Department });
-        assert!(snv.iter().filter(|(c, _)| c.code != "online_share").all(|(_, r)| r.is_none()));
+        let by_receptions = ["online_share", "digitization"];
+        assert_eq!(snv.iter().find(|(c, _)| c.code == "digitization").unwrap().1, Some(true));
+        assert!(snv.iter().filter(|(c, _)| !by_receptions.contains(&c.code)).all(|(_, r)| r.is_none()));
         let components: std::collections::BTreeSet<_> = CRITERIA.iter().map(|c| c.component).collect();
         assert_eq!(components.len(), 4, "every component but the civil service has a criterion");
     }
@@ -129,10 +127,9 @@ mod tests {
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
         let registry = AgencyRegistry::demo();
         // 3 online of 10: exactly the 30% line.
-        let rows =
-            [UnitDay { agency_code: "SNV".into(), day: today.0, received: 10, received_online: 3, received_postal: 0 }];
+        let rows = [UnitDay::receptions("SNV", today, 10, 3, 0)];
         let open = |code: &str, open, overdue| OpenDossiers { agency_code: code.into(), open, overdue };
-        let snapshot = Snapshot::build_all(&rows, &[], &[open("SNV", 4, 1), open("STP", 4, 0)], &registry, today);
+        let snapshot = Snapshot::build_all(&rows, &[open("SNV", 4, 1), open("STP", 4, 0)], &registry, today);
         let judged = |code: &str, criterion: &str| {
             judge(&snapshot, &Scope::Unit { code: code.into(), group: AgencyGroup::Department })
                 .into_iter()

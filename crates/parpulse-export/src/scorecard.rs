@@ -329,15 +329,12 @@ pub fn render_html(snapshot: &Snapshot, registry: &AgencyRegistry, window: Windo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parpulse_clickhouse::dossier_day::UnitDay;
+    use parpulse_clickhouse::day_count::UnitDay;
     use parpulse_core::LocalDay;
 
     fn page() -> String {
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
-        let rows = [
-            UnitDay { agency_code: "SNV".into(), day: today.0, received: 8, received_online: 2, received_postal: 0 },
-            UnitDay { agency_code: "STP".into(), day: today.0, received: 10, received_online: 5, received_postal: 1 },
-        ];
+        let rows = [UnitDay::receptions("SNV", today, 8, 2, 0), UnitDay::receptions("STP", today, 10, 5, 1)];
         render_html(&Snapshot::build(&rows, &AgencyRegistry::demo(), today), &AgencyRegistry::demo(), Window::Days30)
     }
 
@@ -410,8 +407,7 @@ mod tests {
     #[test]
     fn the_par_index_section_lists_each_units_criteria_below_target() {
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
-        let rows =
-            [UnitDay { agency_code: "SNV".into(), day: today.0, received: 10, received_online: 1, received_postal: 0 }];
+        let rows = [UnitDay::receptions("SNV", today, 10, 1, 0)];
         let snapshot = Snapshot::build(&rows, &AgencyRegistry::demo(), today);
         let html = render_html(&snapshot, &AgencyRegistry::demo(), Window::Days30);
         let section = &html[html.find("id=\"par-index\"").expect("the PAR Index section")..];

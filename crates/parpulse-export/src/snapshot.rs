@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::Datelike;
 use parpulse_clickhouse::budget_staffing::{BudgetYear, Headcount};
-use parpulse_clickhouse::dossier_day::UnitDay;
-use parpulse_clickhouse::dossier_state::{OpenDossiers, ReceivedFacts, ResolvedDay};
+use parpulse_clickhouse::day_count::UnitDay;
+use parpulse_clickhouse::dossier_state::OpenDossiers;
 use parpulse_clickhouse::procedure_day::UnitProcedureDay;
 use parpulse_core::catalogue::{NowFigures, WindowFigures};
 pub use parpulse_core::kpi::ProcedureCounts;
@@ -180,13 +180,13 @@ impl Snapshot {
     /// Builds a snapshot from day rows. Every registered unit appears (with zero
     /// counts if it reported nothing); rows of unknown units are ignored.
     pub fn build(rows: &[UnitDay], registry: &AgencyRegistry, today: LocalDay) -> Snapshot {
-        Self::build_all(rows, &[], &[], registry, today)
+        Self::build_all(rows, &[], registry, today)
     }
 
-    /// Builds a snapshot from reception rows, resolved rows and open counts.
+    /// Builds a snapshot from day rows (receptions with their facts, and endings: every
+    /// count of a window, from one read) and open counts.
     pub fn build_all(
         rows: &[UnitDay],
-        resolved_rows: &[ResolvedDay],
         open_rows: &[OpenDossiers],
         registry: &AgencyRegistry,
         today: LocalDay,
@@ -205,18 +205,13 @@ impl Snapshot {
         snapshot.fiscal_year = today.year();
         for row in rows {
             let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
+            let counts = &row.counts;
             for window in Window::containing(row.day(), today) {
                 for scope in &scopes {
-                    snapshot.counts.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&row.counts());
-                }
-            }
-        }
-        for row in resolved_rows {
-            let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
-            let counts = row.counts();
-            for window in Window::containing(LocalDay(row.day), today) {
-                for scope in &scopes {
-                    snapshot.resolved.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&counts);
+                    let key = (scope.clone(), window);
+                    snapshot.counts.get_mut(&key).expect("pre-filled").add(&counts.receptions);
+                    snapshot.service.get_mut(&key).expect("pre-filled").add(&counts.service);
+                    snapshot.resolved.get_mut(&key).expect("pre-filled").add(&counts.resolved);
                 }
             }
         }
@@ -227,21 +222,6 @@ impl Snapshot {
             }
         }
         snapshot
-    }
-
-    /// Adds the Decision 766 service facts (by reception day).
-    pub fn with_service(mut self, rows: &[ReceivedFacts], registry: &AgencyRegistry) -> Snapshot {
-        let Some(today) = self.today else { return self };
-        for row in rows {
-            let Some(scopes) = scopes_of(registry, &row.agency_code) else { continue };
-            let counts = row.counts();
-            for window in Window::containing(LocalDay(row.day), today) {
-                for scope in &scopes {
-                    self.service.get_mut(&(scope.clone(), window)).expect("pre-filled").add(&counts);
-                }
-            }
-        }
-        self
     }
 
     /// Adds the procedure catalogue's KPIs from receptions per unit, procedure and day.
@@ -370,7 +350,7 @@ mod tests {
     use super::*;
 
     fn row(code: &str, day: LocalDay, received: u64, online: u64) -> UnitDay {
-        UnitDay { agency_code: code.into(), day: day.0, received, received_online: online, received_postal: 0 }
+        UnitDay::receptions(code, day, received, online, 0)
     }
 
     #[test]
@@ -509,39 +489,24 @@ mod tests {
     fn service_facts_and_resolved_counts_are_summed_per_scope_and_window() {
         let today = LocalDay::from_ymd(2019, 11, 28).unwrap();
         let registry = AgencyRegistry::demo();
-        let facts = |code: &str, day: LocalDay, received, digitized| ReceivedFacts {
-            agency_code: code.into(),
-            day: day.0,
-            received,
-            fee_bearing: 2,
-            paid_online: 1,
-            digitized,
-            result_postal: 1,
-            postal_users: 1,
-        };
-        let resolved = |code: &str, day: LocalDay, resolved, late| ResolvedDay {
-            agency_code: code.into(),
-            day: day.0,
-            resolved,
-            on_time: resolved - late,
-            early: 0,
-            late,
-            late_with_apology: 0,
-            refused: 0,
-            returned: 0,
-            returned_postal: 0,
-            withdrawn: 0,
-            stopped: 1,
+        // One day row per unit: its receptions with their facts, and the dossiers ended that day.
+        let row = |code: &str, day: LocalDay, received, digitized, resolved, late| {
+            let mut row = UnitDay::receptions(code, day, received, 0, 0);
+            let facts = ServiceCounts {
+                fee_bearing: 2,
+                paid_online: 1,
+                digitized,
+                result_postal: 1,
+                postal_users: 1,
+                received,
+            };
+            let ended = ResolvedCounts { resolved, on_time: resolved - late, late, stopped: 1, ..Default::default() };
+            (row.counts.service, row.counts.resolved) = (facts, ended);
+            row
         };
         let ten_days_ago = LocalDay(today.0 - 10);
-        let snapshot = Snapshot::build_all(
-            &[],
-            &[resolved("SNV", today, 4, 1), resolved("STP", ten_days_ago, 6, 2)],
-            &[],
-            &registry,
-            today,
-        )
-        .with_service(&[facts("SNV", today, 5, 4), facts("STP", ten_days_ago, 3, 3)], &registry);
+        let rows = [row("SNV", today, 5, 4, 4, 1), row("STP", ten_days_ago, 3, 3, 6, 2)];
+        let snapshot = Snapshot::build(&rows, &registry, today);
         let unit = Scope::Unit { code: "SNV".into(), group: AgencyGroup::Department };
         let day = snapshot.service[&(unit.clone(), Window::Day)];
         assert_eq!((day.received, day.digitized, day.fee_bearing), (5, 4, 2));

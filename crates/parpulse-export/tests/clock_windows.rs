@@ -5,7 +5,7 @@
 //! no test depends on the day it runs.
 
 use parpulse_clickhouse::budget_staffing::BudgetYear;
-use parpulse_clickhouse::dossier_day::UnitDay;
+use parpulse_clickhouse::day_count::UnitDay;
 use parpulse_core::time::Clock;
 use parpulse_core::{AgencyGroup, AgencyRegistry, LocalDay};
 use parpulse_export::exposition::render_prometheus;
@@ -23,7 +23,7 @@ fn day(y: i32, m: u32, d: u32) -> LocalDay {
 
 /// SNV's receptions on `day`: `received`, of which one online.
 fn snv(day: LocalDay, received: u64) -> UnitDay {
-    UnitDay { agency_code: "SNV".into(), day: day.0, received, received_online: 1, received_postal: 0 }
+    UnitDay::receptions("SNV", day, received, 1, 0)
 }
 
 /// The province's receptions per window, as of `clock`, from `rows`.

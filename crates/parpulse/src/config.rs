@@ -370,8 +370,8 @@ pub struct ExportArgs {
     #[arg(long, env = "PARPULSE_EXPORTER_REFRESH_MS",
           default_value_t = millis(parpulse_export::ExporterConfig::DEFAULT_REFRESH_INTERVAL))]
     pub refresh_ms: u64,
-    /// Milliseconds between reads of the per-dossier facts (lateness, open dossiers,
-    /// 766 service facts), budget and staffing, which scan a row per dossier.
+    /// Milliseconds between reads of open and overdue dossiers now (a scan of a row per
+    /// dossier), budget and staffing; windowed counts follow the refresh interval.
     #[arg(long, env = "PARPULSE_EXPORTER_LATENESS_REFRESH_MS",
           default_value_t = millis(parpulse_export::ExporterConfig::DEFAULT_LATENESS_REFRESH_INTERVAL))]
     pub lateness_refresh_ms: u64,

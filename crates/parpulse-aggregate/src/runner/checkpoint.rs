@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parpulse_clickhouse::budget_staffing;
 use parpulse_clickhouse::checkpoint::{self, CheckpointRow};
-use parpulse_clickhouse::{dossier_day, dossier_state, procedure_day, StoreError};
+use parpulse_clickhouse::{day_count, dossier_state, procedure_day, StoreError};
 use parpulse_core::time::now_micros;
 use rdkafka::consumer::{CommitMode, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -36,7 +36,7 @@ pub(super) enum CheckpointError {
 pub(super) struct CheckpointBatch {
     pub(super) dead_letters: Vec<DeadLetter>,
     pub(super) dossiers: Vec<parpulse_clickhouse::dossier_state::DossierStateRow>,
-    pub(super) days: Vec<parpulse_clickhouse::dossier_day::DossierDayRow>,
+    pub(super) days: Vec<parpulse_clickhouse::day_count::DayCountRow>,
     pub(super) procedures: Vec<parpulse_clickhouse::procedure_day::ProcedureDayRow>,
     pub(super) budget: Vec<parpulse_clickhouse::budget_staffing::BudgetEventRow>,
     pub(super) event_log: Vec<parpulse_clickhouse::event_log::EventLogRow>,
@@ -161,14 +161,16 @@ impl Shared {
         }
     }
 
-    /// Dead letters (acknowledged), then rows, then the checkpoint rows. Any order of
-    /// the row inserts is safe: each row carries its own version (state.rs), and budget
-    /// and staffing rows are the events themselves, deduplicated by id when read.
+    /// Dead letters (acknowledged), then rows, then the checkpoint rows. Each row carries
+    /// its own version (state.rs), and budget and staffing rows are the events themselves,
+    /// deduplicated by id when read. One order matters: the day buckets are stored before
+    /// the dossier rows, so that a dossier reloaded after a crash is never ahead of its
+    /// buckets (a replayed event then moves its contribution wherever it is missing).
     async fn write(&self, batch: &CheckpointBatch) -> Result<(), CheckpointError> {
         let started = Instant::now();
         self.deliver_dead_letters(&batch.dead_letters).await?;
+        self.timed("day_count", day_count::write(&self.store, &batch.days)).await?;
         self.timed("dossier_state", dossier_state::write(&self.store, &batch.dossiers)).await?;
-        self.timed("dossier_day", dossier_day::write(&self.store, &batch.days)).await?;
         self.timed("procedure_day", procedure_day::write(&self.store, &batch.procedures)).await?;
         self.timed("event_log", parpulse_clickhouse::event_log::write(&self.store, &batch.event_log)).await?;
         self.timed("budget_event", budget_staffing::write_budget(&self.store, &batch.budget)).await?;
@@ -245,7 +247,8 @@ mod tests {
         let row = &taken.checkpoints[0];
         assert_eq!((row.consumer_group.as_str(), row.kafka_partition, row.next_offset), ("group", 2, 12));
         assert_eq!(row.watermark, T0 + 1, "the newest event time applied");
-        assert_eq!((taken.dossiers.len(), taken.days.len()), (2, 1));
+        let bucket_rows = parpulse_core::kpi::DayCounts::default().named().count();
+        assert_eq!((taken.dossiers.len(), taken.days.len()), (2, bucket_rows), "one bucket, a row per count");
         assert_eq!(taken.dead_letters.len(), 1, "dead letters go with the checkpoint that moves past them");
         assert!(work.dead_letters.is_empty());
         let commit = taken.commit_list();

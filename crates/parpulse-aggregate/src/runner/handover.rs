@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parpulse_clickhouse::checkpoint;
-use parpulse_clickhouse::{dossier_day, dossier_state, procedure_day, Store, StoreError};
+use parpulse_clickhouse::{day_count, dossier_state, procedure_day, Store, StoreError};
 use parpulse_core::LocalDay;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -184,7 +184,7 @@ async fn load_states(
         let (rows, dossiers, procedures) = if *topic == config.topics.dossier {
             let procedures_from = LocalDay::of_micros(active_since.max(0));
             (
-                dossier_day::load_partition(store, *partition).await?,
+                day_count::load_partition(store, *partition).await?,
                 dossier_state::load_partition(store, *partition, active_since).await?,
                 procedure_day::load_partition(store, *partition, procedures_from).await?,
             )
