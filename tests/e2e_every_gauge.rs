@@ -164,6 +164,7 @@ struct Flow {
     early: u64,
     late: u64,
     late_with_apology: u64,
+    late_without_apology: u64,
     returned: u64,
     returned_postal: u64,
     withdrawn: u64,
@@ -222,12 +223,15 @@ fn expected_metrics(
             for (d, level) in dossiers.iter().zip(&levels).filter(|(d, _)| unit_of(&d.agency)) {
                 match d.judgment {
                     Judgment::Refused { day } if within(day) => f.refused += 1,
-                    Judgment::Resolved { day, kind, early, late, timely_apology, returned } if within(day) => {
+                    Judgment::Resolved { day, kind, early, late, timely_apology, no_apology, returned }
+                        if within(day) =>
+                    {
                         f.resolved += 1;
                         f.on_time += u64::from(!late);
                         f.early += u64::from(early);
                         f.late += u64::from(late);
                         f.late_with_apology += u64::from(timely_apology);
+                        f.late_without_apology += u64::from(no_apology);
                         f.returned += u64::from(returned);
                         f.returned_postal += u64::from(returned && d.result_postal);
                         f.withdrawn += u64::from(kind == EndKind::Withdrawn);
@@ -283,6 +287,7 @@ fn put_flow(want: &mut Expected, labels: &[(&str, String)], f: &Flow) {
         ("parpulse_dossiers_resolved_early", f.early),
         ("parpulse_dossiers_resolved_late", f.late),
         ("parpulse_dossiers_late_with_apology", f.late_with_apology),
+        ("parpulse_dossiers_late_without_apology", f.late_without_apology),
         ("parpulse_dossiers_returned", f.returned),
         ("parpulse_dossiers_returned_postal", f.returned_postal),
         ("parpulse_dossiers_withdrawn", f.withdrawn),

@@ -147,8 +147,16 @@ pub enum Judgment {
     /// Refused at reception (rule c), on this local day: neither received nor resolved.
     Refused { day: i64 },
     /// Ended on local day `day`, by `kind` (rules a, g, i); `timely_apology` only for late
-    /// ones (rule e).
-    Resolved { day: i64, kind: EndKind, early: bool, late: bool, timely_apology: bool, returned: bool },
+    /// ones (rule e), `no_apology` for late ones with no letter at all.
+    Resolved {
+        day: i64,
+        kind: EndKind,
+        early: bool,
+        late: bool,
+        timely_apology: bool,
+        no_apology: bool,
+        returned: bool,
+    },
     /// Received and not ended; its deadline (UTC microseconds: appointment plus completed
     /// supplement waits) when it has one.
     Open { deadline: Option<i64> },
@@ -324,7 +332,9 @@ fn judge(mut d: DossierTimes, calendar: &WorkingDays) -> Judgment {
             }
             local_day(sent) <= last_working
         });
-    Judgment::Resolved { day: local_day(end), kind, early, late, timely_apology, returned: !d.returned.is_empty() }
+    let no_apology = late && d.apologies.is_empty();
+    let returned = !d.returned.is_empty();
+    Judgment::Resolved { day: local_day(end), kind, early, late, timely_apology, no_apology, returned }
 }
 
 /// Recounts, from the NDJSON, (agency, end day) -> lateness counts ([`recount_dossiers`]),

@@ -34,6 +34,7 @@ const RETURNED: u16 = 1 << 6;
 const RETURNED_POSTAL: u16 = 1 << 7;
 const WITHDRAWN: u16 = 1 << 8;
 const STOPPED: u16 = 1 << 9;
+const LATE_WITHOUT_APOLOGY: u16 = 1 << 10;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Contribution {
@@ -101,6 +102,7 @@ impl Contribution {
                 early: bit(f, EARLY),
                 late: bit(f, LATE),
                 late_with_apology: bit(f, LATE_WITH_APOLOGY),
+                late_without_apology: bit(f, LATE_WITHOUT_APOLOGY),
                 refused: bit(f, REFUSED),
                 returned: bit(f, RETURNED),
                 returned_postal: bit(f, RETURNED_POSTAL),
@@ -138,6 +140,7 @@ fn ending(l: &DossierLifecycle, judged: &Judged) -> u16 {
         | flag(judged.outcome == OUTCOME_EARLY, EARLY)
         | flag(judged.outcome == OUTCOME_LATE, LATE)
         | flag(judged.outcome == OUTCOME_LATE && judged.apology_timing == 1, LATE_WITH_APOLOGY)
+        | flag(judged.outcome == OUTCOME_LATE && judged.apology_timing == 0, LATE_WITHOUT_APOLOGY)
         | flag(returned, RETURNED)
         | flag(returned && l.result_postal, RETURNED_POSTAL)
         | flag(judged.end_kind == EndKind::Withdrawn.code(), WITHDRAWN)
@@ -229,7 +232,10 @@ mod tests {
         l.returned_at = Some(T0 + 4 * DAY);
         l.apology_at = Some(T0 + DAY + 2 * HOUR); // Friday: the deadline's own day
         let (_, counts) = Contribution::of(&l, Some(LocalDay::of_micros(T0)), T0 + 4 * DAY).end().unwrap();
-        assert_eq!((counts.late, counts.late_with_apology), (1, 0));
+        assert_eq!((counts.late, counts.late_with_apology, counts.late_without_apology), (1, 0, 0), "a letter, late");
+        l.apology_at = None;
+        let (_, counts) = Contribution::of(&l, Some(LocalDay::of_micros(T0)), T0 + 4 * DAY).end().unwrap();
+        assert_eq!((counts.late, counts.late_with_apology, counts.late_without_apology), (1, 0, 1), "no letter");
     }
 
     #[test]

@@ -238,6 +238,13 @@ pub const KPIS: &[Kpi] = &[
         |f| count(f.resolved.late_with_apology),
     ),
     window(
+        "parpulse_dossiers_late_without_apology",
+        "Hồ sơ quá hạn chưa có văn bản xin lỗi",
+        "Late dossiers with no apology letter at all (neither timely nor late) in the window",
+        Dossiers,
+        |f| count(f.resolved.late_without_apology),
+    ),
+    window(
         "parpulse_dossiers_returned",
         "Hồ sơ đã trả kết quả",
         "Results returned (trả kết quả) among the resolved in the window",

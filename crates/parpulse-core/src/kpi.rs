@@ -178,6 +178,9 @@ pub struct ResolvedCounts {
     /// Late dossiers whose citizen received a timely apology letter (thư xin lỗi, sent by
     /// the last working day before the deadline).
     pub late_with_apology: u64,
+    /// Late dossiers with no apology letter at all (neither timely nor late): the letter's
+    /// "apologise when overdue" not done.
+    pub late_without_apology: u64,
     /// Refused at reception (từ chối tiếp nhận), on the day refused: apart from `resolved`.
     pub refused: u64,
     /// Results returned (trả kết quả) among the resolved, and of those by post.
@@ -206,6 +209,7 @@ named_counts!(ResolvedCounts {
     early,
     late,
     late_with_apology,
+    late_without_apology,
     refused,
     returned,
     returned_postal,
@@ -300,6 +304,7 @@ mod lateness_tests {
             early: 12,
             late: 13,
             late_with_apology: 14,
+            late_without_apology: 21,
             refused: 15,
             returned: 16,
             returned_postal: 17,
@@ -313,6 +318,7 @@ mod lateness_tests {
             early: 3,
             late: 4,
             late_with_apology: 5,
+            late_without_apology: 1,
             refused: 6,
             returned: 7,
             returned_postal: 8,
@@ -325,6 +331,7 @@ mod lateness_tests {
             early: 9,
             late: 9,
             late_with_apology: 9,
+            late_without_apology: 20,
             refused: 9,
             returned: 9,
             returned_postal: 9,
@@ -616,6 +623,7 @@ mod service_tests {
             early: 5,
             late: 7,
             late_with_apology: 11,
+            late_without_apology: 73,
             refused: 13,
             returned: 17,
             returned_postal: 19,
@@ -628,6 +636,7 @@ mod service_tests {
             early: 31,
             late: 37,
             late_with_apology: 41,
+            late_without_apology: 79,
             refused: 43,
             returned: 47,
             returned_postal: 53,
@@ -640,6 +649,7 @@ mod service_tests {
             early: 36,
             late: 44,
             late_with_apology: 52,
+            late_without_apology: 152,
             refused: 56,
             returned: 64,
             returned_postal: 72,
