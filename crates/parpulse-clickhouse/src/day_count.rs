@@ -3,9 +3,11 @@
 //! that ended that day (`parpulse_core::kpi::DayCounts`). The exporter reads them all in
 //! one read (docs/ARCHITECTURE.md, "One source per count").
 //!
-//! Rows are versioned by the Kafka offset they are complete up to; a bucket's counts
-//! are written together, with one version. A reader takes the highest version of each
-//! (unit, day, count, partition), then sums partitions. A count is named after its field
+//! Rows are versioned by the Kafka offset they are complete up to. When a bucket
+//! changed, a checkpoint writes the counts that differ from what is stored (a count that
+//! fell to zero too), all with the checkpoint's version: the stored counts are then the
+//! bucket's, and the bucket is complete up to the newest version among them. A reader
+//! takes the highest version of each (unit, day, count, partition), then sums partitions. A count is named after its field
 //! in `parpulse_core::kpi`, so a new count needs no change here.
 
 use std::collections::BTreeMap;
@@ -38,16 +40,17 @@ pub struct StoredBucket {
 }
 
 impl DayCountRow {
-    /// The rows of one bucket: every count, zeros included (a count that fell to zero
-    /// must replace the one stored before).
+    /// The rows of one bucket: the counts that differ from `stored`, zeros included (a
+    /// count that fell to zero must replace the one stored before).
     pub fn of_bucket<'a>(
         kafka_partition: u32,
         agency_code: &'a str,
         day: LocalDay,
-        counts: &'a DayCounts,
+        (counts, stored): (&'a DayCounts, &'a DayCounts),
         version: u64,
     ) -> impl Iterator<Item = DayCountRow> + 'a {
-        counts.named().map(move |(counter, value)| DayCountRow {
+        let changed = counts.named().zip(stored.named()).filter(|((_, now), (_, then))| now != then);
+        changed.map(move |((counter, value), _)| DayCountRow {
             kafka_partition,
             agency_code: agency_code.to_owned(),
             day: day.0,
@@ -162,16 +165,26 @@ mod tests {
         counts.service.digitized = 2;
         counts.resolved.late = 1;
         let day = LocalDay(18_228);
-        let mut rows: Vec<_> = DayCountRow::of_bucket(3, "SNV", day, &counts, 17).collect();
+        let mut rows: Vec<_> = DayCountRow::of_bucket(3, "SNV", day, (&counts, &DayCounts::default()), 17).collect();
         assert!(rows.iter().all(|r| r.version == 17 && r.kafka_partition == 3 && r.day == day.0));
-        assert!(rows.iter().any(|r| r.counter == "late" && r.value == 1));
-        assert!(rows.iter().any(|r| r.counter == "early" && r.value == 0), "zeros are written too");
+        let names: Vec<_> = rows.iter().map(|r| r.counter.as_str()).collect();
+        assert_eq!(names, ["received", "digitized", "late"], "the counts that differ from the stored ones");
+        // Later the late dossier moves to another day and one more is received.
+        let mut later = counts;
+        later.resolved.late = 0;
+        later.receptions.received = 5;
+        later.service.received = 5;
+        let changed: Vec<_> = DayCountRow::of_bucket(3, "SNV", day, (&later, &counts), 20).collect();
+        let changed_names: Vec<_> = changed.iter().map(|r| (r.counter.as_str(), r.value)).collect();
+        assert_eq!(changed_names, [("received", 5), ("late", 0)], "a count that fell to zero is written");
+        rows.extend(changed);
         rows.push(DayCountRow { counter: "a_newer_count".into(), value: 9, ..rows[0].clone() });
+        rows.reverse(); // whatever order the reader returns
         let buckets = buckets_of(rows);
         assert_eq!(
             buckets,
-            vec![StoredBucket { agency_code: "SNV".into(), day, counts, version: 17 }],
-            "an unknown count is left out"
+            vec![StoredBucket { agency_code: "SNV".into(), day, counts: later, version: 20 }],
+            "the newest of each count, complete up to the newest version; an unknown count is left out"
         );
     }
 }
