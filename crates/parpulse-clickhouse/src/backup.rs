@@ -10,7 +10,9 @@
 //! are complete up to (docs/ARCHITECTURE.md), so rows "ahead" of the restored
 //! checkpoints are harmless: the aggregator replays from the checkpoint and skips
 //! what the rows already count. The reverse (a checkpoint ahead of its rows) cannot
-//! happen in this order.
+//! happen in this order. One more order matters: a dossier row must never be ahead of
+//! the day buckets its contribution moved (a checkpoint inserts `day_count` before
+//! `dossier_state` for that), so `dossier_state` is frozen before `day_count`.
 
 use std::path::{Path, PathBuf};
 
@@ -83,9 +85,21 @@ async fn tables(store: &Store) -> Result<Vec<String>> {
         .fetch_all()
         .await
         .map_err(store.error("listing tables"))?;
-    let mut names: Vec<String> = rows.into_iter().filter(|t| t.engine.ends_with("MergeTree")).map(|t| t.name).collect();
-    names.sort_by_key(|name| name != "checkpoints");
-    Ok(names)
+    Ok(freeze_order(rows.into_iter().filter(|t| t.engine.ends_with("MergeTree")).map(|t| t.name).collect()))
+}
+
+/// The order to freeze tables in (see the module doc): `checkpoints`, then
+/// `dossier_state`, then the others by name (`day_count` among them).
+fn freeze_order(mut names: Vec<String>) -> Vec<String> {
+    names.sort_by_key(|name| {
+        let rank = match name.as_str() {
+            "checkpoints" => 0,
+            "dossier_state" => 1,
+            _ => 2,
+        };
+        (rank, name.clone())
+    });
+    names
 }
 
 /// A table name from `system.tables`, checked before it is used as an identifier
@@ -256,6 +270,14 @@ mod tests {
     #[test]
     fn only_plain_identifiers_become_sql() {
         assert!(identifier("dossier_day").is_ok());
+    }
+
+    #[test]
+    fn checkpoints_are_frozen_first_and_dossier_rows_before_the_day_buckets() {
+        let names = ["budget_event", "day_count", "checkpoints", "dossier_state", "event_log", "procedure_day"];
+        let order = freeze_order(names.iter().map(|n| n.to_string()).collect());
+        let want = ["checkpoints", "dossier_state", "budget_event", "day_count", "event_log", "procedure_day"];
+        assert_eq!(order, want);
         assert!(identifier("x; DROP DATABASE parpulse").is_err());
         assert!(identifier("").is_err());
     }
