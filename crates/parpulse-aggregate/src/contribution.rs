@@ -11,7 +11,7 @@
 //! every dossier in memory holds one.
 
 use parpulse_clickhouse::dossier_state::{Judged, OUTCOME_EARLY, OUTCOME_LATE, OUTCOME_ON_TIME, OUTCOME_REFUSED};
-use parpulse_core::kpi::{ResolvedCounts, ServiceCounts};
+use parpulse_core::kpi::{DayCounts, ResolvedCounts, ServiceCounts};
 use parpulse_core::lifecycle::{DossierLifecycle, EndKind};
 use parpulse_core::{Channel, LocalDay};
 
@@ -90,6 +90,14 @@ impl Contribution {
             };
             (LocalDay(self.reception_day), counts)
         })
+    }
+
+    /// Its two parts as day-bucket counts: the reception facts on the reception day, the
+    /// ending on the end day (None where the dossier has none).
+    pub fn parts(&self) -> [Option<(LocalDay, DayCounts)>; 2] {
+        let reception = self.reception().map(|(day, service)| (day, DayCounts { service, ..Default::default() }));
+        let end = self.end().map(|(day, resolved)| (day, DayCounts { resolved, ..Default::default() }));
+        [reception, end]
     }
 
     /// The end day and the ending's counts, if ended.

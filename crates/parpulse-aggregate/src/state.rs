@@ -56,9 +56,6 @@ use crate::contribution::Contribution;
 type HashMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 type HashSet<K> = hashbrown::HashSet<K, FxBuildHasher>;
 
-/// Part of a contribution: the day it counts on, and its counts.
-type DayPart<C> = Option<(LocalDay, C)>;
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BucketKey {
     pub agency_code: Arc<str>,
@@ -89,16 +86,6 @@ struct Bucket {
     complete_through: i64,
     /// Changed since the last checkpoint (its key is in `dirty_buckets`).
     dirty: bool,
-}
-
-impl Bucket {
-    fn service(&mut self) -> &mut ServiceCounts {
-        &mut self.counts.service
-    }
-
-    fn resolved(&mut self) -> &mut ResolvedCounts {
-        &mut self.counts.resolved
-    }
 }
 
 /// A (unit, procedure, day) bucket of receptions (`procedure_day`).
@@ -162,7 +149,8 @@ struct Dossier {
     /// Offset of the first `received` event, the one counted.
     received_offset: Option<i64>,
     received_day: LocalDay,
-    /// Facts for the lateness KPIs (judged when the row is written).
+    /// Facts for the lateness KPIs (judged when they change, for the contribution, and
+    /// when the row is written).
     lifecycle: DossierLifecycle,
     /// What the dossier adds to the day buckets now.
     contribution: Contribution,
@@ -584,35 +572,23 @@ impl PartitionState {
     }
 
     /// Moves a dossier's contribution from `before` to `after` in the buckets of its
-    /// reception day and end day, in each unless the stored bucket reflects the event
-    /// at `offset` already (a bucket is written before the dossier's row, so a reloaded
-    /// dossier is never ahead of its buckets).
+    /// reception day and end day, a part only where it changed, in each bucket unless the
+    /// stored bucket reflects the event at `offset` already (a bucket is written before the
+    /// dossier's row, so a reloaded dossier is never ahead of its buckets).
     fn shift_contribution(&mut self, offset: i64, agency_code: &Arc<str>, before: &Contribution, after: &Contribution) {
-        if before.reception() != after.reception() {
-            let change = (before.reception(), after.reception());
-            self.move_counts(offset, agency_code, change, Bucket::service, ServiceCounts::sub, ServiceCounts::add);
-        }
-        if before.end() != after.end() {
-            let change = (before.end(), after.end());
-            self.move_counts(offset, agency_code, change, Bucket::resolved, ResolvedCounts::sub, ResolvedCounts::add);
-        }
-    }
-
-    /// Takes `out` out of its day's bucket and puts `into` in its day's (each day's bucket
-    /// unless it reflects the event at `offset` already).
-    fn move_counts<C>(
-        &mut self,
-        offset: i64,
-        agency_code: &Arc<str>,
-        (out, into): (DayPart<C>, DayPart<C>),
-        field: fn(&mut Bucket) -> &mut C,
-        sub: fn(&mut C, &C),
-        add: fn(&mut C, &C),
-    ) {
-        for (part, apply) in [(out, sub), (into, add)] {
-            let Some((day, counts)) = part else { continue };
-            if let Some(bucket) = self.bucket_behind(offset, agency_code, day) {
-                apply(field(bucket), &counts);
+        for (was, now) in before.parts().into_iter().zip(after.parts()) {
+            if was == now {
+                continue;
+            }
+            if let Some((day, counts)) = was {
+                if let Some(bucket) = self.bucket_behind(offset, agency_code, day) {
+                    bucket.counts.sub(&counts);
+                }
+            }
+            if let Some((day, counts)) = now {
+                if let Some(bucket) = self.bucket_behind(offset, agency_code, day) {
+                    bucket.counts.add(&counts);
+                }
             }
         }
     }

@@ -294,6 +294,14 @@ mod lateness_tests {
         assert_eq!(back, counts);
         assert!(!back.set_named("a_count_of_a_newer_build", 1));
         assert_eq!(back, counts);
+        // Each part adds and comes out again, field by field.
+        back.add(&counts);
+        assert_eq!((back.receptions.received, back.service.digitized, back.resolved.stopped), (14, 6, 4));
+        back.sub(&counts);
+        assert_eq!(back, counts);
+        back.sub(&counts);
+        back.sub(&counts);
+        assert_eq!(back, DayCounts::default(), "never below zero");
     }
 
     #[test]
@@ -568,6 +576,13 @@ impl DayCounts {
         self.receptions.add(&other.receptions);
         self.service.add(&other.service);
         self.resolved.add(&other.resolved);
+    }
+
+    /// Takes `other` out (a dossier's contribution that moved), never below zero.
+    pub fn sub(&mut self, other: &DayCounts) {
+        self.receptions.sub(&other.receptions);
+        self.service.sub(&other.service);
+        self.resolved.sub(&other.resolved);
     }
 
     /// Each count with its stored name, `received` once.
