@@ -45,7 +45,7 @@ use rustc_hash::FxBuildHasher;
 use parpulse_clickhouse::budget_staffing::{BudgetEventRow, StaffingEventRow};
 use parpulse_clickhouse::day_count::{DayCountRow, StoredBucket};
 use parpulse_clickhouse::dossier_state::{DossierStateRow, Judged};
-use parpulse_clickhouse::event_log::EventLogRow;
+use parpulse_clickhouse::event_log::{AuditedEvent, EventLogBuffer, EventLogChunk};
 use parpulse_clickhouse::procedure_day::ProcedureDayRow;
 use parpulse_core::kpi::{counts_as_online, DayCounts, DossierDayCounts, ResolvedCounts, ServiceCounts};
 use parpulse_core::lifecycle::{active_calendar, DossierLifecycle};
@@ -303,8 +303,9 @@ pub struct PartitionState {
     /// Budget and staffing events since the last checkpoint, as rows (deduplicated when read).
     budget_rows: Vec<BudgetEventRow>,
     staffing_rows: Vec<StaffingEventRow>,
-    /// Events applied since the last checkpoint, whole (the `event_log` audit table), when kept.
-    event_log: Vec<EventLogRow>,
+    /// Events applied since the last checkpoint, whole (the `event_log` audit table), when
+    /// kept, already encoded as the insert's rows.
+    event_log: EventLogBuffer,
     next_offset: i64,
     checkpointed_offset: i64,
 }
@@ -351,7 +352,7 @@ impl PartitionState {
             duplicates: 0,
             budget_rows: Vec::new(),
             staffing_rows: Vec::new(),
-            event_log: Vec::new(),
+            event_log: EventLogBuffer::default(),
             next_offset,
             checkpointed_offset: next_offset,
         };
@@ -494,21 +495,19 @@ impl PartitionState {
     }
 
     /// Keeps an applied event whole for the `event_log` audit table (the caller has
-    /// the message bytes; the state only holds the rows until the next checkpoint).
-    pub fn log_event(&mut self, row: EventLogRow) {
-        self.event_log.push(row);
+    /// the message bytes; the state only holds the encoded rows until the next checkpoint).
+    pub fn log_event(&mut self, event: &AuditedEvent<'_>) {
+        self.event_log.push(event);
     }
 
-    /// Takes the events logged since the last snapshot (the next batch starts with as
-    /// much room: no regrowing on the hot path).
-    pub fn take_event_log(&mut self) -> Vec<EventLogRow> {
-        let room = self.event_log.len();
-        std::mem::replace(&mut self.event_log, Vec::with_capacity(room))
+    /// Takes the events logged since the last snapshot.
+    pub fn take_event_log(&mut self) -> EventLogChunk {
+        self.event_log.take()
     }
 
-    /// Dossier rows and audit rows the next snapshot takes.
-    pub fn pending_sizes(&self) -> (usize, usize) {
-        (self.dirty_dossiers.len(), self.event_log.len())
+    /// Dossier rows the next snapshot takes.
+    pub fn pending_dossiers(&self) -> usize {
+        self.dirty_dossiers.len()
     }
 
     /// Takes the budget and staffing rows recorded since the last snapshot.

@@ -39,7 +39,7 @@ pub(super) struct CheckpointBatch {
     pub(super) days: Vec<parpulse_clickhouse::day_count::DayCountRow>,
     pub(super) procedures: Vec<parpulse_clickhouse::procedure_day::ProcedureDayRow>,
     pub(super) budget: Vec<parpulse_clickhouse::budget_staffing::BudgetEventRow>,
-    pub(super) event_log: Vec<parpulse_clickhouse::event_log::EventLogRow>,
+    pub(super) event_log: Vec<parpulse_clickhouse::event_log::EventLogChunk>,
     pub(super) staffing: Vec<parpulse_clickhouse::budget_staffing::StaffingEventRow>,
     pub(super) checkpoints: Vec<CheckpointRow>,
 }
@@ -64,17 +64,14 @@ pub(super) fn take_batch(work: &mut Work, consumer_group: &str, judged_at: i64) 
     }
     let written_at = u32::try_from(now_micros() / 1_000_000).unwrap_or(u32::MAX);
     // Sized once: appending a dozen partitions' rows would otherwise regrow and copy them.
-    let (dossier_rows, audit_rows) = progressed
-        .iter()
-        .map(|key| work.states[key].pending_sizes())
-        .fold((0, 0), |total, sizes| (total.0 + sizes.0, total.1 + sizes.1));
+    let dossier_rows = progressed.iter().map(|key| work.states[key].pending_dossiers()).sum();
     let mut batch = CheckpointBatch {
         dead_letters: std::mem::take(&mut work.dead_letters),
         dossiers: Vec::with_capacity(dossier_rows),
         days: Vec::new(),
         procedures: Vec::new(),
         budget: Vec::new(),
-        event_log: Vec::with_capacity(audit_rows),
+        event_log: Vec::with_capacity(progressed.len()),
         staffing: Vec::new(),
         checkpoints: Vec::with_capacity(progressed.len()),
     };
@@ -83,7 +80,7 @@ pub(super) fn take_batch(work: &mut Work, consumer_group: &str, judged_at: i64) 
         batch.dossiers.extend(state.pending_dossier_rows(judged_at));
         batch.days.extend(state.pending_rows());
         batch.procedures.extend(state.pending_procedure_rows());
-        batch.event_log.append(&mut state.take_event_log());
+        batch.event_log.push(state.take_event_log());
         let (mut budget, mut staffing) = state.take_event_rows();
         batch.budget.append(&mut budget);
         batch.staffing.append(&mut staffing);

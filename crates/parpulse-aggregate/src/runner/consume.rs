@@ -3,11 +3,10 @@
 //! queued for the dead-letter topic with the reason.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use parpulse_clickhouse::dossier_state;
-use parpulse_clickhouse::event_log::EventLogRow;
+use parpulse_clickhouse::event_log::AuditedEvent;
 use parpulse_core::avro::{split_header, AvroCodec, EventKind};
 use parpulse_core::event::EventRef;
 use parpulse_core::time::now_micros;
@@ -37,34 +36,28 @@ pub(super) fn ready<F: Future>(future: F) -> Option<F::Output> {
 }
 
 /// The partition of the previous message, kept so that a run of messages from one
-/// partition costs no allocation and no lookup: its key, its topic name (shared with
-/// its audit rows) and the kind of events the topic carries.
+/// partition costs no allocation and no lookup: its key and the kind of events its
+/// topic carries.
 pub(super) struct Position {
     key: Key,
-    topic: Arc<str>,
     kind: Option<EventKind>,
 }
 
 impl Default for Position {
     fn default() -> Self {
-        Position { key: (String::new(), u32::MAX), topic: Arc::from(""), kind: None }
+        Position { key: (String::new(), u32::MAX), kind: None }
     }
 }
 
 impl Position {
-    pub(super) fn of(
-        &mut self,
-        message: &BorrowedMessage<'_>,
-        topics: &Topics,
-    ) -> (&Key, &Arc<str>, Option<EventKind>) {
+    pub(super) fn of(&mut self, message: &BorrowedMessage<'_>, topics: &Topics) -> (&Key, Option<EventKind>) {
         if self.key.1 != message.partition() as u32 || self.key.0 != message.topic() {
-            self.key = (message.topic().to_owned(), message.partition() as u32);
-            if *self.topic != *message.topic() {
-                self.topic = Arc::from(message.topic());
+            if self.key.0 != message.topic() {
                 self.kind = topics.kind_of(message.topic());
             }
+            self.key = (message.topic().to_owned(), message.partition() as u32);
         }
-        (&self.key, &self.topic, self.kind)
+        (&self.key, self.kind)
     }
 }
 
@@ -109,7 +102,7 @@ pub(super) async fn apply_message(
     message: &BorrowedMessage<'_>,
     tally: &mut Tally,
 ) {
-    let (key, topic, topic_kind) = position.of(message, &shared.config.topics);
+    let (key, topic_kind) = position.of(message, &shared.config.topics);
     let Some(state) = work.states.get_mut(key) else { return };
     if message.offset() < state.next_offset() {
         return; // fetched before a hand-over; already applied
@@ -164,7 +157,7 @@ pub(super) async fn apply_message(
         }
         Verdict::Applied | Verdict::LateDuplicate | Verdict::NeedsStoredDossier => {
             if verdict == Verdict::Applied && shared.config.audit_events {
-                state.log_event(audit_row(&event, message, topic.clone()));
+                state.log_event(&audited(&event, message));
             }
             tally.applied += 1;
             tally.newest_event_secs = tally.newest_event_secs.max(event.occurred_at() / 1_000_000);
@@ -174,17 +167,17 @@ pub(super) async fn apply_message(
 
 /// The event whole, as the `event_log` audit table keeps it: the message value as
 /// produced, with its Kafka position.
-fn audit_row(event: &EventRef<'_>, message: &BorrowedMessage<'_>, topic: Arc<str>) -> EventLogRow {
+fn audited<'a>(event: &'a EventRef<'_>, message: &'a BorrowedMessage<'_>) -> AuditedEvent<'a> {
     let payload = message.payload().unwrap_or_default();
-    EventLogRow {
-        event_id: event.event_id().to_owned(),
-        agency_code: event.agency_code().to_owned(),
+    AuditedEvent {
+        event_id: event.event_id(),
+        agency_code: event.agency_code(),
         occurred_at: event.occurred_at(),
         day: LocalDay::of_micros(event.occurred_at()).0,
         recorded_at: event.recorded_at(),
         schema_id: split_header(payload).map_or(0, |(id, _)| id),
-        payload: payload.to_vec(),
-        topic,
+        payload,
+        topic: message.topic(),
         kafka_partition: message.partition() as u32,
         kafka_offset: message.offset(),
     }
