@@ -34,24 +34,46 @@ pub async fn run(
     services: &Services,
     profile: Option<&Profile>,
 ) -> Result<AggregatorRun> {
+    run_group(deployment, n, audit, services, 1, profile).await
+}
+
+/// [`run`] with `instances` aggregators in one consumer group, started together: the
+/// group's partitions are shared among them. CPU is the sum of the processes', peak RSS
+/// the largest; the profile (if any) samples the first.
+pub async fn run_group(
+    deployment: &Deployment,
+    n: u64,
+    audit: bool,
+    services: &Services,
+    instances: usize,
+    profile: Option<&Profile>,
+) -> Result<AggregatorRun> {
     let store = deployment.store().await?;
-    let port = free_port();
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
     let services_start = services.mark();
     let started = Instant::now();
-    let listen = format!("127.0.0.1:{port}");
-    let mut command = deployment.command(&["aggregate", "--listen", &listen]);
-    command.env("PARPULSE_AUDIT_EVENTS", audit.to_string());
-    let mut child = crate::process::Running(command.spawn()?);
-    let window = crate::cpu::Window::open(child.0.id())?;
+    let mut children = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut windows = Vec::new();
+    for _ in 0..instances {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut command = deployment.command(&["aggregate", "--listen", &listen]);
+        command.env("PARPULSE_AUDIT_EVENTS", audit.to_string());
+        let child = crate::process::Running(command.spawn()?);
+        windows.push(crate::cpu::Window::open(child.0.id())?);
+        endpoints.push(format!("http://127.0.0.1:{port}/metrics"));
+        children.push(child);
+    }
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let first = loop {
-        if scrape(&client, &metrics, "parpulse_aggregator_events_total").await.unwrap_or(0.0) > 0.0 {
-            break Instant::now();
+    let first = 'first: loop {
+        for metrics in &endpoints {
+            if scrape(&client, metrics, "parpulse_aggregator_events_total").await.unwrap_or(0.0) > 0.0 {
+                break 'first Instant::now();
+            }
         }
-        if !child.alive() || Instant::now() > deadline {
-            bail!("the aggregator applied nothing within 2 minutes");
+        if !children.iter_mut().all(|child| child.alive()) || Instant::now() > deadline {
+            bail!("the aggregators applied nothing within 2 minutes");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
@@ -59,7 +81,7 @@ pub async fn run(
         Some(profile) => {
             let label = if audit { "audit" } else { "no-audit" };
             let (aggregator, clickhouse) = (format!("aggregator-{label}"), format!("clickhouse-{label}"));
-            let mut targets = vec![(aggregator.as_str(), child.0.id())];
+            let mut targets = vec![(aggregator.as_str(), children[0].0.id())];
             targets.extend(services.clickhouse.map(|pid| (clickhouse.as_str(), pid)));
             Some(profile.start(&targets)?)
         }
@@ -68,9 +90,19 @@ pub async fn run(
     deployment.wait_caught_up(&store, Duration::from_secs(1800)).await?;
     let done = Instant::now();
     let services = services.since(&services_start);
-    let cpu = window.close()?;
-    let peak_rss_mib = child.peak_rss_mib()?;
-    drop(child);
+    let mut cpu = crate::cpu::ProcessCpu::default();
+    for window in &windows {
+        let one = window.close()?;
+        cpu.seconds += one.seconds;
+        for (family, seconds) in one.threads {
+            *cpu.threads.entry(family).or_default() += seconds;
+        }
+    }
+    let mut peak_rss_mib: f64 = 0.0;
+    for child in &children {
+        peak_rss_mib = peak_rss_mib.max(child.peak_rss_mib()?);
+    }
+    drop(children);
     if let Some(recording) = recording {
         for file in recording.finish()? {
             println!("profile written to {}", file.display());

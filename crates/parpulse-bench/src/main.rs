@@ -7,6 +7,7 @@ mod aggregator;
 mod cpu;
 mod cpu_figures;
 mod freshness;
+mod group;
 mod intake;
 mod kafka;
 mod peer;
@@ -45,7 +46,7 @@ struct Args {
     /// Events posted to the HTTP intake.
     #[arg(long, default_value_t = 400_000)]
     intake_events: usize,
-    /// Measurements to skip: produce, consume, aggregator, peer, intake, freshness, memory.
+    /// Measurements to skip: produce, consume, aggregator, group, peer, intake, freshness, memory.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// The parpulse release binary.
@@ -211,6 +212,30 @@ async fn run(args: Args) -> Result<()> {
             }
         }
     }
+    let mut group_figures = group::GroupFigures::default();
+    if args.runs("group") {
+        // One aggregator, then two in one group, per repeat, on the pre-loaded topic.
+        for repeat in 0..args.repeats {
+            for instances in [1, 2] {
+                let run = Deployment {
+                    topic_prefix: main.topic_prefix.clone(),
+                    ..deployment(&format!("group{repeat}x{instances}"))
+                };
+                run.migrate()?;
+                let result = aggregator::run_group(&run, n as u64, true, &services, instances, None).await?;
+                let stored = aggregator::stored_counts(&run).await?;
+                if stored != expected {
+                    bail!(
+                        "{instances} aggregators' day counts differ from a direct count: {}",
+                        diff(&stored, &expected)
+                    );
+                }
+                group_figures.add(instances, n as u64, &result);
+                run.drop_database().await?;
+            }
+        }
+    }
+    group_figures.write(&mut report);
     let bare_rate = report.add("consume: bare librdkafka consumer, no work (the limit)", "msgs/s", bare, "");
     let parpulse_rate = report.add(
         "aggregator: decode, aggregate, checkpoint (first event to final checkpoint)",
@@ -293,7 +318,15 @@ async fn run(args: Args) -> Result<()> {
     drop(events);
     if args.runs("freshness") {
         for &rate in &args.freshness_rates {
-            let result = freshness::run(&deployment(&format!("fresh{rate}")), rate, args.freshness_seconds).await?;
+            // Topics of its own: the shared ones hold the pre-loaded events, which the
+            // aggregator would first catch up on, leaving ClickHouse merging them while
+            // freshness is measured.
+            let fresh = Deployment {
+                topic_prefix: format!("bench{stamp}.fresh{rate}."),
+                ..deployment(&format!("fresh{rate}"))
+            };
+            let result = freshness::run(&fresh, rate, args.freshness_seconds).await?;
+            fresh.drop_database().await?;
             report.add(
                 format!("freshness at {rate} events/s: p50"),
                 "s",
