@@ -755,6 +755,15 @@ impl PartitionState {
         let before = self.dossiers.len();
         self.dossiers.retain(|_, d| d.last_event_at >= horizon || d.dirty);
         self.evicted += (before - self.dossiers.len()) as u64;
+        // A hash map never gives memory back by itself: one busy week would keep its
+        // table at double size for good, and over months every partition reaches its own
+        // busiest week (heaptrack: the dossier tables are the largest part of the
+        // aggregator's heap). A quarter of headroom keeps the next days from growing it
+        // straight back.
+        let keep = self.dossiers.len() + self.dossiers.len() / 4;
+        if self.dossiers.capacity() > 2 * keep {
+            self.dossiers.shrink_to(keep);
+        }
         // A reception before the horizon's day is too late (refused), so its bucket is final.
         let horizon_day = LocalDay::of_micros(horizon.max(0));
         self.procedure_buckets.retain(|key, b| key.day >= horizon_day || b.dirty);
@@ -773,6 +782,11 @@ impl PartitionState {
                 self.dossiers.entry(key).or_insert_with(|| Dossier::new(event));
             }
         }
+    }
+
+    #[cfg(test)]
+    fn dossier_capacity(&self) -> usize {
+        self.dossiers.capacity()
     }
 
     /// Dossiers in memory, dropped as idle, and fetched back, since the state was loaded.
@@ -992,6 +1006,25 @@ mod tests {
         // An event too late to apply is not worth a fetch.
         let ancient = event("GONE", DossierEventKind::Processed, t0 - 100 * HOUR);
         assert_eq!(state.apply_event(6, &ancient), Verdict::TooLate);
+    }
+
+    #[test]
+    fn the_dossier_table_gives_its_room_back_when_idle_dossiers_leave() {
+        let t0 = DAY.start_micros() + HOUR;
+        let mut state = PartitionState::load(0, 0, &[], &[]).with_lateness(0, 48 * HOUR);
+        for i in 0..10_000 {
+            state.apply_event(i, &event(&format!("BUSY-{i}"), DossierEventKind::Received, t0));
+        }
+        state.checkpoint_written(10_000);
+        let busy = state.dossier_capacity();
+        assert!(busy >= 10_000);
+        for i in 0..100 {
+            state.apply_event(10_000 + i, &event(&format!("QUIET-{i}"), DossierEventKind::Received, t0 + 100 * HOUR));
+        }
+        state.checkpoint_written(10_100);
+        assert_eq!(state.dossier_counts().0, 100, "the busy day's dossiers were idle for 99 h with 48 h allowed");
+        assert!(state.dossier_capacity() < 1_000, "capacity {} kept for 100 dossiers", state.dossier_capacity());
+        assert!(state.dossier_capacity() >= 125, "a quarter of headroom is kept");
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub struct Freshness {
     pub p99: f64,
     pub markers: usize,
     pub achieved_rate: f64,
+    /// Where the time goes, from the processes' own metrics over the whole run: the
+    /// aggregator's mean checkpoint write and each table's mean insert (seconds), and the
+    /// exporter's refreshes per second.
+    pub checkpoint_mean: f64,
+    pub insert_means: Vec<(String, f64)>,
+    pub refreshes_per_sec: f64,
 }
 
 fn marker(i: usize) -> Event {
@@ -69,6 +75,7 @@ pub async fn run(deployment: &Deployment, rate: u64, seconds: u64) -> Result<Fre
         crate::workload::avro_records(&events)
     };
     let (aggregator_port, exporter_port) = (free_port(), free_port());
+    let aggregator_metrics = format!("http://127.0.0.1:{aggregator_port}/metrics");
     let _aggregator = deployment.spawn(&[
         "aggregate",
         "--listen",
@@ -169,13 +176,48 @@ pub async fn run(deployment: &Deployment, rate: u64, seconds: u64) -> Result<Fre
         }
     }
     poller.abort();
+    let refreshes = crate::process::scrape(&client, &metrics, "parpulse_exporter_refreshes_total").await.unwrap_or(0.0);
+    let refreshes_per_sec = refreshes / started.elapsed().as_secs_f64();
+    let (checkpoint_mean, insert_means) = checkpoint_times(&client, &aggregator_metrics).await;
     let missing = sent.len() - accounted;
     if missing > 0 {
         bail!("{missing} markers never reached /metrics within 2 minutes after the load");
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let p99 = latencies[((latencies.len() as f64 * 0.99).ceil() as usize).saturating_sub(1).min(latencies.len() - 1)];
-    Ok(Freshness { p50: median(&latencies), p99, markers: latencies.len(), achieved_rate })
+    Ok(Freshness {
+        p50: median(&latencies),
+        p99,
+        markers: latencies.len(),
+        achieved_rate,
+        checkpoint_mean,
+        insert_means,
+        refreshes_per_sec,
+    })
+}
+
+/// The aggregator's mean checkpoint write, and each table's mean insert, in seconds.
+async fn checkpoint_times(client: &reqwest::Client, url: &str) -> (f64, Vec<(String, f64)>) {
+    let Some(text) = async { client.get(url).send().await.ok()?.text().await.ok() }.await else {
+        return (f64::NAN, Vec::new());
+    };
+    let samples = parpulse_prom_text::parse(&text);
+    let mean = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let sum = parpulse_prom_text::find(&samples, &format!("{name}_sum"), labels);
+        let count = parpulse_prom_text::find(&samples, &format!("{name}_count"), labels);
+        match (sum, count) {
+            (Some(sum), Some(count)) if count > 0.0 => sum / count,
+            _ => f64::NAN,
+        }
+    };
+    let checkpoint = mean("parpulse_aggregator_checkpoint_duration_seconds", &[]);
+    let inserts = ["day_count", "dossier_state", "procedure_day", "event_log", "checkpoints"]
+        .into_iter()
+        .map(|table| {
+            (table.to_owned(), mean("parpulse_aggregator_clickhouse_insert_duration_seconds", &[("table", table)]))
+        })
+        .collect();
+    (checkpoint, inserts)
 }
 
 /// Records the latency of every marker the count `seen` (observed `at`) newly covers.

@@ -339,6 +339,20 @@ async fn run(args: Args) -> Result<()> {
                 vec![result.p99],
                 format!("achieved {:.0} events/s; target p99 < 0.5 s", result.achieved_rate),
             );
+            let inserts: Vec<String> =
+                result.insert_means.iter().map(|(table, mean)| format!("{table} {:.0} ms", mean * 1000.0)).collect();
+            report.add(
+                format!("freshness at {rate} events/s: aggregator's mean checkpoint write"),
+                "s",
+                vec![result.checkpoint_mean],
+                format!("mean inserts: {}", inserts.join(", ")),
+            );
+            report.add(
+                format!("freshness at {rate} events/s: exporter refreshes"),
+                "per s",
+                vec![result.refreshes_per_sec],
+                "asked every 100 ms",
+            );
         }
     }
     if args.runs("memory") {
