@@ -15,6 +15,9 @@ pub struct AggregatorRun {
     pub events_per_sec: f64,
     /// Events per second from the process start (group join, state load) to the final checkpoint.
     pub events_per_sec_from_start: f64,
+    /// Events per second once every instance holds partitions (the group's first
+    /// hand-over done) to the final checkpoint; with one instance, `events_per_sec`.
+    pub events_per_sec_settled: f64,
     pub peak_rss_mib: f64,
     /// The aggregator process's CPU from its start to the final checkpoint, by thread.
     pub cpu: crate::cpu::ProcessCpu,
@@ -77,6 +80,29 @@ pub async fn run_group(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
+    // With several instances the first to join takes every partition and hands half over
+    // when the next joins (the local broker has no initial rebalance delay).
+    let (settled, applied_when_settled) = if instances > 1 {
+        loop {
+            let mut holding = 0;
+            let mut applied = 0.0;
+            for metrics in &endpoints {
+                if scrape(&client, metrics, "parpulse_aggregator_assigned_partitions").await.unwrap_or(0.0) > 0.0 {
+                    holding += 1;
+                }
+                applied += scrape(&client, metrics, "parpulse_aggregator_events_total").await.unwrap_or(0.0);
+            }
+            if holding == instances {
+                break (Instant::now(), applied);
+            }
+            if !children.iter_mut().all(|child| child.alive()) || Instant::now() > deadline {
+                bail!("the {instances} aggregators never all held partitions");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    } else {
+        (first, 0.0)
+    };
     let recording = match profile {
         Some(profile) => {
             let label = if audit { "audit" } else { "no-audit" };
@@ -111,6 +137,7 @@ pub async fn run_group(
     Ok(AggregatorRun {
         events_per_sec: n as f64 / (done - first).as_secs_f64(),
         events_per_sec_from_start: n as f64 / (done - started).as_secs_f64(),
+        events_per_sec_settled: (n as f64 - applied_when_settled).max(0.0) / (done - settled).as_secs_f64(),
         peak_rss_mib,
         cpu,
         services,
