@@ -191,13 +191,7 @@ async fn run(args: Args) -> Result<()> {
                 run.migrate()?;
                 let result = aggregator::run(&run, n as u64, audit, &services, profiled(repeat)).await?;
                 cpu_figures.aggregator(audit, n as u64, &result);
-                let stored = aggregator::stored_counts(&run).await?;
-                if stored != expected {
-                    bail!(
-                        "parpulse's day counts differ from a direct count of the events: {}",
-                        diff(&stored, &expected)
-                    );
-                }
+                check_stored_counts(&run, &expected, "parpulse's").await?;
                 if audit {
                     let (compressed, uncompressed) = aggregator::audit_bytes_per_event(&run).await?;
                     audit_compressed.push(compressed);
@@ -223,13 +217,7 @@ async fn run(args: Args) -> Result<()> {
                 };
                 run.migrate()?;
                 let result = aggregator::run_group(&run, n as u64, true, &services, instances, None).await?;
-                let stored = aggregator::stored_counts(&run).await?;
-                if stored != expected {
-                    bail!(
-                        "{instances} aggregators' day counts differ from a direct count: {}",
-                        diff(&stored, &expected)
-                    );
-                }
+                check_stored_counts(&run, &expected, &format!("{instances} aggregators'")).await?;
                 group_figures.add(instances, n as u64, &result);
                 run.drop_database().await?;
             }
@@ -377,6 +365,15 @@ async fn run(args: Args) -> Result<()> {
 fn chrono_like_now() -> String {
     let micros = parpulse_core::time::now_micros();
     format!("{} (UTC+7 day)", parpulse_core::LocalDay::of_micros(micros))
+}
+
+/// Fails unless the day counts `whose` aggregator run stored equal the direct count.
+async fn check_stored_counts(run: &Deployment, expected: &peer::DayCounts, whose: &str) -> Result<()> {
+    let stored = aggregator::stored_counts(run).await?;
+    if stored != *expected {
+        bail!("{whose} day counts differ from a direct count of the events: {}", diff(&stored, expected));
+    }
+    Ok(())
 }
 
 /// The first few (unit, day) keys where two counts differ, for the error message.
