@@ -1,6 +1,8 @@
 //! Checkpoints: what changed since the last one, taken from the state at one instant
 //! and written in the background: dead letters (acknowledged), rows, then the
-//! checkpoint rows, then (for lag monitoring only) a Kafka offset commit.
+//! checkpoint rows, then (for lag monitoring only) a Kafka offset commit. Each part of a
+//! checkpoint is dropped once stored, so a retry resumes with the first part not stored:
+//! dead letters are not delivered again, rows not sent again.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,7 +34,8 @@ pub(super) enum CheckpointError {
     Timeout(Duration),
 }
 
-/// Everything one checkpoint writes, taken from the state at one instant.
+/// Everything one checkpoint writes, taken from the state at one instant. A part is
+/// emptied once stored (see [`Shared::write_once`]); the checkpoint rows stay to the end.
 pub(super) struct CheckpointBatch {
     pub(super) dead_letters: Vec<DeadLetter>,
     pub(super) dossiers: Vec<parpulse_clickhouse::dossier_state::DossierStateRow>,
@@ -80,7 +83,10 @@ pub(super) fn take_batch(work: &mut Work, consumer_group: &str, judged_at: i64) 
         batch.dossiers.extend(state.pending_dossier_rows(judged_at));
         batch.days.extend(state.pending_rows());
         batch.procedures.extend(state.pending_procedure_rows());
-        batch.event_log.push(state.take_event_log());
+        let audit = state.take_event_log();
+        if audit.rows() > 0 {
+            batch.event_log.push(audit);
+        }
         let (mut budget, mut staffing) = state.take_event_rows();
         batch.budget.append(&mut budget);
         batch.staffing.append(&mut staffing);
@@ -145,12 +151,19 @@ impl Shared {
     }
 
     /// Writes a checkpoint, retrying with backoff until ClickHouse takes it.
-    async fn write_with_retry(&self, batch: CheckpointBatch) -> TopicPartitionList {
-        self.until_clickhouse_answers("checkpoint failed; consumption paused", || self.write_once(&batch)).await;
+    /// (The loop of [`Shared::until_clickhouse_answers`], written out: each attempt
+    /// borrows the batch mutably.)
+    async fn write_with_retry(&self, mut batch: CheckpointBatch) -> TopicPartitionList {
+        let mut backoff = super::FIRST_BACKOFF;
+        while let Err(error) = self.write_once(&mut batch).await {
+            backoff = self.failed("checkpoint failed; consumption paused", error, backoff).await;
+        }
+        self.clickhouse.succeeded();
         batch.commit_list()
     }
 
-    pub(super) async fn write_once(&self, batch: &CheckpointBatch) -> Result<(), CheckpointError> {
+    /// One attempt. The parts stored before a failure are not sent again by the next attempt.
+    pub(super) async fn write_once(&self, batch: &mut CheckpointBatch) -> Result<(), CheckpointError> {
         let timeout = self.config.checkpoint_timeout;
         match tokio::time::timeout(timeout, self.write(batch)).await {
             Ok(result) => result,
@@ -159,23 +172,39 @@ impl Shared {
     }
 
     /// Dead letters (acknowledged), then rows, then the checkpoint rows. Each row carries
-    /// its own version (state.rs), and budget and staffing rows are the events themselves,
-    /// deduplicated by id when read. One order matters: the day buckets are stored before
-    /// the dossier rows, so that a dossier reloaded after a crash is never ahead of its
-    /// buckets (a replayed event then moves its contribution wherever it is missing).
-    async fn write(&self, batch: &CheckpointBatch) -> Result<(), CheckpointError> {
+    /// its own version (state.rs), and audit, budget and staffing rows are the events
+    /// themselves, deduplicated by id when read, so a part stored twice (a crash, an answer
+    /// lost) changes nothing. One order matters: the day buckets are stored before the
+    /// dossier rows, so that a dossier reloaded after a crash is never ahead of its buckets
+    /// (a replayed event then moves its contribution wherever it is missing). The day
+    /// buckets also go first because the exporter reads them: the sooner, the fresher.
+    async fn write(&self, batch: &mut CheckpointBatch) -> Result<(), CheckpointError> {
+        /// Inserts one part unless it is empty (stored by an earlier attempt, or nothing to
+        /// write), then drops it.
+        macro_rules! store {
+            ($table:literal, $part:ident, $insert:path) => {
+                if !batch.$part.is_empty() {
+                    self.timed($table, $insert(&self.store, &batch.$part)).await?;
+                    batch.$part = Vec::new();
+                }
+            };
+        }
         let started = Instant::now();
-        self.deliver_dead_letters(&batch.dead_letters).await?;
-        self.timed("day_count", day_count::write(&self.store, &batch.days)).await?;
-        self.timed("dossier_state", dossier_state::write(&self.store, &batch.dossiers)).await?;
-        self.timed("procedure_day", procedure_day::write(&self.store, &batch.procedures)).await?;
-        self.timed("event_log", parpulse_clickhouse::event_log::write(&self.store, &batch.event_log)).await?;
-        self.timed("budget_event", budget_staffing::write_budget(&self.store, &batch.budget)).await?;
-        self.timed("staffing_event", budget_staffing::write_staffing(&self.store, &batch.staffing)).await?;
+        if !batch.dead_letters.is_empty() {
+            self.deliver_dead_letters(&batch.dead_letters).await?;
+            batch.dead_letters = Vec::new();
+        }
+        store!("day_count", days, day_count::write);
+        store!("dossier_state", dossiers, dossier_state::write);
+        store!("procedure_day", procedures, procedure_day::write);
+        store!("event_log", event_log, parpulse_clickhouse::event_log::write);
+        store!("budget_event", budget, budget_staffing::write_budget);
+        store!("staffing_event", staffing, budget_staffing::write_staffing);
+        // Kept: the offsets to commit once the checkpoint is stored.
         self.timed("checkpoints", checkpoint::write(&self.store, &batch.checkpoints)).await?;
         self.metrics.checkpoints.inc();
         self.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
-        tracing::debug!(rows = batch.days.len(), partitions = batch.checkpoints.len(), "checkpoint written");
+        tracing::debug!(partitions = batch.checkpoints.len(), "checkpoint written");
         Ok(())
     }
 

@@ -123,9 +123,10 @@ impl Shared {
         {
             let mut work = self.work.lock().await;
             let in_flight = self.finish_in_flight(&mut work).await;
-            if let Some(batch) = take_batch(&mut work, &self.config.consumer_group, self.config.clock.now_micros()) {
+            if let Some(mut batch) = take_batch(&mut work, &self.config.consumer_group, self.config.clock.now_micros())
+            {
                 for attempt in 1..=REVOKE_ATTEMPTS {
-                    match self.write_once(&batch).await {
+                    match self.write_once(&mut batch).await {
                         Ok(()) => {
                             commits = Some(batch.commit_list());
                             break;

@@ -52,6 +52,7 @@ type Consumer = StreamConsumer<AggregatorContext>;
 type Key = (String, u32);
 
 /// Longest wait between two attempts at ClickHouse.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What the consume loop and the rebalance callback share.
@@ -84,7 +85,7 @@ impl Shared {
         what: &'static str,
         mut attempt: impl FnMut() -> F,
     ) -> T {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = FIRST_BACKOFF;
         loop {
             match attempt().await {
                 Ok(value) => {
