@@ -10,6 +10,7 @@
 pub mod admit;
 pub mod contribution;
 pub mod metrics;
+pub mod packed;
 pub mod rebuild;
 pub mod runner;
 pub mod state;

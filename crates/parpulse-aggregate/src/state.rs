@@ -52,6 +52,7 @@ use parpulse_core::lifecycle::{active_calendar, DossierLifecycle};
 use parpulse_core::{BudgetEvent, Channel, DossierEvent, DossierEventKind, Event, LocalDay, StaffingEvent};
 
 use crate::contribution::Contribution;
+use crate::packed::PackedLifecycle;
 
 type HashMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 type HashSet<K> = hashbrown::HashSet<K, FxBuildHasher>;
@@ -150,8 +151,8 @@ struct Dossier {
     received_offset: Option<i64>,
     received_day: LocalDay,
     /// Facts for the lateness KPIs (judged when they change, for the contribution, and
-    /// when the row is written).
-    lifecycle: DossierLifecycle,
+    /// when the row is written), packed: most of a dossier's memory.
+    lifecycle: PackedLifecycle,
     /// What the dossier adds to the day buckets now.
     contribution: Contribution,
     complete_through: i64,
@@ -167,7 +168,7 @@ impl Dossier {
         Dossier {
             received_offset: None,
             received_day: LocalDay::of_micros(event.occurred_at),
-            lifecycle: DossierLifecycle::default(),
+            lifecycle: PackedLifecycle::default(),
             contribution: Contribution::default(),
             complete_through: 0,
             last_event_at: event.occurred_at,
@@ -179,7 +180,7 @@ impl Dossier {
         let mut dossier = Dossier {
             received_offset: (row.received_offset >= 0).then_some(row.received_offset),
             received_day: LocalDay(row.received_day),
-            lifecycle: row.lifecycle(),
+            lifecycle: PackedLifecycle::pack(row.lifecycle()),
             contribution: Contribution::default(),
             complete_through: i64::try_from(row.version).unwrap_or(i64::MAX),
             // Rows from before migration 0006 say 0: the newest time they hold will do.
@@ -193,16 +194,21 @@ impl Dossier {
 
     /// Its contribution as the facts stand.
     fn judge(&self) -> Contribution {
+        self.judge_with(&self.lifecycle.unpack())
+    }
+
+    /// Its contribution with `lifecycle` (its own, unpacked).
+    fn judge_with(&self, lifecycle: &DossierLifecycle) -> Contribution {
         let counted = self.received_offset.map(|_| self.received_day);
-        Contribution::of(&self.lifecycle, counted, self.last_event_at)
+        Contribution::of(lifecycle, counted, self.last_event_at)
     }
 
     fn to_row(&self, partition: u32, key: &DossierKey, version: u64, now_micros: i64) -> DossierStateRow {
-        let l = &self.lifecycle;
+        let l = self.lifecycle.unpack();
         let calendar = active_calendar();
         // Events up to the allowed clock skew ahead are accepted: judge with every applied
         // fact, or a dossier processed a few seconds "in the future" would be stored open.
-        let judged = Judged::of(l, now_micros.max(self.last_event_at), calendar);
+        let judged = Judged::of(&l, now_micros.max(self.last_event_at), calendar);
         let min_end = [l.returned_at, l.stopped_at, l.withdrawn_at].into_iter().flatten().min();
         DossierStateRow {
             kafka_partition: partition,
@@ -214,8 +220,8 @@ impl Dossier {
             received_at: l.received_at.unwrap_or(0),
             due_at: l.due_at.unwrap_or(0),
             legal_max_days: l.legal_max_days.unwrap_or(0),
-            supplement_requested: l.supplement_requested.clone(),
-            supplement_received: l.supplement_received.clone(),
+            supplement_requested: l.supplement_requested,
+            supplement_received: l.supplement_received,
             processed_at: l.processed_at.unwrap_or(0),
             other_end_at: min_end.unwrap_or(0),
             returned_at: l.returned_at.unwrap_or(0),
@@ -453,8 +459,7 @@ impl PartitionState {
         if event.kind == DossierEventKind::Received && dossier.received_offset.is_none() {
             return false;
         }
-        let mut lifecycle = dossier.lifecycle.clone();
-        !lifecycle.apply(event)
+        !dossier.lifecycle.unpack().apply(event)
     }
 
     fn record_budget(&mut self, offset: i64, e: &BudgetEvent) -> Verdict {
@@ -545,7 +550,8 @@ impl PartitionState {
                 return Verdict::Applied;
             }
         } else {
-            let mut changed = dossier.lifecycle.apply(event);
+            let mut lifecycle = dossier.lifecycle.take();
+            let mut changed = lifecycle.apply(event);
             let counted_reception = event.kind == DossierEventKind::Received && dossier.received_offset.is_none();
             if counted_reception {
                 dossier.received_offset = Some(offset);
@@ -554,9 +560,10 @@ impl PartitionState {
             } else if event.kind == DossierEventKind::Received {
                 self.duplicates += 1;
             }
-            if changed {
+            let judged = changed.then(|| dossier.judge_with(&lifecycle));
+            dossier.lifecycle = PackedLifecycle::pack(lifecycle);
+            if let Some(judged) = judged {
                 mark_dirty(&mut dossier.dirty, &mut self.dirty_dossiers, &key);
-                let judged = dossier.judge();
                 let before = std::mem::replace(&mut dossier.contribution, judged);
                 if before != judged {
                     self.shift_contribution(offset, &key.agency_code, &before, &judged);
