@@ -35,6 +35,24 @@ pub async fn create_topic(kafka: &KafkaConnection, topic: &str) -> Result<()> {
     Ok(())
 }
 
+/// Deletes every topic whose name starts with `prefix` (a run's own); says how many.
+pub async fn delete_topics_with_prefix(kafka: &KafkaConnection, prefix: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().context("admin client")?;
+    let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(30)).context("listing topics")?;
+    let names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).filter(|name| name.starts_with(prefix)).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let results = admin.delete_topics(&names, &AdminOptions::new()).await.context("deleting the run's topics")?;
+    for result in results {
+        if let Err((name, code)) = result {
+            bail!("deleting {name}: {code}");
+        }
+    }
+    eprintln!("deleted the run's {} topics ({prefix}*)", names.len());
+    Ok(())
+}
+
 /// The producer settings parpulse's ingestors use (kafka.rs), without the gate.
 fn bare_producer(kafka: &KafkaConnection) -> Result<FutureProducer> {
     kafka

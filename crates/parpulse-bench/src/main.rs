@@ -78,15 +78,21 @@ fn main() -> Result<()> {
         bail!("{} not found: build it with `cargo build --release -p parpulse`", args.parpulse.display());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(args))
+    runtime.block_on(async {
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        // The Kafka security settings come from the PARPULSE_KAFKA_* variables, as parpulse's.
+        let security = parpulse_kafka::KafkaSecurity::from_env().context("Kafka security settings")?;
+        let connection = parpulse_kafka::KafkaConnection { brokers: args.brokers.clone(), security };
+        let result = run(args, stamp, connection.clone()).await;
+        // Every topic of the run goes, whether it succeeded or not: a 10M-event run leaves
+        // gigabytes, and runs left behind once filled this machine's disk.
+        let cleaned = kafka::delete_topics_with_prefix(&connection, &format!("bench{stamp}.")).await;
+        result.and(cleaned)
+    })
 }
 
-async fn run(args: Args) -> Result<()> {
+async fn run(args: Args, stamp: u64, connection: parpulse_kafka::KafkaConnection) -> Result<()> {
     let started = Instant::now();
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    // The Kafka security settings come from the PARPULSE_KAFKA_* variables, as parpulse's.
-    let security = parpulse_kafka::KafkaSecurity::from_env().context("Kafka security settings")?;
-    let connection = parpulse_kafka::KafkaConnection { brokers: args.brokers.clone(), security };
     let deployment = |name: &str| Deployment {
         binary: args.parpulse.clone(),
         kafka: connection.clone(),
