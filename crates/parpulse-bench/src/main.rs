@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use parpulse_clickhouse::{ClickHouseConfig, Store};
 
 use crate::process::Deployment;
 use crate::report::Report;
@@ -83,12 +84,28 @@ fn main() -> Result<()> {
         // The Kafka security settings come from the PARPULSE_KAFKA_* variables, as parpulse's.
         let security = parpulse_kafka::KafkaSecurity::from_env().context("Kafka security settings")?;
         let connection = parpulse_kafka::KafkaConnection { brokers: args.brokers.clone(), security };
+        let args_url = args.clickhouse_url.clone();
         let result = run(args, stamp, connection.clone()).await;
         // Every topic of the run goes, whether it succeeded or not: a 10M-event run leaves
         // gigabytes, and runs left behind once filled this machine's disk.
-        let cleaned = kafka::delete_topics_with_prefix(&connection, &format!("bench{stamp}.")).await;
-        result.and(cleaned)
+        let topics = kafka::delete_topics_with_prefix(&connection, &format!("bench{stamp}.")).await;
+        // Stages drop their databases when they end well; a failed one leaves its own.
+        let databases = drop_databases_with_prefix(&args_url, &format!("bench_{stamp}_")).await;
+        result.and(topics).and(databases)
     })
+}
+
+/// Drops every database whose name starts with `prefix` (a run's own).
+async fn drop_databases_with_prefix(clickhouse_url: &str, prefix: &str) -> Result<()> {
+    // Validation off: it needs a format ClickHouse 18.16 does not have (connect.rs).
+    let client = clickhouse::Client::default().with_url(clickhouse_url).with_validation(false);
+    let names: Vec<String> =
+        client.query("SELECT name FROM system.databases").fetch_all().await.context("listing databases")?;
+    for name in names.into_iter().filter(|name| name.starts_with(prefix)) {
+        Store::drop_database(&ClickHouseConfig::local(clickhouse_url, &name)).await?;
+        eprintln!("dropped {name}, left by a failed stage");
+    }
+    Ok(())
 }
 
 async fn run(args: Args, stamp: u64, connection: parpulse_kafka::KafkaConnection) -> Result<()> {
