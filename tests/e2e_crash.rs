@@ -358,10 +358,15 @@ async fn a_checkpoint_failing_part_way_resumes_with_the_first_part_not_stored() 
 
     let metrics = parpulse_aggregate::AggregatorMetrics::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let aggregator =
-        tokio::spawn(parpulse_aggregate::run(env.aggregator_config(), store.clone(), metrics.clone(), async {
-            let _ = stopped.await;
-        }));
+    // Checkpoints every 2 s: the poison and the events, written within milliseconds, are
+    // almost always taken in one checkpoint, so its dead letter is among the parts stored
+    // before the failing one. (If a checkpoint falls between them, the poison's is stored
+    // whole before the failure and every check below still holds.)
+    let config =
+        parpulse_aggregate::AggregatorConfig { checkpoint_interval: Duration::from_secs(2), ..env.aggregator_config() };
+    let aggregator = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics.clone(), async {
+        let _ = stopped.await;
+    }));
     let wait = |what: &'static str, done: Box<dyn Fn() -> bool + Send>| async move {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !done() {
@@ -377,14 +382,17 @@ async fn a_checkpoint_failing_part_way_resumes_with_the_first_part_not_stored() 
 
     let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(63, 3, 5), &AgencyRegistry::demo()).collect();
     let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
-    sink.send(events.clone(), "test").await.expect("Kafka acknowledged");
     let rogue: rdkafka::producer::FutureProducer = env.connection().client_config().create().expect("rogue producer");
     let poison =
         rdkafka::producer::FutureRecord::to(env.topics.dossier.as_str()).key("SNV").payload(b"not avro".as_slice());
     rogue.send(poison, Duration::from_secs(10)).await.expect("poison written");
+    sink.send(events.clone(), "test").await.expect("Kafka acknowledged");
 
     let errors = metrics.clickhouse_errors.clone();
     wait("three failed checkpoint attempts", Box::new(move || errors.get() >= 3)).await;
+    let dead_letters =
+        || parpulse_tests::kafka_read::read_topic(&env.brokers, &env.topics.deadletter, Duration::from_secs(30));
+    assert_eq!(dead_letters().len(), 1, "while the checkpoint fails, its dead letter was delivered once");
     sql(format!("RENAME TABLE {db}.procedure_day_away TO {db}.procedure_day")).await;
     env.wait_caught_up(&store, Duration::from_secs(60)).await;
     stop.send(()).expect("aggregator still running");
@@ -401,8 +409,7 @@ async fn a_checkpoint_failing_part_way_resumes_with_the_first_part_not_stored() 
         assert!(rows > 0, "{table} has rows");
         assert_eq!(rows, distinct, "no {table} row written twice");
     }
-    let letters = parpulse_tests::kafka_read::read_topic(&env.brokers, &env.topics.deadletter, Duration::from_secs(30));
-    assert_eq!(letters.len(), 1, "the poison's dead letter is delivered once");
+    assert_eq!(dead_letters().len(), 1, "the poison's dead letter is delivered once");
     let procedures = count("SELECT count() FROM procedure_day".into()).await;
     assert!(procedures > 0, "the failing part is stored once its table is back");
     env.cleanup().await;

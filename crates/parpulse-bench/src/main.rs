@@ -91,6 +91,12 @@ fn main() -> Result<()> {
         let topics = kafka::delete_topics_with_prefix(&connection, &format!("bench{stamp}.")).await;
         // Stages drop their databases when they end well; a failed one leaves its own.
         let databases = drop_databases_with_prefix(&args_url, &format!("bench_{stamp}_")).await;
+        if result.is_err() {
+            // The run's own error is the one returned: say what the clean-up could not do.
+            for error in [&topics, &databases].into_iter().filter_map(|r| r.as_ref().err()) {
+                eprintln!("clean-up after the failed run: {error:#}");
+            }
+        }
         result.and(topics).and(databases)
     })
 }

@@ -2,7 +2,8 @@
 //! and written in the background: dead letters (acknowledged), rows, then the
 //! checkpoint rows, then (for lag monitoring only) a Kafka offset commit. Each part of a
 //! checkpoint is dropped once stored, so a retry resumes with the first part not stored:
-//! dead letters are not delivered again, rows not sent again.
+//! dead letters whose delivery was acknowledged are not delivered again, stored rows not
+//! sent again.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ pub(super) enum CheckpointError {
 }
 
 /// Everything one checkpoint writes, taken from the state at one instant. A part is
-/// emptied once stored (see [`Shared::write_once`]); the checkpoint rows stay to the end.
+/// emptied once stored (see `Shared::write`); the checkpoint rows stay to the end.
 pub(super) struct CheckpointBatch {
     pub(super) dead_letters: Vec<DeadLetter>,
     pub(super) dossiers: Vec<parpulse_clickhouse::dossier_state::DossierStateRow>,

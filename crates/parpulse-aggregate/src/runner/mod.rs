@@ -51,8 +51,9 @@ type Consumer = StreamConsumer<AggregatorContext>;
 /// A partition of one topic.
 type Key = (String, u32);
 
-/// Longest wait between two attempts at ClickHouse.
+/// Wait after a first failed attempt at ClickHouse; it doubles with each failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between two attempts at ClickHouse.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What the consume loop and the rebalance callback share.
