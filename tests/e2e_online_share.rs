@@ -125,6 +125,8 @@ async fn aggregator_restart_continues_from_its_checkpoint_without_double_countin
     let second = parpulse_aggregate::AggregatorMetrics::new();
     env.aggregate_to_end_with(config, &second, &store, Duration::from_secs(120)).await;
     assert!(second.dossiers_fetched.get() > 0, "the restart fetched no dossier back");
+    // It loaded the buckets of the last day only, and fetched older ones a late fact changed.
+    assert!(second.day_buckets_fetched.get() > 0, "the restart fetched no day bucket back");
 
     parpulse_tests::assert_all_kpis_equal_recount(&store, &ndjson).await;
     env.cleanup().await;
@@ -207,6 +209,8 @@ async fn events_beyond_the_allowed_lateness_go_to_the_dead_letter_topic() {
     // With 5 days allowed over 20, idle dossiers left memory and some came back for a
     // late event of theirs (results returned, apologies); the recount below still holds.
     assert!(metrics.dossiers_fetched.get() > 0, "no dossier was fetched back");
+    // So did the day buckets of the days those dossiers were received or ended on.
+    assert!(metrics.day_buckets_fetched.get() > 0, "no day bucket was fetched back");
     let dead = parpulse_tests::kafka_read::read_topic(&env.brokers, &env.topics.deadletter, Duration::from_secs(30));
     let too_late: Vec<_> =
         dead.iter().filter(|r| r.headers.get("reason").map(String::as_str) == Some("too_late")).collect();

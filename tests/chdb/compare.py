@@ -64,14 +64,15 @@ def bind(sql, params):
     return out
 
 
-def one_dossier(url, database):
-    """Partition, unit and id of a dossier the server holds (for the one-dossier query)."""
-    line = server(url, database, "SELECT kafka_partition, agency_code, dossier_id FROM dossier_state "
-                  "ORDER BY agency_code, dossier_id LIMIT 1 FORMAT TabSeparated").strip()
+def one_row(url, database, table, key):
+    """Partition and `key` (unit, then the row's own key) of the first row the server's
+    `table` holds: the parameters of a one-row query."""
+    line = server(url, database, f"SELECT kafka_partition, {key} FROM {table} "
+                  f"ORDER BY {key} LIMIT 1 FORMAT TabSeparated").strip()
     if not line:
-        raise SystemExit("the server's dossier_state is empty: nothing to compare")
-    partition, agency, dossier = line.split("\t")
-    return [int(partition), agency, dossier]
+        raise SystemExit(f"the server's {table} is empty: nothing to compare")
+    partition, *rest = line.split("\t")
+    return [int(partition), *rest]
 
 
 def budget_year(url, database):
@@ -101,12 +102,13 @@ def main():
         "budget_year": [budget_year(args.url, args.database), 2**63 - 1],
         "headcounts": [2**63 - 1],
         "checkpoints_committed": [args.group, args.topic],
-        "day_count_load_partition": [0],
+        "day_count_load_partition": [0, first],
+        "day_count_load_bucket": one_row(args.url, args.database, "day_count", "agency_code, toString(day)"),
         "day_count_read_days": [first, last],
         "procedure_day_load_partition": [0, first],
         "procedure_day_read_days": [first, last],
         "dossier_state_load_partition": [0, 0],
-        "dossier_state_load_one": one_dossier(args.url, args.database),
+        "dossier_state_load_one": one_row(args.url, args.database, "dossier_state", "agency_code, dossier_id"),
         "open_dossiers": [now_micros],
         "dossier_state_for_period": [now_micros, month_ago, now_micros, month_ago, now_micros, month_ago_day, month_ago, now_micros],
     }

@@ -38,7 +38,7 @@ pub fn admit<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::PartitionState;
+    use crate::state::{PartitionState, Verdict};
     use parpulse_core::{Channel, DossierEvent, DossierEventKind, Event};
     use proptest::prelude::*;
 
@@ -213,10 +213,16 @@ mod tests {
                     Ok(event) => {
                         prop_assert!(event.occurred_at() >= parpulse_core::validate::EARLIEST_EVENT_MICROS);
                         prop_assert!(event.occurred_at() <= NOW + 300_000_000);
-                        if state.apply_event(offset, &event) == crate::state::Verdict::NeedsStoredDossier {
+                        let mut verdict = state.apply_event(offset, &event);
+                        while matches!(verdict, Verdict::NeedsStoredDossier | Verdict::NeedsStoredBuckets) {
                             let Event::Dossier(dossier) = &event else { unreachable!() };
-                            state.restore_dossier(None, dossier);
-                            state.apply_event(offset, &event);
+                            if verdict == Verdict::NeedsStoredDossier {
+                                state.restore_dossier(None, dossier);
+                            }
+                            for day in state.buckets_to_fetch(dossier) {
+                                state.restore_bucket(dossier.agency_code, day, None);
+                            }
+                            verdict = state.apply_event(offset, &event);
                         }
                     }
                     Err(_) => state.skip(offset),

@@ -100,6 +100,14 @@ impl Contribution {
         [reception, end]
     }
 
+    /// The days of its two parts (None where the dossier has none), without their counts.
+    pub fn days(&self) -> [Option<LocalDay>; 2] {
+        [
+            (self.reception != 0).then_some(LocalDay(self.reception_day)),
+            (self.end != 0).then_some(LocalDay(self.end_day)),
+        ]
+    }
+
     /// The end day and the ending's counts, if ended.
     pub fn end(&self) -> Option<(LocalDay, ResolvedCounts)> {
         let f = self.end;
@@ -232,6 +240,10 @@ mod tests {
             }
         );
         assert_eq!(c.reception().unwrap().1.postal_users, 1, "a result returned by post is postal use");
+        assert_eq!(c.days(), [Some(LocalDay::of_micros(T0)), Some(day)], "the days of its two parts");
+        let open = Contribution::of(&received(1), Some(LocalDay::of_micros(T0)), T0);
+        assert_eq!(open.days(), [Some(LocalDay::of_micros(T0)), None]);
+        assert_eq!(Contribution::of(&received(1), None, T0).days(), [None, None]);
     }
 
     #[test]

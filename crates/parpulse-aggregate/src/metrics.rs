@@ -20,6 +20,8 @@ pub struct AggregatorMetrics {
     pub rebalances: IntCounterVec,
     pub dossiers_in_memory: IntGauge,
     pub dossiers_fetched: IntCounter,
+    pub day_buckets_in_memory: IntGauge,
+    pub day_buckets_fetched: IntCounter,
     pub rejected: IntCounterVec,
     /// Kafka and ClickHouse as this aggregator sees them (`/readyz`, `parpulse_dependency_up`).
     pub health: parpulse_http::health::Health,
@@ -109,6 +111,16 @@ impl AggregatorMetrics {
             "Dossiers fetched back from ClickHouse because an event arrived after they left memory",
         )
         .expect("valid metric");
+        let day_buckets_in_memory = IntGauge::new(
+            "parpulse_aggregator_day_buckets_in_memory",
+            "Day buckets (unit, day) kept in memory: those from the day of the allowed lateness on, and older ones fetched back (the others stay in ClickHouse)",
+        )
+        .expect("valid metric");
+        let day_buckets_fetched = IntCounter::new(
+            "parpulse_aggregator_day_buckets_fetched_total",
+            "Day buckets fetched back from ClickHouse because a dossier received or ended on their day changed after they left memory",
+        )
+        .expect("valid metric");
         let rejected = IntCounterVec::new(
             Opts::new(
                 "parpulse_aggregator_rejected_total",
@@ -131,6 +143,8 @@ impl AggregatorMetrics {
             Box::new(rebalances.clone()),
             Box::new(dossiers_in_memory.clone()),
             Box::new(dossiers_fetched.clone()),
+            Box::new(day_buckets_in_memory.clone()),
+            Box::new(day_buckets_fetched.clone()),
             Box::new(rejected.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
@@ -153,6 +167,8 @@ impl AggregatorMetrics {
             rebalances,
             dossiers_in_memory,
             dossiers_fetched,
+            day_buckets_in_memory,
+            day_buckets_fetched,
             rejected,
             health,
         }

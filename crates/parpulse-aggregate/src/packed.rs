@@ -83,6 +83,14 @@ impl PackedLifecycle {
         }
     }
 
+    /// The times of the facts that can end the dossier (the day a judged ending falls on is
+    /// one of theirs): processed, returned, stopped, withdrawn, refused, supplement requested.
+    pub fn end_times(&self) -> impl Iterator<Item = i64> + '_ {
+        let facts = self.times[PROCESSED..=REFUSED].iter().copied().filter(|&t| t != NONE);
+        let requested = self.supplements.as_deref().map(|(requested, _)| requested.as_slice()).unwrap_or_default();
+        facts.chain(requested.iter().copied())
+    }
+
     /// The lifecycle, leaving this one without its supplement times (pack it back after).
     pub fn take(&mut self) -> DossierLifecycle {
         let (requested, received) = self.supplements.take().map(|both| *both).unwrap_or_default();
@@ -176,6 +184,18 @@ mod tests {
             assert_eq!(PackedLifecycle::pack(full.clone()).unpack(), full);
         }
         assert_eq!(PackedLifecycle::default().unpack(), DossierLifecycle::default());
+    }
+
+    #[test]
+    fn the_end_times_are_those_of_the_facts_that_can_end_a_dossier() {
+        let mut times: Vec<i64> = PackedLifecycle::pack(every_fact()).end_times().collect();
+        times.sort_unstable();
+        assert_eq!(
+            times,
+            [4, 5, 7, 8, 9, 10, 11],
+            "supplement requests, processed to refused; no reception, due date, completion or apology"
+        );
+        assert_eq!(PackedLifecycle::default().end_times().count(), 0);
     }
 
     #[test]

@@ -25,7 +25,14 @@
 //! event for a dossier that is not in memory, of a kind that only follows a
 //! reception, is not applied until the caller fetched the dossier's row
 //! ([`Verdict::NeedsStoredDossier`], [`PartitionState::restore_dossier`]): a dossier
-//! is never rebuilt from a partial history.
+//! is never rebuilt from a partial history. Day buckets of days before the allowed
+//! lateness leave memory too, once written: no reception can reach them any more, but a
+//! dossier received (or ended) on such a day still moves its contribution there when a
+//! late fact of its own arrives. Such an event is not applied until the caller fetched
+//! the buckets it may touch ([`Verdict::NeedsStoredBuckets`],
+//! [`PartitionState::buckets_to_fetch`], [`PartitionState::restore_bucket`]), each with
+//! its stored version, so the exactly-once rule below holds for a fetched bucket as for
+//! a loaded one.
 //!
 //! Hot path (docs/BENCHMARKS.md): events arrive borrowed from the Kafka message
 //! buffer; a dossier is found with one hash lookup by the borrowed (unit, id) pair;
@@ -87,6 +94,14 @@ struct Bucket {
     complete_through: i64,
     /// Changed since the last checkpoint (its key is in `dirty_buckets`).
     dirty: bool,
+}
+
+impl Bucket {
+    /// A bucket as stored: complete up to its version.
+    fn stored(row: &StoredBucket) -> Self {
+        let complete_through = i64::try_from(row.version).unwrap_or(i64::MAX);
+        Bucket { counts: row.counts, stored: row.counts, complete_through, dirty: false }
+    }
 }
 
 /// A (unit, procedure, day) bucket of receptions (`procedure_day`).
@@ -192,6 +207,15 @@ impl Dossier {
         dossier
     }
 
+    /// The days of the buckets an event may move this dossier's contribution from or to:
+    /// its reception day and the days of the facts that can end it (the event's own day
+    /// too, which is never before the allowed lateness).
+    fn bucket_days(&self) -> impl Iterator<Item = LocalDay> + '_ {
+        let received = self.received_offset.map(|_| self.received_day);
+        let contributed = self.contribution.days().into_iter().flatten();
+        received.into_iter().chain(contributed).chain(self.lifecycle.end_times().map(LocalDay::of_micros))
+    }
+
     /// Its contribution as the facts stand.
     fn judge(&self) -> Contribution {
         self.judge_with(&self.lifecycle.unpack())
@@ -258,6 +282,10 @@ pub enum Verdict {
     /// Not applied: its dossier is not in memory but may be stored. The caller fetches
     /// the row, hands it to [`PartitionState::restore_dossier`] and applies the event again.
     NeedsStoredDossier,
+    /// Not applied: it may change day buckets that left memory. The caller fetches those
+    /// of [`PartitionState::buckets_to_fetch`], hands each to
+    /// [`PartitionState::restore_bucket`] and applies the event again.
+    NeedsStoredBuckets,
 }
 
 /// The shared copy of a unit code (one allocation per unit and partition).
@@ -275,6 +303,31 @@ fn new_key<S: AsRef<str>>(agencies: &mut HashSet<Arc<str>>, event: &DossierEvent
     DossierKey {
         agency_code: intern(agencies, event.agency_code.as_ref()),
         dossier_id: Arc::from(event.dossier_id.as_ref()),
+    }
+}
+
+/// The days of the buckets `dossier` may touch (see [`Dossier::bucket_days`]) that are
+/// not in memory and may be stored: before `stored_before` (recent days need no lookup).
+fn missing_buckets<'a>(
+    buckets: &'a HashMap<BucketKey, Bucket>,
+    stored_before: u16,
+    agency_code: &'a str,
+    dossier: &'a Dossier,
+) -> impl Iterator<Item = LocalDay> + 'a {
+    dossier
+        .bucket_days()
+        .filter(move |day| day.0 < stored_before && !buckets.contains_key(&BucketKeyRef { agency_code, day: *day }))
+}
+
+/// Gives a table's room back once it holds far fewer entries than it has room for. A hash
+/// map never shrinks by itself: one busy week would keep its table at double size for
+/// good, and over months every partition reaches its own busiest week (heaptrack: the
+/// dossier tables are the largest part of the aggregator's heap). A quarter of headroom
+/// keeps the next days from growing it straight back.
+fn shrink_to_fit_kept<K: Hash + Eq, V>(table: &mut HashMap<K, V>) {
+    let keep = table.len() + table.len() / 4;
+    if table.capacity() > 2 * keep {
+        table.shrink_to(keep);
     }
 }
 
@@ -298,6 +351,11 @@ pub struct PartitionState {
     restored: u64,
     agencies: HashSet<Arc<str>>,
     buckets: HashMap<BucketKey, Bucket>,
+    /// A bucket of a day before this one that is not in memory may be stored (it left
+    /// memory, or was not loaded): it is fetched before an event changes it. 0: none.
+    buckets_stored_before: u16,
+    buckets_evicted: u64,
+    buckets_restored: u64,
     dirty_buckets: Vec<BucketKey>,
     /// Receptions per (unit, procedure, day); those older than the allowed lateness leave
     /// memory at checkpoints (no event can change them any more).
@@ -336,8 +394,7 @@ impl PartitionState {
             .iter()
             .map(|row| {
                 let key = BucketKey { agency_code: intern(&mut agencies, &row.agency_code), day: row.day };
-                let complete_through = i64::try_from(row.version).unwrap_or(i64::MAX);
-                (key, Bucket { counts: row.counts, stored: row.counts, complete_through, dirty: false })
+                (key, Bucket::stored(row))
             })
             .collect();
         let mut state = Self {
@@ -350,6 +407,9 @@ impl PartitionState {
             restored: 0,
             agencies,
             buckets,
+            buckets_stored_before: 0,
+            buckets_evicted: 0,
+            buckets_restored: 0,
             dirty_buckets: Vec::new(),
             procedure_buckets: HashMap::default(),
             dirty_procedure_buckets: Vec::new(),
@@ -393,9 +453,14 @@ impl PartitionState {
     }
 
     /// Restores the watermark stored with the checkpoint and sets the allowed lateness.
+    /// With a bound, the buckets loaded need only be those from the day of the allowed
+    /// lateness on: an older one is fetched when an event needs it.
     pub fn with_lateness(mut self, watermark: i64, allowed_lateness_micros: i64) -> Self {
         self.watermark = watermark;
         self.allowed_lateness_micros = allowed_lateness_micros;
+        if allowed_lateness_micros != i64::MAX {
+            self.buckets_stored_before = self.horizon_day().0;
+        }
         self
     }
 
@@ -425,6 +490,11 @@ impl PartitionState {
 
     fn too_late_horizon(&self) -> i64 {
         self.watermark.saturating_sub(self.allowed_lateness_micros)
+    }
+
+    /// The local day of the allowed lateness: a reception before it is too late.
+    fn horizon_day(&self) -> LocalDay {
+        LocalDay::of_micros(self.too_late_horizon().max(0))
     }
 
     /// Applies an event of any kind at `offset`, unless it is too late or needs a
@@ -541,6 +611,12 @@ impl PartitionState {
                 (key.clone(), entry.insert_with_key(key, Dossier::new(event)))
             }
         };
+        if self.buckets_stored_before > 0
+            && offset >= dossier.complete_through
+            && missing_buckets(&self.buckets, self.buckets_stored_before, &key.agency_code, dossier).next().is_some()
+        {
+            return Verdict::NeedsStoredBuckets;
+        }
         self.next_offset = self.next_offset.max(offset + 1);
         dossier.last_event_at = dossier.last_event_at.max(event.occurred_at);
         if offset < dossier.complete_through {
@@ -726,9 +802,11 @@ impl PartitionState {
 
     /// Marks everything up to `next_offset` as stored (or being stored: the caller writes
     /// the pending rows it just took), and drops from memory the dossiers idle for longer
-    /// than the allowed lateness, except those whose rows are pending.
+    /// than the allowed lateness and the buckets of days before it, except those whose
+    /// rows are pending (the caller took this checkpoint after the previous one was
+    /// written, so the rows of all others are stored).
     pub fn checkpoint_written(&mut self, next_offset: i64) {
-        self.evict_idle_dossiers();
+        self.evict_idle();
         for key in self.dirty_buckets.drain(..) {
             if let Some(bucket) = self.buckets.get_mut(&key) {
                 bucket.dirty = false;
@@ -751,7 +829,7 @@ impl PartitionState {
         self.checkpointed_offset = next_offset;
     }
 
-    fn evict_idle_dossiers(&mut self) {
+    fn evict_idle(&mut self) {
         let horizon = self.too_late_horizon();
         // Once per local day of watermark progress: a scan of the map per checkpoint would cost more.
         let day = LocalDay::of_micros(self.watermark.max(0)).0;
@@ -762,18 +840,17 @@ impl PartitionState {
         let before = self.dossiers.len();
         self.dossiers.retain(|_, d| d.last_event_at >= horizon || d.dirty);
         self.evicted += (before - self.dossiers.len()) as u64;
-        // A hash map never gives memory back by itself: one busy week would keep its
-        // table at double size for good, and over months every partition reaches its own
-        // busiest week (heaptrack: the dossier tables are the largest part of the
-        // aggregator's heap). A quarter of headroom keeps the next days from growing it
-        // straight back.
-        let keep = self.dossiers.len() + self.dossiers.len() / 4;
-        if self.dossiers.capacity() > 2 * keep {
-            self.dossiers.shrink_to(keep);
-        }
+        shrink_to_fit_kept(&mut self.dossiers);
         // A reception before the horizon's day is too late (refused), so its bucket is final.
-        let horizon_day = LocalDay::of_micros(horizon.max(0));
+        let horizon_day = self.horizon_day();
         self.procedure_buckets.retain(|key, b| key.day >= horizon_day || b.dirty);
+        // A day bucket is not: a dossier's late fact still moves its contribution there,
+        // and the bucket is fetched back for it (`NeedsStoredBuckets`). The written ones go.
+        let before = self.buckets.len();
+        self.buckets.retain(|key, b| key.day >= horizon_day || b.dirty);
+        self.buckets_evicted += (before - self.buckets.len()) as u64;
+        self.buckets_stored_before = self.buckets_stored_before.max(horizon_day.0);
+        shrink_to_fit_kept(&mut self.buckets);
     }
 
     /// Puts a fetched dossier back in memory after [`Verdict::NeedsStoredDossier`]:
@@ -789,6 +866,31 @@ impl PartitionState {
                 self.dossiers.entry(key).or_insert_with(|| Dossier::new(event));
             }
         }
+    }
+
+    /// The days of the buckets an event for `event`'s dossier may change that are not in
+    /// memory and may be stored (after [`Verdict::NeedsStoredBuckets`]), each once.
+    pub fn buckets_to_fetch<S: AsRef<str>>(&self, event: &DossierEvent<S>) -> Vec<LocalDay> {
+        let Some((key, dossier)) = self.dossiers.get_key_value(&DossierKeyRef::from(event)) else { return Vec::new() };
+        let mut days: Vec<LocalDay> =
+            missing_buckets(&self.buckets, self.buckets_stored_before, &key.agency_code, dossier).collect();
+        days.sort_unstable_by_key(|day| day.0);
+        days.dedup();
+        days
+    }
+
+    /// Puts a fetched day bucket back in memory after [`Verdict::NeedsStoredBuckets`]:
+    /// as stored (complete up to its version), or empty if nothing is stored for it.
+    pub fn restore_bucket(&mut self, agency_code: &str, day: LocalDay, stored: Option<&StoredBucket>) {
+        let key = BucketKey { agency_code: intern(&mut self.agencies, agency_code), day };
+        self.buckets.entry(key).or_insert_with(|| stored.map_or_else(Bucket::default, Bucket::stored));
+        self.buckets_restored += 1;
+    }
+
+    /// Day buckets in memory, dropped once written and older than the allowed lateness,
+    /// and fetched back, since the state was loaded.
+    pub fn bucket_counts(&self) -> (usize, u64, u64) {
+        (self.buckets.len(), self.buckets_evicted, self.buckets_restored)
     }
 
     #[cfg(test)]
@@ -983,11 +1085,14 @@ mod tests {
         let mut state = PartitionState::load(0, 0, &[], &[]).with_lateness(0, 48 * HOUR);
         state.apply_event(0, &event("OLD", DossierEventKind::Received, t0));
         state.apply_event(1, &event("OLD", DossierEventKind::Processed, t0 + HOUR));
-        let stored: Vec<_> = state.pending_dossier_rows(0).collect(); // what ClickHouse holds after the checkpoint
+        // What ClickHouse holds after the checkpoint.
+        let stored: Vec<_> = state.pending_dossier_rows(0).collect();
+        let stored_buckets = buckets_of(state.pending_rows());
         state.checkpoint_written(2);
         state.apply_event(2, &event("NEW", DossierEventKind::Received, t0 + 100 * HOUR));
         state.checkpoint_written(3);
         assert_eq!(state.dossier_counts(), (1, 1, 0), "OLD was idle for 99 h with 48 h allowed");
+        assert_eq!(state.bucket_counts(), (1, 1, 0), "OLD's day (received, ended) is 4 days behind with 2 allowed");
 
         // A new dossier needs nothing; OLD's late result return needs its stored row first,
         // and changes nothing until it is there.
@@ -998,11 +1103,23 @@ mod tests {
         assert_eq!((state.next_offset(), state.dossier_counts().0), (4, 2), "nothing applied");
         let Event::Dossier(returned_event) = &returned else { unreachable!() };
         state.restore_dossier(stored.iter().find(|r| &*r.dossier_id == "OLD"), returned_event);
+        // Then the bucket of the day it was received and ended on, which left memory too.
+        assert_eq!(state.apply_event(4, &returned), Verdict::NeedsStoredBuckets);
+        assert_eq!(state.next_offset(), 4, "nothing applied");
+        assert_eq!(state.buckets_to_fetch(returned_event), [DAY]);
+        state.restore_bucket("SNV", DAY, stored_buckets.iter().find(|b| b.day == DAY));
         assert_eq!(state.apply_event(4, &returned), Verdict::Applied);
         let row = state.pending_dossier_rows(0).find(|r| &*r.dossier_id == "OLD").unwrap();
         assert_eq!((row.received_at, row.processed_at, row.returned_at), (t0, t0 + HOUR, t0 + 101 * HOUR));
         assert_eq!(row.received_offset, 0, "still counted once, at its first reception");
         assert_eq!(state.dossier_counts(), (3, 1, 1));
+        assert_eq!(state.bucket_counts(), (2, 1, 1));
+        // The fetched bucket kept what it held and took the return on the day OLD ended.
+        let (service, resolved) = state.day_facts("SNV", DAY).unwrap();
+        assert_eq!((service.received, resolved.resolved, resolved.returned), (1, 1, 1));
+        let written = buckets_of(state.pending_rows());
+        let day = written.iter().find(|b| b.day == DAY).expect("the fetched bucket is written again");
+        assert_eq!(day.counts.resolved.returned, 1);
         // A dossier the store does not know either starts from the event.
         let unknown = event("UNKNOWN", DossierEventKind::Processed, t0 + 101 * HOUR);
         assert_eq!(state.apply_event(5, &unknown), Verdict::NeedsStoredDossier);
@@ -1013,6 +1130,38 @@ mod tests {
         // An event too late to apply is not worth a fetch.
         let ancient = event("GONE", DossierEventKind::Processed, t0 - 100 * HOUR);
         assert_eq!(state.apply_event(6, &ancient), Verdict::TooLate);
+    }
+
+    #[test]
+    fn a_fetched_day_bucket_is_complete_up_to_its_stored_version() {
+        // After a crash, the bucket of OLD's day was stored by a checkpoint that never
+        // finished (version 5): it reflects the return at offset 4, replayed now.
+        let t0 = DAY.start_micros() + HOUR;
+        let mut state = PartitionState::load(0, 0, &[], &[]).with_lateness(0, 48 * HOUR);
+        state.apply_event(0, &event("OLD", DossierEventKind::Received, t0));
+        state.apply_event(1, &event("OLD", DossierEventKind::Processed, t0 + HOUR));
+        let mut stored = buckets_of(state.pending_rows());
+        state.checkpoint_written(2);
+        state.apply_event(2, &event("NEW", DossierEventKind::Received, t0 + 100 * HOUR));
+        state.apply_event(3, &event("OLD", DossierEventKind::Submitted, t0 + 100 * HOUR)); // keeps OLD in memory
+        state.checkpoint_written(4);
+        assert_eq!(state.bucket_counts(), (1, 1, 0));
+        let day = stored.iter_mut().find(|b| b.day == DAY).unwrap();
+        day.counts.resolved.returned = 1;
+        day.version = 5;
+
+        let returned = event("OLD", DossierEventKind::ResultReturned, t0 + 101 * HOUR);
+        let Event::Dossier(returned_event) = &returned else { unreachable!() };
+        assert_eq!(state.apply_event(4, &returned), Verdict::NeedsStoredBuckets, "OLD is in memory, its day is not");
+        assert_eq!(state.buckets_to_fetch(returned_event), [DAY]);
+        state.restore_bucket("SNV", DAY, Some(day));
+        assert_eq!(state.apply_event(4, &returned), Verdict::Applied);
+        let (_, resolved) = state.day_facts("SNV", DAY).unwrap();
+        assert_eq!(resolved.returned, 1, "counted once: the stored bucket had it");
+        assert!(buckets_of(state.pending_rows()).iter().all(|b| b.day != DAY), "nothing to write for it");
+        // A bucket nothing was stored for starts empty.
+        state.restore_bucket("SNV", LocalDay(DAY.0 - 1), None);
+        assert_eq!(state.day_facts("SNV", LocalDay(DAY.0 - 1)), Some(Default::default()));
     }
 
     #[test]

@@ -99,17 +99,42 @@ pub async fn write(store: &Store, rows: &[DayCountRow]) -> Result<()> {
     store.insert_rows("day_count", rows, "writing day_count rows").await
 }
 
-/// The newest version of every bucket of one Kafka partition (the aggregator's state on
-/// assignment). Counts this build does not know (a newer build's) are left out.
-pub async fn load_partition(store: &Store, kafka_partition: u32) -> Result<Vec<StoredBucket>> {
+/// The newest version of every bucket of one Kafka partition from `from` on (the
+/// aggregator's state on assignment; an older bucket is fetched with [`load_bucket`] when
+/// an event needs it). Counts this build does not know (a newer build's) are left out.
+pub async fn load_partition(store: &Store, kafka_partition: u32, from: LocalDay) -> Result<Vec<StoredBucket>> {
     let rows: Vec<DayCountRow> = store
         .client()
         .query(include_str!("../../../schemas/clickhouse/queries/day_count_load_partition.sql"))
         .bind(kafka_partition)
+        .bind(from.to_string())
         .fetch_all()
         .await
         .map_err(store.error("loading a partition's day_count buckets"))?;
     Ok(buckets_of(rows))
+}
+
+/// The newest version of one bucket of one Kafka partition, if stored (the aggregator
+/// fetches a bucket it no longer keeps in memory; read from every live replica on a
+/// cluster, as a dossier is: [`crate::cluster::from_every_replica`]).
+pub async fn load_bucket(
+    store: &Store,
+    kafka_partition: u32,
+    agency_code: &str,
+    day: LocalDay,
+) -> Result<Option<StoredBucket>> {
+    let sql = include_str!("../../../schemas/clickhouse/queries/day_count_load_bucket.sql");
+    let sql = crate::cluster::from_every_replica(store, sql, "day_count").await?;
+    let rows: Vec<DayCountRow> = store
+        .client()
+        .query(&sql)
+        .bind(kafka_partition)
+        .bind(agency_code)
+        .bind(day.to_string())
+        .fetch_all()
+        .await
+        .map_err(store.error("loading one day_count bucket"))?;
+    Ok(buckets_of(rows).pop())
 }
 
 /// Groups a partition's count rows into buckets; a bucket is complete up to the newest

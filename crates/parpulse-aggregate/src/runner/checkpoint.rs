@@ -135,6 +135,8 @@ impl Shared {
         let batch = take_batch(work, &self.config.consumer_group, self.config.clock.now_micros());
         let in_memory: usize = work.states.values().map(|state| state.dossier_counts().0).sum();
         self.metrics.dossiers_in_memory.set(in_memory as i64);
+        let buckets: usize = work.states.values().map(|state| state.bucket_counts().0).sum();
+        self.metrics.day_buckets_in_memory.set(buckets as i64);
         if let Some(batch) = batch {
             let shared = self.clone();
             work.in_flight = Some(tokio::spawn(async move { Some(shared.write_with_retry(batch).await) }));

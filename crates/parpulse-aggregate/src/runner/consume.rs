@@ -5,8 +5,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use parpulse_clickhouse::dossier_state;
 use parpulse_clickhouse::event_log::AuditedEvent;
+use parpulse_clickhouse::{day_count, dossier_state};
 use parpulse_core::avro::{split_header, AvroCodec, EventKind};
 use parpulse_core::event::EventRef;
 use parpulse_core::time::now_micros;
@@ -127,16 +127,29 @@ pub(super) async fn apply_message(
     };
     let duplicates = state.duplicates();
     let mut verdict = state.apply_event(message.offset(), &event);
-    if verdict == Verdict::NeedsStoredDossier {
-        let Event::Dossier(dossier) = &event else { unreachable!("only dossier events need a stored dossier") };
+    // Fetch what the state no longer holds (the dossier, then the buckets it touches) and apply again.
+    while matches!(verdict, Verdict::NeedsStoredDossier | Verdict::NeedsStoredBuckets) {
+        let Event::Dossier(dossier) = &event else { unreachable!("only dossier events need stored state") };
         let partition = state.partition();
-        let row = shared
-            .until_clickhouse_answers("fetching a dossier's state failed", || {
-                dossier_state::load_one(&shared.store, partition, dossier.agency_code, dossier.dossier_id)
-            })
-            .await;
-        shared.metrics.dossiers_fetched.inc();
-        state.restore_dossier(row.as_ref(), dossier);
+        if verdict == Verdict::NeedsStoredDossier {
+            let row = shared
+                .until_clickhouse_answers("fetching a dossier's state failed", || {
+                    dossier_state::load_one(&shared.store, partition, dossier.agency_code, dossier.dossier_id)
+                })
+                .await;
+            shared.metrics.dossiers_fetched.inc();
+            state.restore_dossier(row.as_ref(), dossier);
+        } else {
+            for day in state.buckets_to_fetch(dossier) {
+                let bucket = shared
+                    .until_clickhouse_answers("fetching a day bucket failed", || {
+                        day_count::load_bucket(&shared.store, partition, dossier.agency_code, day)
+                    })
+                    .await;
+                shared.metrics.day_buckets_fetched.inc();
+                state.restore_bucket(dossier.agency_code, day, bucket.as_ref());
+            }
+        }
         verdict = state.apply_event(message.offset(), &event);
     }
     tally.duplicates += state.duplicates() - duplicates;
@@ -155,7 +168,7 @@ pub(super) async fn apply_message(
             );
             refuse(shared, &mut work.dead_letters, message, rejection);
         }
-        Verdict::Applied | Verdict::LateDuplicate | Verdict::NeedsStoredDossier => {
+        Verdict::Applied | Verdict::LateDuplicate | Verdict::NeedsStoredDossier | Verdict::NeedsStoredBuckets => {
             if verdict == Verdict::Applied && shared.config.audit_events {
                 state.log_event(&audited(&event, message));
             }

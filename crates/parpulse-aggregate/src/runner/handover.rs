@@ -183,11 +183,12 @@ async fn load_states(
         let active_since = watermark.saturating_sub(lateness);
         // Only dossier partitions keep state; budget and staffing rows are idempotent by event id.
         let (rows, dossiers, procedures) = if *topic == config.topics.dossier {
-            let procedures_from = LocalDay::of_micros(active_since.max(0));
+            // Buckets of older days stay there too (fetched when an event needs one).
+            let buckets_from = LocalDay::of_micros(active_since.max(0));
             (
-                day_count::load_partition(store, *partition).await?,
+                day_count::load_partition(store, *partition, buckets_from).await?,
                 dossier_state::load_partition(store, *partition, active_since).await?,
-                procedure_day::load_partition(store, *partition, procedures_from).await?,
+                procedure_day::load_partition(store, *partition, buckets_from).await?,
             )
         } else {
             (Vec::new(), Vec::new(), Vec::new())
