@@ -103,10 +103,7 @@ fn main() -> Result<()> {
 
 /// Drops every database whose name starts with `prefix` (a run's own).
 async fn drop_databases_with_prefix(clickhouse_url: &str, prefix: &str) -> Result<()> {
-    // Validation off: it needs a format ClickHouse 18.16 does not have (connect.rs).
-    let client = clickhouse::Client::default().with_url(clickhouse_url).with_validation(false);
-    let names: Vec<String> =
-        client.query("SELECT name FROM system.databases").fetch_all().await.context("listing databases")?;
+    let names = Store::databases(&ClickHouseConfig::local(clickhouse_url, "default")).await?;
     for name in names.into_iter().filter(|name| name.starts_with(prefix)) {
         Store::drop_database(&ClickHouseConfig::local(clickhouse_url, &name)).await?;
         eprintln!("dropped {name}, left by a failed stage");

@@ -186,6 +186,16 @@ impl Store {
             .map_err(|source| StoreError::Query { url: config.url.clone(), doing: "dropping the database", source })
     }
 
+    /// The names of the server's databases (`config`'s own need not exist): a clean-up
+    /// finds what a run left behind.
+    pub async fn databases(config: &ClickHouseConfig) -> Result<Vec<String>> {
+        base_client(config)?
+            .query("SELECT name FROM system.databases")
+            .fetch_all()
+            .await
+            .map_err(|source| StoreError::Query { url: config.url.clone(), doing: "listing the databases", source })
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }

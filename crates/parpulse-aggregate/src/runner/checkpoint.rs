@@ -182,21 +182,21 @@ impl Shared {
     /// (a replayed event then moves its contribution wherever it is missing). The day
     /// buckets also go first because the exporter reads them: the sooner, the fresher.
     async fn write(&self, batch: &mut CheckpointBatch) -> Result<(), CheckpointError> {
-        /// Inserts one part unless it is empty (stored by an earlier attempt, or nothing to
-        /// write), then drops it.
+        /// Stores one part unless it is empty (stored by an earlier attempt, or nothing to
+        /// write), then drops it: with `$step`, or as an insert into `$table`.
         macro_rules! store {
             ($table:literal, $part:ident, $insert:path) => {
+                store!($part, self.timed($table, $insert(&self.store, &batch.$part)))
+            };
+            ($part:ident, $step:expr) => {
                 if !batch.$part.is_empty() {
-                    self.timed($table, $insert(&self.store, &batch.$part)).await?;
+                    $step.await?;
                     batch.$part = Vec::new();
                 }
             };
         }
         let started = Instant::now();
-        if !batch.dead_letters.is_empty() {
-            self.deliver_dead_letters(&batch.dead_letters).await?;
-            batch.dead_letters = Vec::new();
-        }
+        store!(dead_letters, self.deliver_dead_letters(&batch.dead_letters));
         store!("day_count", days, day_count::write);
         store!("dossier_state", dossiers, dossier_state::write);
         store!("procedure_day", procedures, procedure_day::write);
