@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parpulse_core::{AgencyRegistry, Event, LocalDay};
+use parpulse_core::{AgencyRegistry, DossierEventKind, Event, LocalDay};
 use parpulse_export::{Exporter, ExporterConfig, Window};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
@@ -20,6 +20,8 @@ type Scope<'a> = (Option<&'a str>, [(&'static str, &'a str); 3]);
 /// A simulated province with one dossier in ten in a hard case of the rules (two supplement
 /// requests, one still waiting, a late apology, a return before the processing...), so the
 /// independent recount and the pipeline must agree where the rules are subtle.
+const DAY_MICROS: i64 = 86_400_000_000;
+
 fn simulate(seed: u64, days: u32, per_unit_day: u32) -> (Vec<Event>, String) {
     let config = SimulatorConfig::recent(seed, days, per_unit_day).with_hard_cases(0.1);
     let events: Vec<_> = Simulator::new(config, &AgencyRegistry::demo()).collect();
@@ -109,24 +111,49 @@ async fn aggregator_restart_continues_from_its_checkpoint_without_double_countin
     let env = TestEnv::new("restart");
     let store = env.connect().await;
     env.migrate(&store).await;
-    let (events, ndjson) = simulate(7, 6, 5);
-    let (first_half, second_half) = events.split_at(events.len() / 2);
+    // Twelve days, cut after the seventh: with one day of allowed lateness, the restarted
+    // aggregator loads only the dossiers active in the last day and the day buckets from
+    // the day before on, and fetches the others when an event needs them. A cut by time,
+    // not by count: where a count falls depends on the weekday the test runs on.
+    let (events, ndjson) = simulate(7, 12, 3);
+    let start = events.iter().map(Event::occurred_at).min().expect("events");
+    let cut = LocalDay::of_micros(start).start_micros() + 7 * DAY_MICROS;
+    let (first_half, second_half): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|e| e.occurred_at() < cut);
+    // The events themselves call for fetched buckets: some dossier received at least
+    // two days before the cut has an event after it.
+    let received_early: std::collections::HashSet<&str> = first_half
+        .iter()
+        .filter_map(|e| match e {
+            Event::Dossier(d) if d.kind == DossierEventKind::Received && d.occurred_at < cut - 2 * DAY_MICROS => {
+                Some(d.dossier_id.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        second_half.iter().any(|e| matches!(e, Event::Dossier(d) if received_early.contains(d.dossier_id.as_str()))),
+        "the simulation has late facts of early dossiers"
+    );
 
-    // One day of allowed lateness over six: the restarted aggregator loads only the
-    // dossiers active in the last day and fetches the others when an event needs them.
     let config = parpulse_aggregate::AggregatorConfig {
         allowed_lateness: Duration::from_secs(86_400),
         ..env.aggregator_config()
     };
-    produce(&env, first_half).await;
+    produce(&env, &first_half).await;
     let first = parpulse_aggregate::AggregatorMetrics::new();
     env.aggregate_to_end_with(config.clone(), &first, &store, Duration::from_secs(120)).await;
-    produce(&env, second_half).await;
+    produce(&env, &second_half).await;
     let second = parpulse_aggregate::AggregatorMetrics::new();
     env.aggregate_to_end_with(config, &second, &store, Duration::from_secs(120)).await;
     assert!(second.dossiers_fetched.get() > 0, "the restart fetched no dossier back");
     // It loaded the buckets of the last day only, and fetched older ones a late fact changed.
-    assert!(second.day_buckets_fetched.get() > 0, "the restart fetched no day bucket back");
+    assert!(
+        second.day_buckets_fetched.get() > 0,
+        "the restart fetched no day bucket back ({} dossiers fetched, {} buckets in memory, {} events)",
+        second.dossiers_fetched.get(),
+        second.day_buckets_in_memory.get(),
+        second.events.get()
+    );
 
     parpulse_tests::assert_all_kpis_equal_recount(&store, &ndjson).await;
     env.cleanup().await;

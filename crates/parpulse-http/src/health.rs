@@ -21,6 +21,9 @@ pub struct Dependency {
     /// When it went down and when it was last reported (None while up).
     down: Mutex<Option<(Instant, Instant)>>,
     gauge: IntGauge,
+    /// When an attempt last reported, either way: milliseconds since `created`.
+    heard_ms: AtomicU64,
+    created: Instant,
 }
 
 impl Dependency {
@@ -32,8 +35,21 @@ impl Dependency {
         self.up.load(Ordering::Acquire)
     }
 
+    /// How long since an attempt last reported success or failure (since creation if
+    /// none did): a process that is idle hears nothing and may probe.
+    pub fn silent_for(&self) -> Duration {
+        let heard = Duration::from_millis(self.heard_ms.load(Ordering::Acquire));
+        self.created.elapsed().saturating_sub(heard)
+    }
+
+    fn heard(&self) {
+        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heard_ms.store(now, Ordering::Release);
+    }
+
     /// The dependency answered: logs its return if it was down.
     pub fn succeeded(&self) {
+        self.heard();
         if self.up.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -54,6 +70,7 @@ impl Dependency {
     /// An attempt failed: the first failure logs the state change, later ones only a
     /// periodic summary.
     pub fn failed(&self, error: &dyn std::fmt::Display) {
+        self.heard();
         let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
         let mut down = self.down.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
@@ -107,6 +124,8 @@ impl Health {
                     failures: AtomicU64::new(0),
                     down: Mutex::new(None),
                     gauge,
+                    heard_ms: AtomicU64::new(0),
+                    created: Instant::now(),
                 })
             })
             .collect();
@@ -153,5 +172,22 @@ mod tests {
             "{text}"
         );
         assert!(crate::encode(&registry).contains("parpulse_dependency_up{dependency=\"kafka\"} 1"));
+    }
+
+    #[test]
+    fn silence_counts_from_the_last_report_either_way() {
+        let health = Health::new(&Registry::new(), &["clickhouse"]);
+        let clickhouse = health.get("clickhouse");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(clickhouse.silent_for() >= Duration::from_millis(30), "silent since creation");
+        clickhouse.failed(&"refused");
+        assert!(clickhouse.silent_for() < Duration::from_millis(30), "a failure is heard");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(clickhouse.silent_for() >= Duration::from_millis(30));
+        clickhouse.succeeded();
+        assert!(clickhouse.silent_for() < Duration::from_millis(30), "a success is heard");
+        std::thread::sleep(Duration::from_millis(30));
+        clickhouse.succeeded(); // already up: still heard
+        assert!(clickhouse.silent_for() < Duration::from_millis(30));
     }
 }

@@ -19,6 +19,7 @@ mod config;
 mod consume;
 mod dead_letter;
 mod handover;
+mod probe;
 mod progress;
 
 use std::collections::BTreeMap;
@@ -132,6 +133,7 @@ pub async fn run(
         work: Mutex::new(Work::default()),
         rebalances: AtomicU64::new(0),
     });
+    let _probe = probe::AbortOnDrop(tokio::spawn(probe::ping_when_quiet(shared.clone())));
     let codec = AvroCodec::new();
     tokio::pin!(shutdown);
     loop {

@@ -1,0 +1,70 @@
+//! ClickHouse as an idle aggregator sees it. An aggregator calls ClickHouse only when it
+//! has work: a checkpoint, a state to load, a dossier or bucket to fetch. One that holds
+//! no partition (the group gave them all to another member, or a rebalance is under
+//! way) or whose partitions receive nothing would go on answering `/readyz` with 200
+//! through a whole ClickHouse outage, and say nothing of the outage's end either. So
+//! when ClickHouse has been silent for [`QUIET`] (no attempt reported either way) and no
+//! checkpoint is being written, a ping decides. While real attempts run they decide
+//! alone: a retrying checkpoint reports at least every `MAX_BACKOFF`, less than [`QUIET`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Shared, MAX_BACKOFF};
+
+/// How often the probe looks.
+const EVERY: Duration = Duration::from_secs(5);
+/// Silence after which it pings.
+const QUIET: Duration = Duration::from_secs(15);
+/// Longest wait for the ping's answer.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+const _: () = assert!(QUIET.as_secs() > MAX_BACKOFF.as_secs(), "a retrying checkpoint is never overruled");
+
+/// Whether to ping now: ClickHouse silent for long enough, and nothing under way that
+/// will report (a checkpoint in flight may be waiting for an answer that is slow to come).
+fn should_ping(silent_for: Duration, writing: bool) -> bool {
+    silent_for >= QUIET && !writing
+}
+
+/// Pings ClickHouse whenever [`should_ping`], reporting the answer to the `clickhouse`
+/// dependency; runs until aborted.
+pub(super) async fn ping_when_quiet(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(EVERY).await;
+        let writing = match shared.work.try_lock() {
+            Ok(work) => work.in_flight.as_ref().is_some_and(|checkpoint| !checkpoint.is_finished()),
+            Err(_) => true, // the consume loop or a hand-over holds it: they report
+        };
+        if !should_ping(shared.clickhouse.silent_for(), writing) {
+            continue;
+        }
+        match tokio::time::timeout(PING_TIMEOUT, shared.store.ping()).await {
+            Ok(Ok(())) => shared.clickhouse.succeeded(),
+            Ok(Err(error)) => shared.clickhouse.failed(&format_args!("ping while idle: {error}")),
+            Err(_) => shared.clickhouse.failed(&format_args!("ping while idle: no answer within {PING_TIMEOUT:?}")),
+        }
+    }
+}
+
+/// Aborts the task when dropped: the probe ends with the aggregator, whichever way it returns.
+pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pings_only_after_the_quiet_time_and_never_beside_a_checkpoint_being_written() {
+        assert!(!should_ping(QUIET - Duration::from_millis(1), false));
+        assert!(should_ping(QUIET, false));
+        assert!(should_ping(QUIET * 4, false));
+        assert!(!should_ping(QUIET * 4, true));
+    }
+}
