@@ -119,12 +119,17 @@ async fn aggregator_restart_continues_from_its_checkpoint_without_double_countin
     let start = events.iter().map(Event::occurred_at).min().expect("events");
     let cut = LocalDay::of_micros(start).start_micros() + 7 * DAY_MICROS;
     let (first_half, second_half): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|e| e.occurred_at() < cut);
-    // The events themselves call for fetched buckets: some dossier received at least
-    // two days before the cut has an event after it.
+    // The events themselves call for fetched buckets: some dossier received before the
+    // day of the restart's horizon (a day behind the first half's newest event; two days,
+    // for the margin of a partition whose newest event is older) has an event after the cut.
+    let newest = first_half.iter().map(Event::occurred_at).max().expect("events before the cut");
+    let horizon_day = LocalDay::of_micros(newest - 2 * DAY_MICROS);
     let received_early: std::collections::HashSet<&str> = first_half
         .iter()
         .filter_map(|e| match e {
-            Event::Dossier(d) if d.kind == DossierEventKind::Received && d.occurred_at < cut - 2 * DAY_MICROS => {
+            Event::Dossier(d)
+                if d.kind == DossierEventKind::Received && LocalDay::of_micros(d.occurred_at) < horizon_day =>
+            {
                 Some(d.dossier_id.as_str())
             }
             _ => None,

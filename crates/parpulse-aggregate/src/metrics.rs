@@ -113,7 +113,7 @@ impl AggregatorMetrics {
         .expect("valid metric");
         let day_buckets_in_memory = IntGauge::new(
             "parpulse_aggregator_day_buckets_in_memory",
-            "Day buckets (unit, day) kept in memory: those from the day of the allowed lateness on, and older ones fetched back (the others stay in ClickHouse)",
+            "Day buckets (unit, day) in memory at the last checkpoint: those from the day of the allowed lateness on, older ones fetched back or not yet written (the others stay in ClickHouse)",
         )
         .expect("valid metric");
         let day_buckets_fetched = IntCounter::new(

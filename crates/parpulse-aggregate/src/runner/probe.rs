@@ -4,9 +4,12 @@
 //! way) or whose partitions receive nothing would go on answering `/readyz` with 200
 //! through a whole ClickHouse outage, and say nothing of the outage's end either. So
 //! when ClickHouse has been silent for [`QUIET`] (no attempt reported either way) and no
-//! checkpoint is being written, a ping decides. While real attempts run they decide
-//! alone: a retrying checkpoint reports at least every `MAX_BACKOFF`, less than [`QUIET`].
+//! attempt is under way ([`super::Shared::attempt`]: a checkpoint write, a state load, a
+//! fetch, however long it takes before it reports), a ping decides. While attempts
+//! retry, they decide alone: one is under way, or the wait between two (at most
+//! `MAX_BACKOFF`) is shorter than [`QUIET`], and each reports as it ends.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,10 +24,10 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 const _: () = assert!(QUIET.as_secs() > MAX_BACKOFF.as_secs(), "a retrying checkpoint is never overruled");
 
-/// Whether to ping now: ClickHouse silent for long enough, and nothing under way that
-/// will report (a checkpoint in flight may be waiting for an answer that is slow to come).
-fn should_ping(silent_for: Duration, writing: bool) -> bool {
-    silent_for >= QUIET && !writing
+/// Whether to ping now: ClickHouse silent for long enough, and no attempt under way that
+/// will report (a checkpoint write or a state load may wait long for its answer).
+fn should_ping(silent_for: Duration, under_way: bool) -> bool {
+    silent_for >= QUIET && !under_way
 }
 
 /// Pings ClickHouse whenever [`should_ping`], reporting the answer to the `clickhouse`
@@ -32,11 +35,8 @@ fn should_ping(silent_for: Duration, writing: bool) -> bool {
 pub(super) async fn ping_when_quiet(shared: Arc<Shared>) {
     loop {
         tokio::time::sleep(EVERY).await;
-        let writing = match shared.work.try_lock() {
-            Ok(work) => work.in_flight.as_ref().is_some_and(|checkpoint| !checkpoint.is_finished()),
-            Err(_) => true, // the consume loop or a hand-over holds it: they report
-        };
-        if !should_ping(shared.clickhouse.silent_for(), writing) {
+        let under_way = shared.clickhouse_attempts.load(Ordering::Acquire) > 0;
+        if !should_ping(shared.clickhouse.silent_for(), under_way) {
             continue;
         }
         match tokio::time::timeout(PING_TIMEOUT, shared.store.ping()).await {
@@ -61,7 +61,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pings_only_after_the_quiet_time_and_never_beside_a_checkpoint_being_written() {
+    fn pings_only_after_the_quiet_time_and_never_beside_an_attempt_under_way() {
         assert!(!should_ping(QUIET - Duration::from_millis(1), false));
         assert!(should_ping(QUIET, false));
         assert!(should_ping(QUIET * 4, false));
