@@ -4,7 +4,7 @@
 //! back, and while it stays down a summary at most every [`SUMMARY_EVERY`], however
 //! many attempts fail meanwhile.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,17 @@ pub struct Dependency {
     /// When an attempt last reported, either way: milliseconds since `created`.
     heard_ms: AtomicU64,
     created: Instant,
+    /// Attempts under way ([`Dependency::attempt`]): each will report as it ends.
+    under_way: AtomicUsize,
+}
+
+/// An attempt at a dependency under way, counted while alive (see [`Dependency::attempt`]).
+pub struct Attempt<'a>(&'a AtomicUsize);
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Dependency {
@@ -35,11 +46,31 @@ impl Dependency {
         self.up.load(Ordering::Acquire)
     }
 
+    /// Marks an attempt as under way until the value is dropped. An attempt may wait long
+    /// for its answer (a checkpoint write, a state load), and it will report either way,
+    /// so meanwhile the dependency is not silent: see [`Dependency::silent_for`].
+    pub fn attempt(&self) -> Attempt<'_> {
+        self.under_way.fetch_add(1, Ordering::AcqRel);
+        Attempt(&self.under_way)
+    }
+
     /// How long since an attempt last reported success or failure (since creation if
-    /// none did): a process that is idle hears nothing and may probe.
+    /// none did), zero while an attempt is under way: a process that is idle hears
+    /// nothing, and may probe once this is long enough.
     pub fn silent_for(&self) -> Duration {
+        if self.under_way.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
         let heard = Duration::from_millis(self.heard_ms.load(Ordering::Acquire));
         self.created.elapsed().saturating_sub(heard)
+    }
+
+    /// Reports a probe's outcome: [`Dependency::succeeded`] or [`Dependency::failed`].
+    pub fn record<T>(&self, outcome: Result<T, impl std::fmt::Display>) {
+        match outcome {
+            Ok(_) => self.succeeded(),
+            Err(error) => self.failed(&error),
+        }
     }
 
     fn heard(&self) {
@@ -126,6 +157,7 @@ impl Health {
                     gauge,
                     heard_ms: AtomicU64::new(0),
                     created: Instant::now(),
+                    under_way: AtomicUsize::new(0),
                 })
             })
             .collect();
@@ -189,5 +221,24 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         clickhouse.succeeded(); // already up: still heard
         assert!(clickhouse.silent_for() < Duration::from_millis(30));
+    }
+
+    #[test]
+    fn an_attempt_under_way_is_not_silence_and_its_end_reports_through_record() {
+        let health = Health::new(&Registry::new(), &["clickhouse"]);
+        let clickhouse = health.get("clickhouse");
+        std::thread::sleep(Duration::from_millis(30));
+        let first = clickhouse.attempt();
+        let second = clickhouse.attempt();
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(clickhouse.silent_for(), Duration::ZERO, "two attempts under way");
+        drop(first);
+        assert_eq!(clickhouse.silent_for(), Duration::ZERO, "one attempt still under way");
+        drop(second);
+        assert!(clickhouse.silent_for() >= Duration::from_millis(60), "silent again, since creation");
+        clickhouse.record(Err::<(), _>("refused"));
+        assert!(!clickhouse.is_up() && clickhouse.silent_for() < Duration::from_millis(30));
+        clickhouse.record(Ok::<_, &str>(()));
+        assert!(clickhouse.is_up());
     }
 }

@@ -167,7 +167,7 @@ impl Shared {
 
     /// One attempt. The parts stored before a failure are not sent again by the next attempt.
     pub(super) async fn write_once(&self, batch: &mut CheckpointBatch) -> Result<(), CheckpointError> {
-        let _under_way = self.attempt();
+        let _under_way = self.clickhouse.attempt();
         let timeout = self.config.checkpoint_timeout;
         match tokio::time::timeout(timeout, self.write(batch)).await {
             Ok(result) => result,

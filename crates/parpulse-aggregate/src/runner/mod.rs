@@ -24,7 +24,7 @@ mod progress;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,27 +78,9 @@ struct Shared {
     work: Mutex<Work>,
     /// Rebalances so far: the consume loop drops a batch taken across one.
     rebalances: AtomicU64,
-    /// Attempts at ClickHouse under way ([`Shared::attempt`]): they will report, so the
-    /// idle probe waits for them.
-    clickhouse_attempts: AtomicUsize,
-}
-
-/// An attempt at ClickHouse under way, counted while alive.
-pub(super) struct Attempt<'a>(&'a AtomicUsize);
-
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl Shared {
-    /// Marks an attempt at ClickHouse as under way until the value is dropped.
-    pub(super) fn attempt(&self) -> Attempt<'_> {
-        self.clickhouse_attempts.fetch_add(1, Ordering::AcqRel);
-        Attempt(&self.clickhouse_attempts)
-    }
-
     /// Retries `attempt` with backoff until it succeeds.
     pub(super) async fn until_clickhouse_answers<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
         &self,
@@ -107,7 +89,7 @@ impl Shared {
     ) -> T {
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let under_way = self.attempt();
+            let under_way = self.clickhouse.attempt();
             let result = attempt().await;
             drop(under_way);
             match result {
@@ -153,7 +135,6 @@ pub async fn run(
         runtime: tokio::runtime::Handle::current(),
         work: Mutex::new(Work::default()),
         rebalances: AtomicU64::new(0),
-        clickhouse_attempts: AtomicUsize::new(0),
     });
     let _probe = probe::AbortOnDrop(tokio::spawn(probe::ping_when_quiet(shared.clone())));
     let codec = AvroCodec::new();

@@ -3,13 +3,13 @@
 //! no partition (the group gave them all to another member, or a rebalance is under
 //! way) or whose partitions receive nothing would go on answering `/readyz` with 200
 //! through a whole ClickHouse outage, and say nothing of the outage's end either. So
-//! when ClickHouse has been silent for [`QUIET`] (no attempt reported either way) and no
-//! attempt is under way ([`super::Shared::attempt`]: a checkpoint write, a state load, a
-//! fetch, however long it takes before it reports), a ping decides. While attempts
-//! retry, they decide alone: one is under way, or the wait between two (at most
-//! `MAX_BACKOFF`) is shorter than [`QUIET`], and each reports as it ends.
+//! when ClickHouse has been silent for [`QUIET`] (no attempt reported either way, and
+//! none under way: a checkpoint write, a state load or a fetch counts as silence only
+//! once it has reported, however long it takes; see `Dependency::silent_for`), a ping
+//! decides. While attempts retry, they decide alone: one is under way, or the wait
+//! between two (at most `MAX_BACKOFF`) is shorter than [`QUIET`], and each reports as it
+//! ends.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,10 +24,9 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 const _: () = assert!(QUIET.as_secs() > MAX_BACKOFF.as_secs(), "a retrying checkpoint is never overruled");
 
-/// Whether to ping now: ClickHouse silent for long enough, and no attempt under way that
-/// will report (a checkpoint write or a state load may wait long for its answer).
-fn should_ping(silent_for: Duration, under_way: bool) -> bool {
-    silent_for >= QUIET && !under_way
+/// Whether to ping now: ClickHouse silent for long enough.
+fn should_ping(silent_for: Duration) -> bool {
+    silent_for >= QUIET
 }
 
 /// Pings ClickHouse whenever [`should_ping`], reporting the answer to the `clickhouse`
@@ -35,15 +34,14 @@ fn should_ping(silent_for: Duration, under_way: bool) -> bool {
 pub(super) async fn ping_when_quiet(shared: Arc<Shared>) {
     loop {
         tokio::time::sleep(EVERY).await;
-        let under_way = shared.clickhouse_attempts.load(Ordering::Acquire) > 0;
-        if !should_ping(shared.clickhouse.silent_for(), under_way) {
+        if !should_ping(shared.clickhouse.silent_for()) {
             continue;
         }
-        match tokio::time::timeout(PING_TIMEOUT, shared.store.ping()).await {
-            Ok(Ok(())) => shared.clickhouse.succeeded(),
-            Ok(Err(error)) => shared.clickhouse.failed(&format_args!("ping while idle: {error}")),
-            Err(_) => shared.clickhouse.failed(&format_args!("ping while idle: no answer within {PING_TIMEOUT:?}")),
-        }
+        let outcome = match tokio::time::timeout(PING_TIMEOUT, shared.store.ping()).await {
+            Ok(answer) => answer.map_err(|error| format!("ping while idle: {error}")),
+            Err(_) => Err(format!("ping while idle: no answer within {PING_TIMEOUT:?}")),
+        };
+        shared.clickhouse.record(outcome);
     }
 }
 
@@ -61,10 +59,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pings_only_after_the_quiet_time_and_never_beside_an_attempt_under_way() {
-        assert!(!should_ping(QUIET - Duration::from_millis(1), false));
-        assert!(should_ping(QUIET, false));
-        assert!(should_ping(QUIET * 4, false));
-        assert!(!should_ping(QUIET * 4, true));
+    fn pings_only_after_the_quiet_time() {
+        assert!(!should_ping(QUIET - Duration::from_millis(1)));
+        assert!(should_ping(QUIET));
+        assert!(should_ping(QUIET * 4));
     }
 }

@@ -120,12 +120,8 @@ impl Intake {
         loop {
             let ready = self.sink.reachable(Duration::from_secs(2)).await;
             self.kafka_ready.store(ready, Ordering::Relaxed);
-            let kafka = self.sink.metrics().health.get("kafka");
-            if ready {
-                kafka.succeeded();
-            } else {
-                kafka.failed(&"no broker answers a metadata request");
-            }
+            let outcome = if ready { Ok(()) } else { Err("no broker answers a metadata request") };
+            self.sink.metrics().health.get("kafka").record(outcome);
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(period) => {}
