@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use parpulse_core::LocalDay;
 
 use crate::cpu::Services;
@@ -19,10 +19,19 @@ pub struct AggregatorRun {
     /// hand-over done) to the final checkpoint; with one instance, `events_per_sec`.
     pub events_per_sec_settled: f64,
     pub peak_rss_mib: f64,
+    /// Dossiers and day buckets the aggregators held at their last checkpoint (their
+    /// gauges, summed): what the state amounts to, beside the peak RSS.
+    pub state_in_memory: StateInMemory,
     /// The aggregator process's CPU from its start to the final checkpoint, by thread.
     pub cpu: crate::cpu::ProcessCpu,
     /// The ClickHouse server's and the broker's CPU over the same window.
     pub services: crate::cpu::ServicesCpu,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StateInMemory {
+    pub dossiers: f64,
+    pub day_buckets: f64,
 }
 
 /// Starts `parpulse aggregate` on a migrated deployment whose dossier topic holds
@@ -124,6 +133,15 @@ pub async fn run_group(
             *cpu.threads.entry(family).or_default() += seconds;
         }
     }
+    let mut state_in_memory = StateInMemory::default();
+    for metrics in &endpoints {
+        for (name, total) in [
+            ("parpulse_aggregator_dossiers_in_memory", &mut state_in_memory.dossiers),
+            ("parpulse_aggregator_day_buckets_in_memory", &mut state_in_memory.day_buckets),
+        ] {
+            *total += scrape(&client, metrics, name).await.with_context(|| format!("no {name} on {metrics}"))?;
+        }
+    }
     let mut peak_rss_mib: f64 = 0.0;
     for child in &children {
         peak_rss_mib = peak_rss_mib.max(child.peak_rss_mib()?);
@@ -139,6 +157,7 @@ pub async fn run_group(
         events_per_sec_from_start: n as f64 / (done - started).as_secs_f64(),
         events_per_sec_settled: (n as f64 - applied_when_settled).max(0.0) / (done - settled).as_secs_f64(),
         peak_rss_mib,
+        state_in_memory,
         cpu,
         services,
     })
@@ -185,7 +204,7 @@ pub async fn stored_counts(deployment: &Deployment) -> Result<DayCounts> {
 /// Peak RSS of an aggregator that consumed `count` dossier events of a province
 /// running at a fixed pace (100 dossiers per unit and working day), so that more
 /// events mean a longer period, not a busier day.
-pub async fn memory(deployment: &Deployment, count: usize, services: &Services) -> Result<f64> {
+pub async fn memory(deployment: &Deployment, count: usize, services: &Services) -> Result<(f64, StateInMemory)> {
     deployment.migrate()?;
     let units = parpulse_core::AgencyRegistry::demo().iter().count();
     let per_day = units * 100 * 3 * 5 / 7;
@@ -208,5 +227,5 @@ pub async fn memory(deployment: &Deployment, count: usize, services: &Services) 
     }
     let result = run(deployment, count as u64, true, services, None).await?;
     deployment.drop_database().await?;
-    Ok(result.peak_rss_mib)
+    Ok((result.peak_rss_mib, result.state_in_memory))
 }

@@ -373,8 +373,15 @@ async fn run(args: Args, stamp: u64, connection: parpulse_kafka::KafkaConnection
         for &count in &args.memory_events {
             let memory = deployment(&format!("mem{count}"));
             let memory = Deployment { topic_prefix: format!("bench{stamp}.mem{count}."), ..memory };
-            let rss = aggregator::memory(&memory, count, &services).await?;
+            let (rss, state) = aggregator::memory(&memory, count, &services).await?;
             report.add(format!("aggregator peak RSS after {count} events"), "MiB", vec![rss], "target < 256, flat");
+            report.add(format!("dossiers in memory at the end, {count} events"), "dossiers", vec![state.dossiers], "");
+            report.add(
+                format!("day buckets in memory at the end, {count} events"),
+                "buckets",
+                vec![state.day_buckets],
+                "",
+            );
         }
     }
     report.line(format!("whole run: {:.0} s", started.elapsed().as_secs_f64()));
