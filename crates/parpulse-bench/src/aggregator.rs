@@ -203,7 +203,9 @@ pub async fn stored_counts(deployment: &Deployment) -> Result<DayCounts> {
 
 /// Peak RSS of an aggregator that consumed `count` dossier events of a province
 /// running at a fixed pace (100 dossiers per unit and working day), so that more
-/// events mean a longer period, not a busier day.
+/// events mean a longer period, not a busier day; with it, the dossiers and day
+/// buckets the aggregator held at its last checkpoint (its own gauges), which tell
+/// whether the memory follows what is held or only how it is stored.
 pub async fn memory(deployment: &Deployment, count: usize, services: &Services) -> Result<(f64, StateInMemory)> {
     deployment.migrate()?;
     let units = parpulse_core::AgencyRegistry::demo().iter().count();
