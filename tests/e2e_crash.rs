@@ -21,11 +21,23 @@ fn start_aggregator(env: &TestEnv) -> Child {
         .expect("starting parpulse aggregate")
 }
 
-/// `parpulse aggregate` on the test's services, checkpointing often.
+/// `parpulse aggregate` on the test's services, checkpointing often, its audit rows
+/// stored in pieces of about 600 events, several per checkpoint (so kills land between
+/// a piece stored and its checkpoint too).
 fn aggregator_command(env: &TestEnv, listen: &str) -> Command {
     let mut command = parpulse_tests::parpulse_command(
         env,
-        &["aggregate", "--listen", listen, "--checkpoint-interval-ms", "100", "--checkpoint-max-events", "3000"],
+        &[
+            "aggregate",
+            "--listen",
+            listen,
+            "--checkpoint-interval-ms",
+            "100",
+            "--checkpoint-max-events",
+            "3000",
+            "--audit-piece-bytes",
+            "131072",
+        ],
     );
     command.stdout(Stdio::null());
     command
@@ -109,6 +121,7 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
     println!("checkpointed offsets before the first life and after each kill: {progress:?}");
 
     let mut child = Reaped(start_aggregator(&env));
+    let metrics_port = listening_port(&mut child.0, Duration::from_secs(60)).await;
     let deadline = Instant::now() + Duration::from_secs(300);
     while !parpulse_aggregate::caught_up(&store, &env.connection(), &env.consumer_group, &env.topics.event_topics())
         .await
@@ -118,6 +131,11 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
         assert!(child.0.try_wait().unwrap().is_none(), "the aggregator died");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let pieces = scrape(metrics_port, "parpulse_aggregator_audit_pieces_total").await;
+    assert!(
+        pieces > 0.0,
+        "the last life stored audit rows in pieces ahead of their checkpoints (so did the killed ones)"
+    );
     drop(child);
 
     // After 5 crashes every KPI equals the recount, bucket by bucket.
@@ -412,5 +430,64 @@ async fn a_checkpoint_failing_part_way_resumes_with_the_first_part_not_stored() 
     assert_eq!(dead_letters().len(), 1, "the poison's dead letter is delivered once");
     let procedures = count("SELECT count() FROM procedure_day".into()).await;
     assert!(procedures > 0, "the failing part is stored once its table is back");
+    env.cleanup().await;
+}
+
+/// Audit rows leave memory in pieces as they fill, stored ahead of the checkpoint that
+/// moves past their events: here before any checkpoint at all (none is due for an hour),
+/// each once. The final checkpoint stores the rest and every event is in the audit table
+/// once, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_rows_are_stored_in_pieces_ahead_of_their_checkpoint() {
+    let env = TestEnv::new("audit_pieces");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(64, 5, 5), &AgencyRegistry::demo()).collect();
+    let mut ndjson = Vec::new();
+    parpulse_ingest::ndjson::write_events(&mut ndjson, &events).unwrap();
+    let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
+    sink.send(events.clone(), "test").await.expect("Kafka acknowledged");
+
+    let metrics = parpulse_aggregate::AggregatorMetrics::new();
+    let config = parpulse_aggregate::AggregatorConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        checkpoint_max_events: u64::MAX,
+        audit_piece_bytes: 16 << 10,
+        ..env.aggregator_config()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let aggregator = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics.clone(), async {
+        let _ = stopped.await;
+    }));
+    let count = |query: &'static str| {
+        let store = store.clone();
+        async move { store.client().query(query).fetch_one::<u64>().await.expect(query) }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.events.get() < events.len() as u64 || metrics.audit_pieces.get() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "within 60 s: {} of {} events applied, {} audit pieces stored",
+            metrics.events.get(),
+            events.len(),
+            metrics.audit_pieces.get()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pieces = metrics.audit_pieces.get();
+    let ahead = count("SELECT count() FROM event_log").await;
+    assert_eq!(metrics.checkpoints.get(), 0, "no checkpoint yet");
+    assert_eq!(count("SELECT count() FROM checkpoints").await, 0, "no checkpoint row yet");
+    assert!(
+        ahead > 0 && ahead <= events.len() as u64,
+        "{ahead} of {} audit rows stored in {pieces} pieces",
+        events.len()
+    );
+
+    stop.send(()).expect("aggregator still running");
+    aggregator.await.expect("aggregator task").expect("aggregator ran without error");
+    assert_eq!(metrics.checkpoints.get(), 1, "the final checkpoint");
+    assert_eq!(count("SELECT count() FROM event_log").await, events.len() as u64, "each audit row stored once");
+    parpulse_tests::assert_all_kpis_equal_recount(&store, std::str::from_utf8(&ndjson).unwrap()).await;
     env.cleanup().await;
 }

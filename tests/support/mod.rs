@@ -116,6 +116,9 @@ impl TestEnv {
         parpulse_aggregate::AggregatorConfig {
             checkpoint_interval: Duration::from_millis(200),
             checkpoint_max_events: 5_000,
+            // Audit rows in pieces of about 1,000 events, several per checkpoint: every
+            // test's aggregator stores some ahead of their checkpoint.
+            audit_piece_bytes: 256 << 10,
             ..parpulse_aggregate::AggregatorConfig::new(self.connection(), &self.consumer_group, self.topics.clone())
         }
     }

@@ -10,6 +10,7 @@ pub struct AggregatorMetrics {
     pub events: IntCounter,
     pub duplicate_receptions: IntCounter,
     pub checkpoints: IntCounter,
+    pub audit_pieces: IntCounter,
     pub checkpoint_seconds: Histogram,
     pub clickhouse_errors: IntCounter,
     pub consumer_lag: IntGaugeVec,
@@ -48,6 +49,11 @@ impl AggregatorMetrics {
         .expect("valid metric");
         let checkpoints = IntCounter::new("parpulse_aggregator_checkpoints_total", "Checkpoints written to ClickHouse")
             .expect("valid metric");
+        let audit_pieces = IntCounter::new(
+            "parpulse_aggregator_audit_pieces_total",
+            "Pieces of audit rows (event_log) stored as their buffer filled, ahead of the checkpoint that moves past them",
+        )
+        .expect("valid metric");
         let checkpoint_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "parpulse_aggregator_checkpoint_duration_seconds",
@@ -58,7 +64,7 @@ impl AggregatorMetrics {
         .expect("valid metric");
         let clickhouse_errors = IntCounter::new(
             "parpulse_aggregator_clickhouse_errors_total",
-            "Failed checkpoint attempts (retried with backoff; consumption pauses meanwhile)",
+            "Failed ClickHouse attempts: checkpoints, audit pieces, state loads and fetches (retried with backoff; consumption pauses meanwhile)",
         )
         .expect("valid metric");
         let consumer_lag = IntGaugeVec::new(
@@ -133,6 +139,7 @@ impl AggregatorMetrics {
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duplicate_receptions.clone()),
             Box::new(checkpoints.clone()),
+            Box::new(audit_pieces.clone()),
             Box::new(checkpoint_seconds.clone()),
             Box::new(clickhouse_errors.clone()),
             Box::new(consumer_lag.clone()),
@@ -157,6 +164,7 @@ impl AggregatorMetrics {
             events,
             duplicate_receptions,
             checkpoints,
+            audit_pieces,
             checkpoint_seconds,
             clickhouse_errors,
             consumer_lag,

@@ -52,7 +52,6 @@ use rustc_hash::FxBuildHasher;
 use parpulse_clickhouse::budget_staffing::{BudgetEventRow, StaffingEventRow};
 use parpulse_clickhouse::day_count::{DayCountRow, StoredBucket};
 use parpulse_clickhouse::dossier_state::{DossierStateRow, Judged};
-use parpulse_clickhouse::event_log::{AuditedEvent, EventLogBuffer, EventLogChunk};
 use parpulse_clickhouse::procedure_day::ProcedureDayRow;
 use parpulse_core::kpi::{counts_as_online, DayCounts, DossierDayCounts, ResolvedCounts, ServiceCounts};
 use parpulse_core::lifecycle::{active_calendar, DossierLifecycle};
@@ -367,9 +366,6 @@ pub struct PartitionState {
     /// Budget and staffing events since the last checkpoint, as rows (deduplicated when read).
     budget_rows: Vec<BudgetEventRow>,
     staffing_rows: Vec<StaffingEventRow>,
-    /// Events applied since the last checkpoint, whole (the `event_log` audit table), when
-    /// kept, already encoded as the insert's rows.
-    event_log: EventLogBuffer,
     next_offset: i64,
     checkpointed_offset: i64,
 }
@@ -418,7 +414,6 @@ impl PartitionState {
             duplicates: 0,
             budget_rows: Vec::new(),
             staffing_rows: Vec::new(),
-            event_log: EventLogBuffer::default(),
             next_offset,
             checkpointed_offset: next_offset,
         };
@@ -567,17 +562,6 @@ impl PartitionState {
             kafka_offset: offset,
         });
         Verdict::Applied
-    }
-
-    /// Keeps an applied event whole for the `event_log` audit table (the caller has
-    /// the message bytes; the state only holds the encoded rows until the next checkpoint).
-    pub fn log_event(&mut self, event: &AuditedEvent<'_>) {
-        self.event_log.push(event);
-    }
-
-    /// Takes the events logged since the last snapshot.
-    pub fn take_event_log(&mut self) -> EventLogChunk {
-        self.event_log.take()
     }
 
     /// Dossier rows the next snapshot takes.
@@ -825,7 +809,6 @@ impl PartitionState {
         }
         self.budget_rows.clear();
         self.staffing_rows.clear();
-        self.event_log.clear();
         self.checkpointed_offset = next_offset;
     }
 

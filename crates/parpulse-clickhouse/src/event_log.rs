@@ -77,6 +77,11 @@ impl EventLogBuffer {
         self.rows
     }
 
+    /// Bytes encoded so far.
+    pub fn len_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Takes the rows encoded so far; the buffer starts again with as much room (no
     /// regrowing on the hot path).
     pub fn take(&mut self) -> EventLogChunk {

@@ -321,6 +321,11 @@ pub struct AggregateArgs {
     #[arg(long, env = "PARPULSE_AUDIT_EVENTS", default_value_t = AggregatorDefaults::DEFAULT_AUDIT_EVENTS,
           action = clap::ArgAction::Set)]
     pub audit_events: bool,
+    /// Audit rows are written ahead of their checkpoint in pieces of about this many
+    /// bytes as they fill: the memory they take is at most three pieces.
+    #[arg(long, env = "PARPULSE_AUDIT_PIECE_BYTES", default_value_t = AggregatorDefaults::DEFAULT_AUDIT_PIECE_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(4096..))]
+    pub audit_piece_bytes: u64,
 }
 
 impl SimulateArgs {
@@ -354,6 +359,7 @@ impl AggregateArgs {
             session_timeout: Duration::from_millis(self.session_timeout_ms),
             instance_id: self.instance_id.clone(),
             audit_events: self.audit_events,
+            audit_piece_bytes: usize::try_from(self.audit_piece_bytes).unwrap_or(usize::MAX),
             registry: common.registry()?,
             policy: Default::default(),
             clock: Default::default(),

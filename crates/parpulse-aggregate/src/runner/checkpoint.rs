@@ -33,6 +33,8 @@ pub(super) enum CheckpointError {
     },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    #[error("the audit rows' writer stopped")]
+    AuditWriterStopped,
 }
 
 /// Everything one checkpoint writes, taken from the state at one instant. A part is
@@ -44,6 +46,9 @@ pub(super) struct CheckpointBatch {
     pub(super) procedures: Vec<parpulse_clickhouse::procedure_day::ProcedureDayRow>,
     pub(super) budget: Vec<parpulse_clickhouse::budget_staffing::BudgetEventRow>,
     pub(super) event_log: Vec<parpulse_clickhouse::event_log::EventLogChunk>,
+    /// Pieces of audit rows handed to the writer before this batch was taken: stored
+    /// before its checkpoint rows.
+    pub(super) audit_pieces: u64,
     pub(super) staffing: Vec<parpulse_clickhouse::budget_staffing::StaffingEventRow>,
     pub(super) checkpoints: Vec<CheckpointRow>,
 }
@@ -75,19 +80,19 @@ pub(super) fn take_batch(work: &mut Work, consumer_group: &str, judged_at: i64) 
         days: Vec::new(),
         procedures: Vec::new(),
         budget: Vec::new(),
-        event_log: Vec::with_capacity(progressed.len()),
+        event_log: Vec::new(),
+        audit_pieces: work.audit_pieces_sent,
         staffing: Vec::new(),
         checkpoints: Vec::with_capacity(progressed.len()),
     };
+    if work.audit.rows() > 0 {
+        batch.event_log.push(work.audit.take());
+    }
     for key in progressed {
         let state = work.states.get_mut(&key).expect("progressed partition");
         batch.dossiers.extend(state.pending_dossier_rows(judged_at));
         batch.days.extend(state.pending_rows());
         batch.procedures.extend(state.pending_procedure_rows());
-        let audit = state.take_event_log();
-        if audit.rows() > 0 {
-            batch.event_log.push(audit);
-        }
         let (mut budget, mut staffing) = state.take_event_rows();
         batch.budget.append(&mut budget);
         batch.staffing.append(&mut staffing);
@@ -175,7 +180,8 @@ impl Shared {
         }
     }
 
-    /// Dead letters (acknowledged), then rows, then the checkpoint rows. Each row carries
+    /// Dead letters (acknowledged), then rows (the audit rows' earlier pieces included, see
+    /// [`super::audit`]), then the checkpoint rows. Each row carries
     /// its own version (state.rs), and audit, budget and staffing rows are the events
     /// themselves, deduplicated by id when read, so a part stored twice (a crash, an answer
     /// lost) changes nothing. One order matters: the day buckets are stored before the
@@ -202,6 +208,7 @@ impl Shared {
         store!("dossier_state", dossiers, dossier_state::write);
         store!("procedure_day", procedures, procedure_day::write);
         store!("event_log", event_log, parpulse_clickhouse::event_log::write);
+        self.audit_stored_through(batch.audit_pieces).await?;
         store!("budget_event", budget, budget_staffing::write_budget);
         store!("staffing_event", staffing, budget_staffing::write_staffing);
         // Kept: the offsets to commit once the checkpoint is stored.
@@ -212,7 +219,7 @@ impl Shared {
         Ok(())
     }
 
-    async fn timed(
+    pub(super) async fn timed(
         &self,
         table: &'static str,
         insert: impl Future<Output = Result<(), StoreError>>,

@@ -29,6 +29,10 @@ pub struct AggregatorConfig {
     pub instance_id: Option<String>,
     /// Keep every applied event whole in the `event_log` audit table.
     pub audit_events: bool,
+    /// Audit rows leave memory in pieces of about this many bytes as they fill (written
+    /// ahead of their checkpoint), so that the aggregator holds at most three pieces of
+    /// them, whatever the checkpoint's size.
+    pub audit_piece_bytes: usize,
     /// The units events may name: the topics are untrusted input, so every message is
     /// validated again by the gate's rules (parpulse_core::validate).
     pub registry: AgencyRegistry,
@@ -47,6 +51,9 @@ impl AggregatorConfig {
     pub const DEFAULT_ALLOWED_LATENESS: Duration = Duration::from_secs(45 * 86_400);
     pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_AUDIT_EVENTS: bool = true;
+    /// 16 MiB: about 50,000 events, a few inserts a second while a backlog is replayed
+    /// (docs/BENCHMARKS.md, eighth round).
+    pub const DEFAULT_AUDIT_PIECE_BYTES: usize = 16 << 20;
 
     /// Defaults for everything but where the services are.
     pub fn new(kafka: KafkaConnection, consumer_group: &str, topics: Topics) -> Self {
@@ -61,6 +68,7 @@ impl AggregatorConfig {
             session_timeout: Self::DEFAULT_SESSION_TIMEOUT,
             instance_id: None,
             audit_events: Self::DEFAULT_AUDIT_EVENTS,
+            audit_piece_bytes: Self::DEFAULT_AUDIT_PIECE_BYTES,
             registry: AgencyRegistry::demo(),
             policy: ValidationPolicy::default(),
             clock: Clock::Wall,

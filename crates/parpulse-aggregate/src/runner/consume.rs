@@ -169,11 +169,12 @@ pub(super) async fn apply_message(
             refuse(shared, &mut work.dead_letters, message, rejection);
         }
         Verdict::Applied | Verdict::LateDuplicate | Verdict::NeedsStoredDossier | Verdict::NeedsStoredBuckets => {
-            if verdict == Verdict::Applied && shared.config.audit_events {
-                state.log_event(&audited(&event, message));
-            }
             tally.applied += 1;
             tally.newest_event_secs = tally.newest_event_secs.max(event.occurred_at() / 1_000_000);
+            if verdict == Verdict::Applied && shared.config.audit_events {
+                work.audit.push(&audited(&event, message));
+                shared.audit_piece_if_full(work).await;
+            }
         }
     }
 }

@@ -12,8 +12,11 @@
 //! dead letters (acknowledged), bucket rows, then the checkpoint rows, then (for lag
 //! monitoring only) a Kafka offset commit. At most one checkpoint is in flight: while
 //! ClickHouse refuses one, it is retried with backoff and the next checkpoint waits
-//! for it, so consumption stops (bounded memory) until ClickHouse answers.
+//! for it, so consumption stops (bounded memory) until ClickHouse answers. Audit rows
+//! (`event_log`) do not wait for the checkpoint: they are stored in pieces as they fill
+//! (see [`audit`]), each before the checkpoint that moves past its events.
 
+mod audit;
 mod checkpoint;
 mod config;
 mod consume;
@@ -65,6 +68,11 @@ struct Work {
     dead_letters: Vec<DeadLetter>,
     /// The checkpoint being written in the background (at most one).
     in_flight: Option<tokio::task::JoinHandle<Option<TopicPartitionList>>>,
+    /// Applied events whole, for the `event_log` audit table (when kept), already encoded
+    /// as the insert's rows: every partition's, since the last piece or checkpoint.
+    audit: parpulse_clickhouse::event_log::EventLogBuffer,
+    /// Pieces of audit rows handed to the writer so far (see [`audit`]).
+    audit_pieces_sent: u64,
 }
 
 struct Shared {
@@ -76,6 +84,7 @@ struct Shared {
     producer: FutureProducer<HealthContext>,
     runtime: tokio::runtime::Handle,
     work: Mutex<Work>,
+    audit: audit::AuditPieces,
     /// Rebalances so far: the consume loop drops a batch taken across one.
     rebalances: AtomicU64,
 }
@@ -125,6 +134,7 @@ pub async fn run(
         doing: "creating the dead-letter producer",
         source: failure.source,
     })?;
+    let (audit, audit_writer) = audit::channel();
     let shared = Arc::new(Shared {
         config: config.clone(),
         store,
@@ -134,9 +144,11 @@ pub async fn run(
         producer,
         runtime: tokio::runtime::Handle::current(),
         work: Mutex::new(Work::default()),
+        audit,
         rebalances: AtomicU64::new(0),
     });
     let _probe = probe::AbortOnDrop(tokio::spawn(probe::ping_when_quiet(shared.clone())));
+    let _audit_writer = probe::AbortOnDrop(tokio::spawn(audit::store_pieces(shared.clone(), audit_writer)));
     let codec = AvroCodec::new();
     tokio::pin!(shutdown);
     loop {
