@@ -322,7 +322,7 @@ pub struct AggregateArgs {
           action = clap::ArgAction::Set)]
     pub audit_events: bool,
     /// Audit rows are written ahead of their checkpoint in pieces of about this many
-    /// bytes as they fill: the memory they take is at most three pieces.
+    /// bytes as they fill: the memory they take is at most about four pieces.
     #[arg(long, env = "PARPULSE_AUDIT_PIECE_BYTES", default_value_t = AggregatorDefaults::DEFAULT_AUDIT_PIECE_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(4096..))]
     pub audit_piece_bytes: u64,

@@ -11,9 +11,10 @@
 //! themselves, deduplicated by event id when read: after a crash, the events past the last
 //! checkpoint are applied again and their rows stored again, changing nothing.
 //!
-//! Memory: one piece filling, one waiting (the channel holds one), one being stored; a
-//! fourth waits in the consume loop, which stops until the writer takes it (back-pressure
-//! through a ClickHouse outage, as for checkpoints). Before, the rows of two checkpoints
+//! Memory: one piece being stored, one waiting in the channel (it holds one), and one
+//! filling, or handed over and waiting in the consume loop, which stops until the channel
+//! has room (back-pressure through a ClickHouse outage, as for checkpoints); and at most a
+//! piece's worth of rest in the checkpoint in flight: about four pieces in all. Before, the rows of two checkpoints
 //! (up to 2 x `checkpoint_max_events` events) were held: 72-89 MiB of the peak RSS while
 //! a backlog was replayed (docs/BENCHMARKS.md, seventh round).
 

@@ -30,8 +30,8 @@ pub struct AggregatorConfig {
     /// Keep every applied event whole in the `event_log` audit table.
     pub audit_events: bool,
     /// Audit rows leave memory in pieces of about this many bytes as they fill (written
-    /// ahead of their checkpoint), so that the aggregator holds at most three pieces of
-    /// them, whatever the checkpoint's size.
+    /// ahead of their checkpoint), so that the aggregator holds at most about four pieces
+    /// of them (see `runner/audit.rs`), whatever the checkpoint's size.
     pub audit_piece_bytes: usize,
     /// The units events may name: the topics are untrusted input, so every message is
     /// validated again by the gate's rules (parpulse_core::validate).
