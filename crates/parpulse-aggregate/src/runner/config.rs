@@ -51,7 +51,7 @@ impl AggregatorConfig {
     pub const DEFAULT_ALLOWED_LATENESS: Duration = Duration::from_secs(45 * 86_400);
     pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_AUDIT_EVENTS: bool = true;
-    /// 16 MiB: about 50,000 events, a few inserts a second while a backlog is replayed
+    /// 16 MiB: about 70,000 events, two or three inserts a second while a backlog is replayed
     /// (docs/BENCHMARKS.md, eighth round).
     pub const DEFAULT_AUDIT_PIECE_BYTES: usize = 16 << 20;
 
