@@ -64,6 +64,20 @@ fn kill_schedule(seed: u64, count: usize) -> Vec<Kill> {
         .collect()
 }
 
+/// Runs a statement that must succeed (the tests' table surgery).
+async fn sql(store: &parpulse_clickhouse::Store, statement: String) {
+    store.client().query(&statement).execute().await.expect(&statement)
+}
+
+/// Waits up to 60 s for `done`, failing with `what` if it does not come.
+async fn wait(what: &str, done: Box<dyn Fn() -> bool + Send>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within 60 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The dossier topic's offsets checkpointed so far, summed over partitions.
 async fn checkpointed(env: &TestEnv, store: &parpulse_clickhouse::Store) -> i64 {
     parpulse_clickhouse::checkpoint::committed(store, &env.consumer_group, &env.topics.dossier)
@@ -365,13 +379,9 @@ async fn a_checkpoint_failing_part_way_resumes_with_the_first_part_not_stored() 
     let env = TestEnv::new("resume");
     let store = env.connect().await;
     env.migrate(&store).await;
-    let sql = |statement: String| {
-        let store = store.clone();
-        async move { store.client().query(&statement).execute().await.expect(&statement) }
-    };
     let db = store.database().to_owned();
     for table in ["event_log", "day_count", "dossier_state"] {
-        sql(format!("SYSTEM STOP MERGES {db}.{table}")).await;
+        sql(&store, format!("SYSTEM STOP MERGES {db}.{table}")).await;
     }
 
     let metrics = parpulse_aggregate::AggregatorMetrics::new();
@@ -385,18 +395,11 @@ async fn a_checkpoint_failing_part_way_resumes_with_the_first_part_not_stored() 
     let aggregator = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics.clone(), async {
         let _ = stopped.await;
     }));
-    let wait = |what: &'static str, done: Box<dyn Fn() -> bool + Send>| async move {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !done() {
-            assert!(Instant::now() < deadline, "{what} within 60 s");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
     let assigned = metrics.assigned_partitions.clone();
     wait("partitions assigned", Box::new(move || assigned.get() > 0)).await;
     // The aggregator has loaded its state; from now on every checkpoint fails at
     // procedure_day, after the dead letters, day_count and dossier_state.
-    sql(format!("RENAME TABLE {db}.procedure_day TO {db}.procedure_day_away")).await;
+    sql(&store, format!("RENAME TABLE {db}.procedure_day TO {db}.procedure_day_away")).await;
 
     let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(63, 3, 5), &AgencyRegistry::demo()).collect();
     let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
@@ -411,7 +414,7 @@ async fn a_checkpoint_failing_part_way_resumes_with_the_first_part_not_stored() 
     let dead_letters =
         || parpulse_tests::kafka_read::read_topic(&env.brokers, &env.topics.deadletter, Duration::from_secs(30));
     assert_eq!(dead_letters().len(), 1, "while the checkpoint fails, its dead letter was delivered once");
-    sql(format!("RENAME TABLE {db}.procedure_day_away TO {db}.procedure_day")).await;
+    sql(&store, format!("RENAME TABLE {db}.procedure_day_away TO {db}.procedure_day")).await;
     env.wait_caught_up(&store, Duration::from_secs(60)).await;
     stop.send(()).expect("aggregator still running");
     aggregator.await.expect("aggregator task").expect("aggregator ran without error");
@@ -478,16 +481,65 @@ async fn audit_rows_are_stored_in_pieces_ahead_of_their_checkpoint() {
     let ahead = count("SELECT count() FROM event_log").await;
     assert_eq!(metrics.checkpoints.get(), 0, "no checkpoint yet");
     assert_eq!(count("SELECT count() FROM checkpoints").await, 0, "no checkpoint row yet");
-    assert!(
-        ahead > 0 && ahead <= events.len() as u64,
-        "{ahead} of {} audit rows stored in {pieces} pieces",
-        events.len()
-    );
+    assert!(ahead > 0, "audit rows in ClickHouse, stored in {pieces} pieces, before any checkpoint");
 
     stop.send(()).expect("aggregator still running");
     aggregator.await.expect("aggregator task").expect("aggregator ran without error");
     assert_eq!(metrics.checkpoints.get(), 1, "the final checkpoint");
     assert_eq!(count("SELECT count() FROM event_log").await, events.len() as u64, "each audit row stored once");
     parpulse_tests::assert_all_kpis_equal_recount(&store, std::str::from_utf8(&ndjson).unwrap()).await;
+    env.cleanup().await;
+}
+
+/// A checkpoint never moves past an event whose audit row is not stored: with the
+/// `event_log` table away, the audit writer cannot store its pieces, and the checkpoint
+/// that covers their events writes its other parts, then waits (its gauge says so) and
+/// writes no checkpoint row until the pieces are stored. Every event is its own piece
+/// (pieces of one byte), so the checkpoint itself has no audit rows left to store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_waits_for_the_audit_pieces_of_its_events() {
+    let env = TestEnv::new("audit_wait");
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let db = store.database().to_owned();
+    let metrics = parpulse_aggregate::AggregatorMetrics::new();
+    let config = parpulse_aggregate::AggregatorConfig { audit_piece_bytes: 1, ..env.aggregator_config() };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let aggregator = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics.clone(), async {
+        let _ = stopped.await;
+    }));
+    let assigned = metrics.assigned_partitions.clone();
+    wait("partitions assigned", Box::new(move || assigned.get() > 0)).await;
+    sql(&store, format!("RENAME TABLE {db}.event_log TO {db}.event_log_away")).await;
+
+    // Two dossier events: one piece for the writer to retry, one in its channel (room for
+    // one), so the consume loop is not held and the checkpoint comes.
+    let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(65, 2, 2), &AgencyRegistry::demo())
+        .filter(|event| matches!(event, Event::Dossier(_)))
+        .take(2)
+        .collect();
+    let mut ndjson = Vec::new();
+    parpulse_ingest::ndjson::write_events(&mut ndjson, &events).unwrap();
+    let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
+    sink.send(events.clone(), "test").await.expect("Kafka acknowledged");
+    let (applied, awaited) = (metrics.events.clone(), metrics.audit_pieces_awaited.clone());
+    wait(
+        "both events applied and a checkpoint waiting for their audit pieces",
+        Box::new(move || applied.get() == 2 && awaited.get() > 0),
+    )
+    .await;
+    let committed = parpulse_clickhouse::checkpoint::committed(&store, &env.consumer_group, &env.topics.dossier)
+        .await
+        .expect("checkpoints");
+    assert!(committed.is_empty(), "no checkpoint row while the audit rows of its events are not stored: {committed:?}");
+    assert_eq!(metrics.audit_pieces.get(), 0, "no piece stored with the table away");
+
+    sql(&store, format!("RENAME TABLE {db}.event_log_away TO {db}.event_log")).await;
+    env.wait_caught_up(&store, Duration::from_secs(60)).await;
+    assert_eq!(metrics.audit_pieces_awaited.get(), 0, "the checkpoint waits for nothing once the pieces are stored");
+    stop.send(()).expect("aggregator still running");
+    aggregator.await.expect("aggregator task").expect("aggregator ran without error");
+    assert_eq!(metrics.audit_pieces.get(), 2, "each event its own piece");
+    parpulse_tests::assert_audit_trail_equals_events(&store, std::str::from_utf8(&ndjson).unwrap()).await;
     env.cleanup().await;
 }

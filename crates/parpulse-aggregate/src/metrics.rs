@@ -11,6 +11,7 @@ pub struct AggregatorMetrics {
     pub duplicate_receptions: IntCounter,
     pub checkpoints: IntCounter,
     pub audit_pieces: IntCounter,
+    pub audit_pieces_awaited: IntGauge,
     pub checkpoint_seconds: Histogram,
     pub clickhouse_errors: IntCounter,
     pub consumer_lag: IntGaugeVec,
@@ -52,6 +53,11 @@ impl AggregatorMetrics {
         let audit_pieces = IntCounter::new(
             "parpulse_aggregator_audit_pieces_total",
             "Pieces of audit rows (event_log) stored as their buffer filled, ahead of the checkpoint that moves past them",
+        )
+        .expect("valid metric");
+        let audit_pieces_awaited = IntGauge::new(
+            "parpulse_aggregator_audit_pieces_awaited",
+            "Audit pieces the checkpoint being written waits for before its checkpoint rows (stored ahead of them; 0 when it waits for none)",
         )
         .expect("valid metric");
         let checkpoint_seconds = Histogram::with_opts(
@@ -140,6 +146,7 @@ impl AggregatorMetrics {
             Box::new(duplicate_receptions.clone()),
             Box::new(checkpoints.clone()),
             Box::new(audit_pieces.clone()),
+            Box::new(audit_pieces_awaited.clone()),
             Box::new(checkpoint_seconds.clone()),
             Box::new(clickhouse_errors.clone()),
             Box::new(consumer_lag.clone()),
@@ -165,6 +172,7 @@ impl AggregatorMetrics {
             duplicate_receptions,
             checkpoints,
             audit_pieces,
+            audit_pieces_awaited,
             checkpoint_seconds,
             clickhouse_errors,
             consumer_lag,

@@ -47,7 +47,7 @@ pub(super) fn channel() -> (AuditPieces, AuditWriter) {
 
 impl Shared {
     /// Hands the audit buffer to the writer once it holds a piece's worth of rows (waits
-    /// while the writer is a piece behind).
+    /// while the writer is storing one piece and another waits in the channel).
     pub(super) async fn audit_piece_if_full(&self, work: &mut Work) {
         if work.audit.len_bytes() < self.config.audit_piece_bytes {
             return;
@@ -57,11 +57,17 @@ impl Shared {
         work.audit_pieces_sent += 1;
     }
 
-    /// Waits until the first `pieces` pieces handed to the writer are stored.
-    pub(super) async fn audit_stored_through(&self, pieces: u64) -> Result<(), CheckpointError> {
+    /// Waits until the first `pieces` pieces handed to the writer are stored, showing how
+    /// many it waits for meanwhile (`parpulse_aggregator_audit_pieces_awaited`).
+    pub(super) async fn audit_stored_through(&self, pieces: u64) {
         let mut stored = self.audit.stored.clone();
-        let waited = stored.wait_for(|stored| *stored >= pieces).await.map(|_| ());
-        waited.map_err(|_| CheckpointError::AuditWriterStopped)
+        let awaited = pieces.saturating_sub(*stored.borrow());
+        self.metrics.audit_pieces_awaited.set(i64::try_from(awaited).unwrap_or(i64::MAX));
+        if awaited > 0 {
+            let waited = stored.wait_for(|stored| *stored >= pieces).await.map(|_| ());
+            waited.expect("the audit writer runs as long as the aggregator");
+        }
+        self.metrics.audit_pieces_awaited.set(0);
     }
 }
 
