@@ -9,7 +9,7 @@ use parpulse_core::{AgencyRegistry, Event};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
 use parpulse_tests::process::listening_port;
-use parpulse_tests::TestEnv;
+use parpulse_tests::{InProcessAggregator, TestEnv};
 
 /// `parpulse aggregate` on a port of its own choosing ([`listening_port`] reads it).
 fn start_aggregator(env: &TestEnv) -> Child {
@@ -385,16 +385,13 @@ async fn a_checkpoint_failing_part_way_resumes_with_the_first_part_not_stored() 
     }
 
     let metrics = parpulse_aggregate::AggregatorMetrics::new();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // Checkpoints every 2 s: the poison and the events, written within milliseconds, are
     // almost always taken in one checkpoint, so its dead letter is among the parts stored
     // before the failing one. (If a checkpoint falls between them, the poison's is stored
     // whole before the failure and every check below still holds.)
     let config =
         parpulse_aggregate::AggregatorConfig { checkpoint_interval: Duration::from_secs(2), ..env.aggregator_config() };
-    let aggregator = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics.clone(), async {
-        let _ = stopped.await;
-    }));
+    let aggregator = InProcessAggregator::spawn(config, &store, &metrics);
     let assigned = metrics.assigned_partitions.clone();
     wait("partitions assigned", Box::new(move || assigned.get() > 0)).await;
     // The aggregator has loaded its state; from now on every checkpoint fails at
@@ -416,8 +413,7 @@ async fn a_checkpoint_failing_part_way_resumes_with_the_first_part_not_stored() 
     assert_eq!(dead_letters().len(), 1, "while the checkpoint fails, its dead letter was delivered once");
     sql(&store, format!("RENAME TABLE {db}.procedure_day_away TO {db}.procedure_day")).await;
     env.wait_caught_up(&store, Duration::from_secs(60)).await;
-    stop.send(()).expect("aggregator still running");
-    aggregator.await.expect("aggregator task").expect("aggregator ran without error");
+    aggregator.stop().await;
 
     let count = |query: String| {
         let store = store.clone();
@@ -458,10 +454,7 @@ async fn audit_rows_are_stored_in_pieces_ahead_of_their_checkpoint() {
         audit_piece_bytes: 16 << 10,
         ..env.aggregator_config()
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let aggregator = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics.clone(), async {
-        let _ = stopped.await;
-    }));
+    let aggregator = InProcessAggregator::spawn(config, &store, &metrics);
     let count = |query: &'static str| {
         let store = store.clone();
         async move { store.client().query(query).fetch_one::<u64>().await.expect(query) }
@@ -483,8 +476,7 @@ async fn audit_rows_are_stored_in_pieces_ahead_of_their_checkpoint() {
     assert_eq!(count("SELECT count() FROM checkpoints").await, 0, "no checkpoint row yet");
     assert!(ahead > 0, "audit rows in ClickHouse, stored in {pieces} pieces, before any checkpoint");
 
-    stop.send(()).expect("aggregator still running");
-    aggregator.await.expect("aggregator task").expect("aggregator ran without error");
+    aggregator.stop().await;
     assert_eq!(metrics.checkpoints.get(), 1, "the final checkpoint");
     assert_eq!(count("SELECT count() FROM event_log").await, events.len() as u64, "each audit row stored once");
     parpulse_tests::assert_all_kpis_equal_recount(&store, std::str::from_utf8(&ndjson).unwrap()).await;
@@ -504,10 +496,7 @@ async fn a_checkpoint_waits_for_the_audit_pieces_of_its_events() {
     let db = store.database().to_owned();
     let metrics = parpulse_aggregate::AggregatorMetrics::new();
     let config = parpulse_aggregate::AggregatorConfig { audit_piece_bytes: 1, ..env.aggregator_config() };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let aggregator = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics.clone(), async {
-        let _ = stopped.await;
-    }));
+    let aggregator = InProcessAggregator::spawn(config, &store, &metrics);
     let assigned = metrics.assigned_partitions.clone();
     wait("partitions assigned", Box::new(move || assigned.get() > 0)).await;
     sql(&store, format!("RENAME TABLE {db}.event_log TO {db}.event_log_away")).await;
@@ -537,8 +526,7 @@ async fn a_checkpoint_waits_for_the_audit_pieces_of_its_events() {
     sql(&store, format!("RENAME TABLE {db}.event_log_away TO {db}.event_log")).await;
     env.wait_caught_up(&store, Duration::from_secs(60)).await;
     assert_eq!(metrics.audit_pieces_awaited.get(), 0, "the checkpoint waits for nothing once the pieces are stored");
-    stop.send(()).expect("aggregator still running");
-    aggregator.await.expect("aggregator task").expect("aggregator ran without error");
+    aggregator.stop().await;
     assert_eq!(metrics.audit_pieces.get(), 2, "each event its own piece");
     parpulse_tests::assert_audit_trail_equals_events(&store, std::str::from_utf8(&ndjson).unwrap()).await;
     env.cleanup().await;

@@ -11,7 +11,7 @@ use parpulse_core::AgencyRegistry;
 use parpulse_export::{Exporter, ExporterConfig};
 use parpulse_http::RegistrySource;
 use parpulse_tests::prometheus::{read_repo_file, repo, Prometheus};
-use parpulse_tests::{prom_text, start_intake, TestEnv, SNV_TOKEN};
+use parpulse_tests::{prom_text, start_intake, InProcessAggregator, TestEnv, SNV_TOKEN};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
@@ -172,11 +172,7 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
     rogue.send(record, Duration::from_secs(10)).await.expect("poison written");
 
     let metrics = AggregatorMetrics::new();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let aggregator =
-        tokio::spawn(parpulse_aggregate::run(env.aggregator_config(), store.clone(), metrics.clone(), async {
-            let _ = stopped.await;
-        }));
+    let aggregator = InProcessAggregator::spawn(env.aggregator_config(), &store, &metrics);
     env.wait_caught_up(&store, Duration::from_secs(60)).await;
     // The lag gauge is set from librdkafka's statistics, about once a second: wait for it.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -276,8 +272,7 @@ async fn every_panel_query_resolves_against_the_live_processes_and_prometheus() 
         .await
         .unwrap();
     assert_eq!(data["result"].as_array().map(Vec::len), Some(5), "one bar per indicator: {data}");
-    let _ = stop.send(());
-    aggregator.await.unwrap().unwrap();
+    aggregator.stop().await;
     drop(prometheus);
     drop(intake);
     env.cleanup().await;

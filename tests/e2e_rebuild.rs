@@ -13,7 +13,7 @@ use parpulse_clickhouse::Store;
 use parpulse_core::{AgencyRegistry, Event};
 use parpulse_ingest::gate::Gate;
 use parpulse_ingest::{KafkaSink, Simulator, SimulatorConfig};
-use parpulse_tests::TestEnv;
+use parpulse_tests::{InProcessAggregator, TestEnv};
 
 /// Runs `parpulse rebuild ARGS`: whether it succeeded, and its output.
 fn try_rebuild(env: &TestEnv, args: &[&str]) -> (bool, String) {
@@ -115,10 +115,7 @@ async fn a_rebuild_corrects_stored_judgements_and_keeps_what_arrives_meanwhile()
 
     // A rebuild while an aggregator consumes the rest of the province.
     let metrics = parpulse_aggregate::AggregatorMetrics::new();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let live = tokio::spawn(parpulse_aggregate::run(env.aggregator_config(), store.clone(), metrics, async {
-        let _ = stopped.await;
-    }));
+    let live = InProcessAggregator::spawn(env.aggregator_config(), &store, &metrics);
     let producing = {
         let during = during.to_vec();
         tokio::spawn(async move {
@@ -138,8 +135,7 @@ async fn a_rebuild_corrects_stored_judgements_and_keeps_what_arrives_meanwhile()
     tokio::task::spawn_blocking(move || rebuild(&rebuild_env, &[])).await.expect("rebuild ran");
     producing.await.expect("producer");
     env.wait_caught_up(&store, Duration::from_secs(300)).await;
-    let _ = stop.send(());
-    live.await.expect("aggregator task").expect("aggregator");
+    live.stop().await;
     parpulse_tests::assert_all_kpis_equal_recount(&store, text).await;
 
     // Narrowed to one unit: that unit is corrected, the others keep what they had.

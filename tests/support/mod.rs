@@ -137,13 +137,9 @@ impl TestEnv {
         store: &Store,
         within: Duration,
     ) {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics.clone(), async {
-            let _ = stopped.await;
-        }));
+        let aggregator = InProcessAggregator::spawn(config, store, metrics);
         self.wait_caught_up(store, within).await;
-        stop.send(()).expect("aggregator still running");
-        task.await.expect("aggregator task").expect("aggregator ran without error");
+        aggregator.stop().await;
     }
 
     /// Waits until the aggregator's checkpoints reach the end of the topic.
@@ -164,6 +160,34 @@ impl TestEnv {
             assert!(tokio::time::Instant::now() < deadline, "aggregator did not catch up within {within:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// An aggregator running as a task of the test (`parpulse_aggregate::run`), until stopped.
+pub struct InProcessAggregator {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), parpulse_aggregate::runner::AggregateError>>,
+}
+
+impl InProcessAggregator {
+    /// Starts `run` with `config` on `store`, reporting into `metrics`.
+    pub fn spawn(
+        config: parpulse_aggregate::AggregatorConfig,
+        store: &Store,
+        metrics: &parpulse_aggregate::AggregatorMetrics,
+    ) -> InProcessAggregator {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(parpulse_aggregate::run(config, store.clone(), metrics.clone(), async {
+            let _ = stopped.await;
+        }));
+        InProcessAggregator { stop, task }
+    }
+
+    /// Asks it to shut down (a last checkpoint) and waits: panics if it had already
+    /// ended, or ends with an error.
+    pub async fn stop(self) {
+        self.stop.send(()).expect("aggregator still running");
+        self.task.await.expect("aggregator task").expect("aggregator ran without error");
     }
 }
 

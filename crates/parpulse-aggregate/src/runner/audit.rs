@@ -14,16 +14,15 @@
 //! Memory: one piece being stored, one waiting in the channel (it holds one), and one
 //! filling, or handed over and waiting in the consume loop, which stops until the channel
 //! has room (back-pressure through a ClickHouse outage, as for checkpoints); and at most a
-//! piece's worth of rest in the checkpoint in flight: about four pieces in all. Before, the rows of two checkpoints
-//! (up to 2 x `checkpoint_max_events` events) were held: 72-89 MiB of the peak RSS while
-//! a backlog was replayed (docs/BENCHMARKS.md, seventh round).
+//! piece's worth of rest in the checkpoint in flight: about four pieces in all. Before,
+//! the rows of two checkpoints (up to 2 x `checkpoint_max_events` events) were held: 72-89
+//! MiB of the peak RSS while a backlog was replayed (docs/BENCHMARKS.md, seventh round).
 
 use std::sync::Arc;
 
 use parpulse_clickhouse::event_log::{self, EventLogChunk};
 use tokio::sync::{mpsc, watch};
 
-use super::checkpoint::CheckpointError;
 use super::{Shared, Work};
 
 /// The consume loop's and the checkpoints' side of the writer task.
@@ -76,15 +75,9 @@ impl Shared {
 pub(super) async fn store_pieces(shared: Arc<Shared>, mut writer: AuditWriter) {
     while let Some(piece) = writer.pieces.recv().await {
         let piece = [piece];
-        let timeout = shared.config.checkpoint_timeout;
         shared
-            .until_clickhouse_answers("storing audit rows failed; consumption pauses at the next piece", || async {
-                match tokio::time::timeout(timeout, shared.timed("event_log", event_log::write(&shared.store, &piece)))
-                    .await
-                {
-                    Ok(result) => result,
-                    Err(_) => Err(CheckpointError::Timeout(timeout)),
-                }
+            .until_clickhouse_answers("storing audit rows failed; consumption pauses at the next piece", || {
+                shared.within_checkpoint_timeout(shared.timed("event_log", event_log::write(&shared.store, &piece)))
             })
             .await;
         shared.metrics.audit_pieces.inc();

@@ -171,11 +171,17 @@ impl Shared {
     /// One attempt. The parts stored before a failure are not sent again by the next attempt.
     pub(super) async fn write_once(&self, batch: &mut CheckpointBatch) -> Result<(), CheckpointError> {
         let _under_way = self.clickhouse.attempt();
+        self.within_checkpoint_timeout(self.write(batch)).await
+    }
+
+    /// One ClickHouse step (a checkpoint, an audit piece), failed as
+    /// [`CheckpointError::Timeout`] when it has no answer within `checkpoint_timeout`.
+    pub(super) async fn within_checkpoint_timeout(
+        &self,
+        step: impl Future<Output = Result<(), CheckpointError>>,
+    ) -> Result<(), CheckpointError> {
         let timeout = self.config.checkpoint_timeout;
-        match tokio::time::timeout(timeout, self.write(batch)).await {
-            Ok(result) => result,
-            Err(_) => Err(CheckpointError::Timeout(timeout)),
-        }
+        tokio::time::timeout(timeout, step).await.unwrap_or(Err(CheckpointError::Timeout(timeout)))
     }
 
     /// Dead letters (acknowledged), then rows (the audit rows' earlier pieces included, see
