@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aggregator::AggregatorRun;
 use crate::cpu::{per_million, ProcessCpu, ServicesCpu};
+use crate::kafka::ConsumerWork;
 use crate::report::{median, Report};
 
 const UNIT: &str = "CPU s/M events";
@@ -27,6 +28,9 @@ pub struct CpuFigures {
     bare: Vec<f64>,
     bare_threads: Families,
     bare_broker: Vec<f64>,
+    /// The bare consumer doing the aggregator's admission and state update, nothing more.
+    floor: Vec<f64>,
+    floor_threads: Families,
     /// Index 1: audit table on (as deployed), 0: off.
     aggregator: [AggregatorSide; 2],
     peer_clickhouse: Vec<f64>,
@@ -54,10 +58,18 @@ pub fn ratios(numerator: &[f64], denominator: &[f64]) -> Vec<f64> {
 }
 
 impl CpuFigures {
-    pub fn bare(&mut self, events: u64, cpu: &ProcessCpu, services: ServicesCpu) {
-        self.bare.push(per_million(cpu.seconds, events));
-        add_threads(&mut self.bare_threads, cpu, events);
-        self.bare_broker.extend(services.broker.map(|s| per_million(s, events)));
+    pub fn bare(&mut self, work: ConsumerWork, events: u64, cpu: &ProcessCpu, services: ServicesCpu) {
+        match work {
+            ConsumerWork::Nothing => {
+                self.bare.push(per_million(cpu.seconds, events));
+                add_threads(&mut self.bare_threads, cpu, events);
+                self.bare_broker.extend(services.broker.map(|s| per_million(s, events)));
+            }
+            ConsumerWork::AdmitAndApply => {
+                self.floor.push(per_million(cpu.seconds, events));
+                add_threads(&mut self.floor_threads, cpu, events);
+            }
+        }
         self.note_e2e_tests();
     }
 
@@ -98,6 +110,28 @@ impl CpuFigures {
             }
             report.add("CPU: broker during the bare consumer", UNIT, self.bare_broker.clone(), "for context");
         }
+        if !self.floor.is_empty() {
+            report.add(
+                "CPU: bare consumer + the aggregator's admission (decode, validate) and state update, no I/O",
+                UNIT,
+                self.floor.clone(),
+                "the work no aggregator of an untrusted topic skips",
+            );
+            for (family, runs) in &self.floor_threads {
+                report.add(
+                    format!("CPU: bare consumer + admission and state, thread `{family}`"),
+                    UNIT,
+                    runs.clone(),
+                    "",
+                );
+            }
+            report.add(
+                "CPU: (bare consumer + admission and state) / bare consumer",
+                "x",
+                ratios(&self.floor, &self.bare),
+                "above 2, the aggregator's goal of <= 2 is out of reach before rows, checkpoints and audit",
+            );
+        }
         for audit in [true, false] {
             let side = &self.aggregator[usize::from(audit)];
             if side.process.is_empty() {
@@ -114,6 +148,14 @@ impl CpuFigures {
                 ratios(&side.process, &self.bare),
                 "goal <= 2",
             );
+            if !self.floor.is_empty() {
+                report.add(
+                    format!("CPU: aggregator / (bare consumer + admission and state), {label}"),
+                    "x",
+                    ratios(&side.process, &self.floor),
+                    "what rows, checkpoints, audit and the runtime add",
+                );
+            }
             report.add(
                 format!("CPU: ClickHouse server during the aggregator run, {label}"),
                 UNIT,

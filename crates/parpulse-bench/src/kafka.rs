@@ -105,9 +105,70 @@ pub struct BareConsume {
     pub cpu: crate::cpu::ProcessCpu,
 }
 
-/// A consumer that reads `topic` from the beginning to its current end and does
-/// nothing with the messages: the limit.
-pub fn bare_consume(kafka: &KafkaConnection, topic: &str) -> Result<BareConsume> {
+/// What a bare consumer does with each message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumerWork {
+    /// Nothing: the limit.
+    Nothing,
+    /// What no aggregator of an untrusted topic can skip, and nothing more: decode and
+    /// validate the message (`admit`, as the aggregator does) and apply it to its
+    /// partition's KPI state in memory. No checkpoint, no row, no audit, no ClickHouse.
+    AdmitAndApply,
+}
+
+/// The aggregator's per-message work without its I/O: the partitions' states, which
+/// only grow here (nothing is checkpointed, so nothing leaves memory).
+struct Floor {
+    codec: parpulse_core::avro::AvroCodec,
+    registry: AgencyRegistry,
+    policy: parpulse_core::validate::ValidationPolicy,
+    states: Vec<parpulse_aggregate::PartitionState>,
+}
+
+impl Floor {
+    fn new() -> Floor {
+        let lateness = parpulse_aggregate::AggregatorConfig::DEFAULT_ALLOWED_LATENESS.as_micros() as i64;
+        Floor {
+            codec: parpulse_core::avro::AvroCodec::new(),
+            registry: AgencyRegistry::demo(),
+            policy: Default::default(),
+            states: (0..PARTITIONS as u32)
+                .map(|p| parpulse_aggregate::PartitionState::load(p, 0, &[], &[]).with_lateness(0, lateness))
+                .collect(),
+        }
+    }
+
+    /// Admits and applies one message; an error if the message is refused (the
+    /// workload holds valid events only) or needs stored state it cannot have.
+    fn apply(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) -> Result<()> {
+        use parpulse_aggregate::state::Verdict;
+        use rdkafka::Message;
+        let judged_at = match message.timestamp().to_millis() {
+            Some(millis) => millis.saturating_mul(1000),
+            None => parpulse_core::time::now_micros(),
+        };
+        let event = parpulse_aggregate::admit::admit(
+            &self.codec,
+            &self.registry,
+            &self.policy,
+            parpulse_core::avro::EventKind::Dossier,
+            message.payload(),
+            judged_at,
+        )
+        .map_err(|rejection| anyhow::anyhow!("offset {}: refused: {rejection}", message.offset()))?;
+        let state = &mut self.states[usize::try_from(message.partition())?];
+        match state.apply_event(message.offset(), &event) {
+            Verdict::NeedsStoredDossier | Verdict::NeedsStoredBuckets => {
+                bail!("offset {}: needs stored state, never stored in this run", message.offset())
+            }
+            Verdict::Applied | Verdict::LateDuplicate | Verdict::TooLate => Ok(()),
+        }
+    }
+}
+
+/// A consumer that reads `topic` from the beginning to its current end, doing `work`
+/// with each message.
+pub fn bare_consume(kafka: &KafkaConnection, topic: &str, work: ConsumerWork) -> Result<BareConsume> {
     let window = crate::cpu::Window::open(std::process::id())?;
     let consumer: BaseConsumer = kafka
         .client_config()
@@ -125,6 +186,7 @@ pub fn bare_consume(kafka: &KafkaConnection, topic: &str) -> Result<BareConsume>
         assignment.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
+    let mut floor = (work == ConsumerWork::AdmitAndApply).then(Floor::new);
     let mut seen: i64 = 0;
     let mut first = None;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -133,8 +195,11 @@ pub fn bare_consume(kafka: &KafkaConnection, topic: &str) -> Result<BareConsume>
             bail!("bare consumer: {seen} of {total} in 10 minutes");
         }
         match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(_)) => {
+            Some(Ok(message)) => {
                 first.get_or_insert_with(Instant::now);
+                if let Some(floor) = &mut floor {
+                    floor.apply(&message).context("bare consumer with the aggregator's work")?;
+                }
                 seen += 1;
             }
             Some(Err(error)) => return Err(error).context("bare consumer"),
@@ -143,6 +208,6 @@ pub fn bare_consume(kafka: &KafkaConnection, topic: &str) -> Result<BareConsume>
     }
     let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
     let cpu = window.close()?;
-    drop(consumer);
+    drop((consumer, floor));
     Ok(BareConsume { rate: seen as f64 / elapsed.as_secs_f64(), seen: seen as u64, cpu })
 }

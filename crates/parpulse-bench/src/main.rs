@@ -186,24 +186,28 @@ async fn run(args: Args, stamp: u64, connection: parpulse_kafka::KafkaConnection
     let (mut counts_only, mut counts_only_from_start) = (Vec::new(), Vec::new());
     for repeat in 0..args.repeats {
         if args.runs("consume") {
-            let services_start = services.mark();
-            // A named thread of its own, so its CPU shows apart from librdkafka's threads.
-            let consumed = tokio::task::spawn_blocking({
-                let (connection, topic) = (connection.clone(), dossier_topic.clone());
-                move || {
-                    std::thread::Builder::new()
-                        .name("bare-consumer".to_owned())
-                        .spawn(move || kafka::bare_consume(&connection, &topic))?
-                        .join()
-                        .map_err(|_| anyhow::anyhow!("the bare consumer's thread panicked"))?
+            for work in [kafka::ConsumerWork::Nothing, kafka::ConsumerWork::AdmitAndApply] {
+                let services_start = services.mark();
+                // A named thread of its own, so its CPU shows apart from librdkafka's threads.
+                let consumed = tokio::task::spawn_blocking({
+                    let (connection, topic) = (connection.clone(), dossier_topic.clone());
+                    move || {
+                        std::thread::Builder::new()
+                            .name("bare-consumer".to_owned())
+                            .spawn(move || kafka::bare_consume(&connection, &topic, work))?
+                            .join()
+                            .map_err(|_| anyhow::anyhow!("the bare consumer's thread panicked"))?
+                    }
+                })
+                .await??;
+                if consumed.seen != n as u64 {
+                    bail!("the bare consumer ({work:?}) read {} messages, not {n}", consumed.seen);
                 }
-            })
-            .await??;
-            if consumed.seen != n as u64 {
-                bail!("the bare consumer read {} messages, not {n}", consumed.seen);
+                if work == kafka::ConsumerWork::Nothing {
+                    bare.push(consumed.rate);
+                }
+                cpu_figures.bare(work, consumed.seen, &consumed.cpu, services.since(&services_start));
             }
-            bare.push(consumed.rate);
-            cpu_figures.bare(consumed.seen, &consumed.cpu, services.since(&services_start));
         }
         if args.runs("aggregator") {
             let run = Deployment { ..deployment(&format!("agg{repeat}")) };
