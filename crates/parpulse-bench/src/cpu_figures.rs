@@ -28,6 +28,8 @@ pub struct CpuFigures {
     bare: Vec<f64>,
     bare_threads: Families,
     bare_broker: Vec<f64>,
+    /// The bare consumer doing the aggregator's admission, nothing more.
+    admit: Vec<f64>,
     /// The bare consumer doing the aggregator's admission and state update, nothing more.
     floor: Vec<f64>,
     floor_threads: Families,
@@ -65,6 +67,7 @@ impl CpuFigures {
                 add_threads(&mut self.bare_threads, cpu, events);
                 self.bare_broker.extend(services.broker.map(|s| per_million(s, events)));
             }
+            ConsumerWork::Admit => self.admit.push(per_million(cpu.seconds, events)),
             ConsumerWork::AdmitAndApply => {
                 self.floor.push(per_million(cpu.seconds, events));
                 add_threads(&mut self.floor_threads, cpu, events);
@@ -109,6 +112,14 @@ impl CpuFigures {
                 report.add(format!("CPU: bare consumer, thread `{family}`"), UNIT, runs.clone(), "");
             }
             report.add("CPU: broker during the bare consumer", UNIT, self.bare_broker.clone(), "for context");
+        }
+        if !self.admit.is_empty() {
+            report.add(
+                "CPU: bare consumer + the aggregator's admission (decode, validate), nothing more",
+                UNIT,
+                self.admit.clone(),
+                "",
+            );
         }
         if !self.floor.is_empty() {
             report.add(

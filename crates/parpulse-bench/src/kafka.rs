@@ -110,31 +110,38 @@ pub struct BareConsume {
 pub enum ConsumerWork {
     /// Nothing: the limit.
     Nothing,
-    /// What no aggregator of an untrusted topic can skip, and nothing more: decode and
-    /// validate the message (`admit`, as the aggregator does) and apply it to its
-    /// partition's KPI state in memory. No checkpoint, no row, no audit, no ClickHouse.
+    /// Decode and validate each message (`admit`, as the aggregator does), nothing more.
+    Admit,
+    /// What no aggregator of an untrusted topic can skip, and nothing more: `admit`, then
+    /// apply the event to its partition's KPI state in memory, marked as stored as often
+    /// as the aggregator's checkpoints would (so idle dossiers leave memory as there). No
+    /// row is built, no audit row encoded, nothing sent to ClickHouse.
     AdmitAndApply,
 }
 
-/// The aggregator's per-message work without its I/O: the partitions' states, which
-/// only grow here (nothing is checkpointed, so nothing leaves memory).
+/// The aggregator's checkpoint size (`PARPULSE_CHECKPOINT_MAX_EVENTS`' default).
+const CHECKPOINT_EVENTS: u64 = parpulse_aggregate::AggregatorConfig::DEFAULT_CHECKPOINT_MAX_EVENTS;
+
+/// The aggregator's per-message work without its I/O.
 struct Floor {
     codec: parpulse_core::avro::AvroCodec,
     registry: AgencyRegistry,
     policy: parpulse_core::validate::ValidationPolicy,
-    states: Vec<parpulse_aggregate::PartitionState>,
+    /// `None` for [`ConsumerWork::Admit`].
+    states: Option<Vec<parpulse_aggregate::PartitionState>>,
+    since_checkpoint: u64,
 }
 
 impl Floor {
-    fn new() -> Floor {
+    fn new(apply: bool) -> Floor {
         let lateness = parpulse_aggregate::AggregatorConfig::DEFAULT_ALLOWED_LATENESS.as_micros() as i64;
+        let state = |p| parpulse_aggregate::PartitionState::load(p, 0, &[], &[]).with_lateness(0, lateness);
         Floor {
             codec: parpulse_core::avro::AvroCodec::new(),
             registry: AgencyRegistry::demo(),
             policy: Default::default(),
-            states: (0..PARTITIONS as u32)
-                .map(|p| parpulse_aggregate::PartitionState::load(p, 0, &[], &[]).with_lateness(0, lateness))
-                .collect(),
+            states: apply.then(|| (0..PARTITIONS as u32).map(state).collect()),
+            since_checkpoint: 0,
         }
     }
 
@@ -156,13 +163,21 @@ impl Floor {
             judged_at,
         )
         .map_err(|rejection| anyhow::anyhow!("offset {}: refused: {rejection}", message.offset()))?;
-        let state = &mut self.states[usize::try_from(message.partition())?];
-        match state.apply_event(message.offset(), &event) {
+        let Some(states) = &mut self.states else { return Ok(()) };
+        match states[usize::try_from(message.partition())?].apply_event(message.offset(), &event) {
             Verdict::NeedsStoredDossier | Verdict::NeedsStoredBuckets => {
                 bail!("offset {}: needs stored state, never stored in this run", message.offset())
             }
-            Verdict::Applied | Verdict::LateDuplicate | Verdict::TooLate => Ok(()),
+            Verdict::Applied | Verdict::LateDuplicate | Verdict::TooLate => {}
         }
+        self.since_checkpoint += 1;
+        if self.since_checkpoint == CHECKPOINT_EVENTS {
+            self.since_checkpoint = 0;
+            for state in states {
+                state.checkpoint_written(state.next_offset());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -186,7 +201,7 @@ pub fn bare_consume(kafka: &KafkaConnection, topic: &str, work: ConsumerWork) ->
         assignment.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
-    let mut floor = (work == ConsumerWork::AdmitAndApply).then(Floor::new);
+    let mut floor = (work != ConsumerWork::Nothing).then(|| Floor::new(work == ConsumerWork::AdmitAndApply));
     let mut seen: i64 = 0;
     let mut first = None;
     let deadline = Instant::now() + Duration::from_secs(600);

@@ -186,7 +186,7 @@ async fn run(args: Args, stamp: u64, connection: parpulse_kafka::KafkaConnection
     let (mut counts_only, mut counts_only_from_start) = (Vec::new(), Vec::new());
     for repeat in 0..args.repeats {
         if args.runs("consume") {
-            for work in [kafka::ConsumerWork::Nothing, kafka::ConsumerWork::AdmitAndApply] {
+            for work in [kafka::ConsumerWork::Nothing, kafka::ConsumerWork::Admit, kafka::ConsumerWork::AdmitAndApply] {
                 let services_start = services.mark();
                 // A named thread of its own, so its CPU shows apart from librdkafka's threads.
                 let consumed = tokio::task::spawn_blocking({
