@@ -163,6 +163,32 @@ async fn killing_the_aggregator_at_random_moments_loses_and_doubles_nothing() {
     env.cleanup().await;
 }
 
+/// An aggregator with nothing to write calls ClickHouse only through its idle probe: an
+/// outage must still count in `parpulse_aggregator_clickhouse_errors_total`, the figure
+/// the IT dashboard's errors panel and the runbook read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_aggregator_counts_a_clickhouse_outage() {
+    let clickhouse = parpulse_tests::spare_clickhouse::SpareClickHouse::start();
+    let mut env = TestEnv::new("idle_outage");
+    env.clickhouse_url = clickhouse.url();
+    let store = env.connect().await;
+    env.migrate(&store).await;
+    let events: Vec<Event> = Simulator::new(SimulatorConfig::recent(67, 2, 2), &AgencyRegistry::demo()).collect();
+    let sink = KafkaSink::new(env.kafka(), Gate::new(AgencyRegistry::demo(), Default::default())).expect("producer");
+    sink.send(events, "test").await.expect("Kafka acknowledged");
+    let metrics = parpulse_aggregate::AggregatorMetrics::new();
+    let aggregator = InProcessAggregator::spawn(env.aggregator_config(), &store, &metrics);
+    env.wait_caught_up(&store, Duration::from_secs(60)).await;
+    // Caught up and nothing more to read: no checkpoint, no fetch, only the probe.
+    let before = metrics.clickhouse_errors.get();
+    clickhouse.stop();
+    let errors = metrics.clickhouse_errors.clone();
+    wait("a failed idle ping counted", Box::new(move || errors.get() > before)).await;
+    clickhouse.restart();
+    aggregator.stop().await;
+    env.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_restarted_mid_run_pauses_the_aggregator_and_loses_nothing() {
     let clickhouse = parpulse_tests::spare_clickhouse::SpareClickHouse::start();

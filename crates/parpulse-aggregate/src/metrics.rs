@@ -70,7 +70,7 @@ impl AggregatorMetrics {
         .expect("valid metric");
         let clickhouse_errors = IntCounter::new(
             "parpulse_aggregator_clickhouse_errors_total",
-            "Failed ClickHouse attempts: checkpoints, audit pieces, state loads and fetches (retried with backoff; consumption pauses meanwhile)",
+            "Failed ClickHouse attempts: checkpoints, audit pieces, state loads and fetches (retried with backoff; consumption pauses meanwhile), and pings while idle",
         )
         .expect("valid metric");
         let consumer_lag = IntGaugeVec::new(

@@ -41,6 +41,10 @@ pub(super) async fn ping_when_quiet(shared: Arc<Shared>) {
             Ok(answer) => answer.map_err(|error| format!("ping while idle: {error}")),
             Err(_) => Err(format!("ping while idle: no answer within {PING_TIMEOUT:?}")),
         };
+        // Counted as any failed attempt: an idle aggregator's errors panel shows the outage too.
+        if outcome.is_err() {
+            shared.metrics.clickhouse_errors.inc();
+        }
         shared.clickhouse.record(outcome);
     }
 }
