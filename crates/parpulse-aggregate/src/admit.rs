@@ -8,8 +8,10 @@
 
 use parpulse_core::avro::{AvroCodec, EventKind};
 use parpulse_core::event::EventRef;
+use parpulse_core::time::now_micros;
 use parpulse_core::validate::{validate_event, RejectReason, Rejection, ValidationPolicy};
 use parpulse_core::AgencyRegistry;
+use rdkafka::message::Timestamp;
 
 /// Decodes `payload` (borrowing its strings), checks that it is an event of the kind
 /// its topic carries (`topic_kind`: a dossier event in the budget topic would be
@@ -33,6 +35,16 @@ pub fn admit<'a>(
     }
     validate_event(&event, registry, policy, judged_at_micros)?;
     Ok(event)
+}
+
+/// The instant a message is judged at for "is its event time in the future": the
+/// time the broker appended it (topics are created with `LogAppendTime`), else the
+/// producer's time, else now. Stored in the log, so a replay judges alike.
+pub fn judged_at(timestamp: Timestamp) -> i64 {
+    match timestamp {
+        Timestamp::LogAppendTime(millis) | Timestamp::CreateTime(millis) => millis.saturating_mul(1000),
+        Timestamp::NotAvailable => now_micros(),
+    }
 }
 
 #[cfg(test)]

@@ -150,17 +150,13 @@ impl Floor {
     fn apply(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) -> Result<()> {
         use parpulse_aggregate::state::Verdict;
         use rdkafka::Message;
-        let judged_at = match message.timestamp().to_millis() {
-            Some(millis) => millis.saturating_mul(1000),
-            None => parpulse_core::time::now_micros(),
-        };
         let event = parpulse_aggregate::admit::admit(
             &self.codec,
             &self.registry,
             &self.policy,
             parpulse_core::avro::EventKind::Dossier,
             message.payload(),
-            judged_at,
+            parpulse_aggregate::admit::judged_at(message.timestamp()),
         )
         .map_err(|rejection| anyhow::anyhow!("offset {}: refused: {rejection}", message.offset()))?;
         let Some(states) = &mut self.states else { return Ok(()) };

@@ -9,13 +9,12 @@ use parpulse_clickhouse::event_log::AuditedEvent;
 use parpulse_clickhouse::{day_count, dossier_state};
 use parpulse_core::avro::{split_header, AvroCodec, EventKind};
 use parpulse_core::event::EventRef;
-use parpulse_core::time::now_micros;
 use parpulse_core::topics::Topics;
 use parpulse_core::validate::{RejectReason, Rejection};
 use parpulse_core::Event;
 use parpulse_core::LocalDay;
 use parpulse_kafka::SourcePosition;
-use rdkafka::message::{BorrowedMessage, Message, Timestamp};
+use rdkafka::message::{BorrowedMessage, Message};
 
 use super::dead_letter::DeadLetter;
 use super::{Key, Shared, Work};
@@ -79,16 +78,6 @@ impl Tally {
     }
 }
 
-/// The instant a message is judged at for "is its event time in the future": the
-/// time the broker appended it (topics are created with `LogAppendTime`), else the
-/// producer's time, else now. Stored in the log, so a replay judges alike.
-fn judged_at(message: &BorrowedMessage<'_>) -> i64 {
-    match message.timestamp() {
-        Timestamp::LogAppendTime(millis) | Timestamp::CreateTime(millis) => millis.saturating_mul(1000),
-        Timestamp::NotAvailable => now_micros(),
-    }
-}
-
 /// Decodes one message (borrowing its strings), validates it with the gate's rules
 /// (the topic is untrusted: anything can write to it) and applies it to its
 /// partition's state, fetching a dossier that left memory first if the event needs
@@ -115,7 +104,7 @@ pub(super) async fn apply_message(
         &shared.config.policy,
         topic_kind,
         message.payload(),
-        judged_at(message),
+        crate::admit::judged_at(message.timestamp()),
     );
     let event = match admitted {
         Ok(event) => event,

@@ -114,10 +114,15 @@ impl Shared {
     /// Counts and reports a failed ClickHouse attempt (a log line when ClickHouse goes
     /// down, then a periodic summary), waits, and returns the next backoff.
     async fn failed(&self, what: &'static str, error: impl std::fmt::Display, backoff: Duration) -> Duration {
-        self.metrics.clickhouse_errors.inc();
-        self.clickhouse.failed(&format_args!("{what}: {error}"));
+        self.clickhouse_failed(what, error);
         tokio::time::sleep(backoff).await;
         (backoff * 2).min(MAX_BACKOFF)
+    }
+
+    /// Counts and reports a failed ClickHouse attempt: retried ones and the idle probe's.
+    fn clickhouse_failed(&self, what: &'static str, error: impl std::fmt::Display) {
+        self.metrics.clickhouse_errors.inc();
+        self.clickhouse.failed(&format_args!("{what}: {error}"));
     }
 }
 

@@ -37,15 +37,15 @@ pub(super) async fn ping_when_quiet(shared: Arc<Shared>) {
         if !should_ping(shared.clickhouse.silent_for()) {
             continue;
         }
-        let outcome = match tokio::time::timeout(PING_TIMEOUT, shared.store.ping()).await {
-            Ok(answer) => answer.map_err(|error| format!("ping while idle: {error}")),
-            Err(_) => Err(format!("ping while idle: no answer within {PING_TIMEOUT:?}")),
+        let answer = match tokio::time::timeout(PING_TIMEOUT, shared.store.ping()).await {
+            Ok(answer) => answer.map_err(|error| error.to_string()),
+            Err(_) => Err(format!("no answer within {PING_TIMEOUT:?}")),
         };
         // Counted as any failed attempt: an idle aggregator's errors panel shows the outage too.
-        if outcome.is_err() {
-            shared.metrics.clickhouse_errors.inc();
+        match answer {
+            Ok(()) => shared.clickhouse.succeeded(),
+            Err(error) => shared.clickhouse_failed("ping while idle", error),
         }
-        shared.clickhouse.record(outcome);
     }
 }
 
